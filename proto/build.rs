@@ -39,7 +39,8 @@ fn descriptor_path() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
-    let lock = std::fs::read_to_string(manifest.join("../Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let lock =
+        std::fs::read_to_string(manifest.join("../Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
     let version = locked_version(&lock, "envoy-types").ok_or("envoy-types is not in Cargo.lock")?;
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
@@ -48,7 +49,9 @@ fn descriptor_path() -> Result<PathBuf, String> {
     let registry = home.join("registry/src");
     let entries = std::fs::read_dir(&registry).map_err(|e| format!("reading {}: {e}", registry.display()))?;
     for entry in entries.flatten() {
-        let candidate = entry.path().join(format!("envoy-types-{version}/src/generated/types.bin"));
+        let candidate = entry
+            .path()
+            .join(format!("envoy-types-{version}/src/generated/types.bin"));
         if candidate.is_file() {
             return Ok(candidate);
         }
@@ -144,7 +147,11 @@ impl Table {
             let _ = writeln!(s, "    {name:?},");
         }
         s.push_str("];\n");
-        let _ = writeln!(s, "pub(crate) static FIELDS: [&[(u32, Kind)]; {}] = [", self.messages.len());
+        let _ = writeln!(
+            s,
+            "pub(crate) static FIELDS: [&[(u32, Kind)]; {}] = [",
+            self.messages.len()
+        );
         for fields in self.messages.values() {
             let parts: Vec<String> = fields.iter().map(|(n, k)| format!("({n}, {})", kind(k))).collect();
             let _ = writeln!(s, "    &[{}],", parts.join(", "));

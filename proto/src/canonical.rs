@@ -124,7 +124,11 @@ fn fields(mut buf: &[u8]) -> impl Iterator<Item = Result<Field<'_>, Error>> {
                 _ => return Err(Error::Malformed),
             };
             let used = start.len() - buf.len();
-            Ok(Field { number, raw: &start[..used], payload })
+            Ok(Field {
+                number,
+                raw: &start[..used],
+                payload,
+            })
         })();
         if field.is_err() {
             buf = &[];
@@ -233,7 +237,10 @@ mod tests {
     fn config(keys: &[&str]) -> RouteConfiguration {
         let ctx: HashMap<String, String> = keys.iter().map(|k| (k.to_string(), format!("v-{k}"))).collect();
         let per_route = ExtAuthzPerRoute {
-            r#override: Some(Override::CheckSettings(CheckSettings { context_extensions: ctx, ..Default::default() })),
+            r#override: Some(Override::CheckSettings(CheckSettings {
+                context_extensions: ctx,
+                ..Default::default()
+            })),
         };
         let mut tpfc = HashMap::new();
         for k in keys {
@@ -244,7 +251,11 @@ mod tests {
             virtual_hosts: vec![VirtualHost {
                 name: "vh".into(),
                 domains: vec!["*".into()],
-                routes: vec![Route { name: "r".into(), typed_per_filter_config: tpfc, ..Default::default() }],
+                routes: vec![Route {
+                    name: "r".into(),
+                    typed_per_filter_config: tpfc,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
             ..Default::default()
@@ -304,7 +315,10 @@ mod tests {
     #[test]
     fn messages_without_maps_are_borrowed() {
         let bytes = [8u8, 1];
-        assert!(matches!(canonical("envoy.config.core.v3.SocketAddress", &bytes), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            canonical("envoy.config.core.v3.SocketAddress", &bytes),
+            Ok(Cow::Borrowed(_))
+        ));
     }
 
     #[test]

@@ -58,7 +58,10 @@ mod tests {
     use prost::Message;
 
     fn any_bytes() -> (Bytes, crate::pb::google::protobuf::Any) {
-        let any = pack_any(Cluster { name: "c1".into(), ..Default::default() });
+        let any = pack_any(Cluster {
+            name: "c1".into(),
+            ..Default::default()
+        });
         (Bytes::from(any.encode_to_vec()), any)
     }
 
@@ -81,7 +84,11 @@ mod tests {
     #[test]
     fn delta_response_decodes_as_envoys() {
         let (bytes, any) = any_bytes();
-        let res = DeltaResource { version: "abc".into(), resource: bytes, name: "c1".into() };
+        let res = DeltaResource {
+            version: "abc".into(),
+            resource: bytes,
+            name: "c1".into(),
+        };
         let out = DeltaResponse {
             system_version_info: String::new(),
             resources: vec![Bytes::from(res.encode_to_vec())],

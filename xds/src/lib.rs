@@ -1,1 +1,44 @@
-//! placeholder
+//! The xDS protocol server: a store of typed, pre-encoded, content-versioned resources per gateway
+//! group, served to Envoy over ADS (SotW and delta) and the per-type SotW and delta services.
+//!
+//! - [`Store`] holds resources per group; [`Store::publish`] applies an [`Update`] atomically and
+//!   wakes the group's streams.
+//! - [`Resource`] is one resource encoded once (as an `Any` and as a delta `Resource`), versioned by
+//!   a canonical content hash, with the [`Dep`]s Envoy must hold before it (make-before-break).
+//! - [`XdsServer`] serves the store; [`StatusRegistry`] tells callers, per connected node and type,
+//!   what Envoy ACKed and the last NACK.
+//!
+//! This crate knows nothing about APIs: the controller translates its model into resources.
+
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
+mod kind;
+mod resource;
+mod server;
+mod state;
+mod status;
+mod store;
+
+pub use kind::{TypeKind, XdsMessage};
+pub use resource::{Dep, Resource};
+pub use server::{ServerHandle, XdsServer};
+pub use state::{Flavour, Nack, TypeReport};
+pub use status::{NodeStatus, StatusRegistry};
+pub use store::{DEFAULT_GROUP, Group, Store, Update};
+
+/// Errors of the xDS crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A resource could not be canonically encoded (its encoding is malformed).
+    #[error("resource {name:?} could not be encoded canonically")]
+    Encode {
+        /// The resource name.
+        name: String,
+    },
+    /// The listening socket failed.
+    #[error("xds listener: {0}")]
+    Io(#[source] std::io::Error),
+    /// The gRPC server failed to bind or serve.
+    #[error("xds server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}

@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+#
+# Tollgate controller image. Build from the repository root:
+#   docker build -t tollgate .
+
+# ---- build stage -----------------------------------------------------------
+FROM rust:1.95-bookworm AS builder
+
+WORKDIR /src
+COPY . .
+
+# The cache mounts keep the cargo registry and build outputs between builds;
+# the binary is copied out of the cached target folder before the step ends.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --bin tollgate \
+    && install -D -m 0755 target/release/tollgate /out/tollgate
+
+# ---- runtime stage ---------------------------------------------------------
+FROM debian:bookworm-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY --from=builder /out/tollgate /usr/local/bin/tollgate
+
+RUN mkdir -p /var/lib/tollgate /etc/tollgate
+VOLUME ["/var/lib/tollgate"]
+
+# Tollgate's listening ports (18000 is the xDS gRPC port Envoy connects to).
+EXPOSE 9090 9091 9092 18000 18001
+
+ENTRYPOINT ["tollgate"]
