@@ -1,1 +1,21 @@
-//! placeholder
+//! Tollgate: a gateway controller for Envoy.
+//!
+//! - [`config`]: the typed TOML configuration.
+//! - [`model`]: the WSO2-compatible `RestApi` document, its validation and the resolved [`model::Api`].
+//! - [`db`]: SQLite persistence with forward migrations.
+//! - [`translate`]: pure translation of APIs into Envoy listeners, routes, clusters and endpoints.
+//! - [`gateway`]: the write path (validate → persist → translate → publish).
+//! - [`auth`], [`api`], [`admin`]: the management and admin REST APIs.
+//! - [`envoy`]: the managed Envoy child of `tollgate run`.
+//! - [`runtime`]: wiring of it all, and shutdown.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod envoy;
+pub mod gateway;
+pub mod model;
+pub mod runtime;
+pub mod translate;

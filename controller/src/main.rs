@@ -1,1 +1,83 @@
-fn main() {}
+//! The `tollgate` command: `serve` (controller), `run` (controller plus a managed Envoy),
+//! `hash-password` (an argon2id hash for the config file).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tollgate::config::{Config, LogFormat};
+
+const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let mut config_path: Option<PathBuf> = None;
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--config" | "-c", Some(p)) => config_path = Some(PathBuf::from(p)),
+            _ => return usage(),
+        }
+    }
+    if command == "hash-password" {
+        return hash_password();
+    }
+    if command != "serve" && command != "run" {
+        return usage();
+    }
+    let config = match Config::load(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    init_logging(&config);
+    tracing::info!(config = %config.redacted(), "configuration");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tollgate: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tollgate::runtime::run(config, command == "run")) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "tollgate failed");
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(64)
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        return ExitCode::FAILURE;
+    }
+    match tollgate::auth::hash_password(line.trim_end_matches(['\n', '\r'])) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.logging.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

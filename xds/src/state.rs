@@ -277,8 +277,8 @@ impl StreamState {
         let full = self.flavour == Flavour::Sotw && kind.full_state();
         let owe = ts.owe_answer;
         if plan.upserts.is_empty() && plan.removals.is_empty() && !owe {
-            if plan.held_back.is_empty() {
-                // Nothing to send: Envoy is up to date with this generation for this type.
+            if plan.held_back.is_empty() && ts.nacked.is_empty() {
+                // Nothing to send and nothing rejected: Envoy is up to date with this generation.
                 ts.report.acked_generation = group.generation;
             }
             return None;
@@ -289,6 +289,9 @@ impl StreamState {
                 self.forget(kind, n);
             }
             if !owe {
+                if plan.held_back.is_empty() && self.types[kind.index()].nacked.is_empty() {
+                    self.types[kind.index()].report.acked_generation = group.generation;
+                }
                 return None;
             }
         }
@@ -323,6 +326,11 @@ impl StreamState {
     fn ack(&mut self, kind: TypeKind, f: Inflight) {
         for r in &f.upserts {
             let ts = &mut self.types[kind.index()];
+            // Unsubscribed while in flight: Envoy dropped it, whatever the ACK says.
+            if !ts.wildcard && !ts.names.contains(r.name()) {
+                self.unref(r);
+                continue;
+            }
             ts.nacked.remove(r.name());
             ts.acked_sum = ts.acked_sum.wrapping_add(r.fingerprint());
             if let Some(old) = ts.acked.insert(r.name().clone(), r.clone()) {

@@ -198,6 +198,17 @@ impl Group {
         self.read().types[kind.index()].resources.len()
     }
 
+    /// The names of the resources of type `kind`, sorted.
+    pub fn names(&self, kind: TypeKind) -> Vec<String> {
+        let mut names: Vec<String> = self.read().types[kind.index()]
+            .resources
+            .keys()
+            .map(|n| n.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Whether the group holds no resources at all.
     pub fn is_empty(&self) -> bool {
         self.read().types.iter().all(|t| t.resources.is_empty())

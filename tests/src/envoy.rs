@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 /// A running Envoy, killed on drop.
+#[derive(Debug)]
 pub struct Envoy {
     pub admin: u16,
     _child: Child,
@@ -17,6 +18,7 @@ pub struct Envoy {
 }
 
 /// A folder removed on drop.
+#[derive(Debug)]
 pub struct TempDir(pub PathBuf);
 
 impl Drop for TempDir {
@@ -25,7 +27,8 @@ impl Drop for TempDir {
     }
 }
 
-fn repo_root() -> PathBuf {
+/// The repository root.
+pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

@@ -1,0 +1,146 @@
+//! The admin API (`/api/admin/v1`, port 9092): health (no auth), config dump (no secrets) and
+//! per-Envoy xDS sync status.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tollgate_xds::{NodeStatus, StatusRegistry, TypeKind};
+
+use crate::api::ApiError;
+use crate::auth::Authenticator;
+use crate::config::Role;
+use crate::gateway::Gateway;
+
+/// Base path of the admin API.
+pub const BASE: &str = "/api/admin/v1";
+
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub gateway: Arc<Gateway>,
+    pub auth: Arc<Authenticator>,
+    pub status: Arc<StatusRegistry>,
+}
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    let protected = Router::new()
+        .route("/config_dump", get(config_dump))
+        .route("/xds_sync_status", get(xds_sync_status))
+        .layer(middleware::from_fn_with_state(state.clone(), admin_only));
+    Router::new()
+        .nest(BASE, protected.route("/health", get(health)))
+        .fallback(|| async { ApiError::NoRoute })
+        .with_state(state)
+}
+
+async fn admin_only(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
+    match s.auth.check(header, &[Role::Admin]) {
+        Ok(_) => next.run(req).await,
+        Err(d) => ApiError::Denied(d).into_response(),
+    }
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "healthy", "timestamp": crate::gateway::now()}))
+}
+
+async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
+    let apis: Vec<Value> = s
+        .gateway
+        .list()
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.row.uuid,
+                "configuration": e.doc,
+                "metadata": {
+                    "status": if e.api.deployed { "deployed" } else { "undeployed" },
+                    "origin": e.row.origin,
+                    "createdAt": e.row.created_at,
+                    "updatedAt": e.row.updated_at,
+                    "deployedAt": e.row.deployed_at,
+                },
+            })
+        })
+        .collect();
+    let policies: Vec<Value> = s
+        .gateway
+        .catalogue()
+        .list()
+        .into_iter()
+        .map(|(name, version)| json!({"name": name, "version": version}))
+        .collect();
+    let store = s.gateway.xds();
+    let group = store.group(tollgate_xds::DEFAULT_GROUP);
+    let resources: serde_json::Map<String, Value> = TypeKind::ALL
+        .iter()
+        .map(|k| (k.short().to_string(), json!(group.len(*k))))
+        .collect();
+    Json(json!({
+        "status": "success",
+        "timestamp": crate::gateway::now(),
+        "apis": apis,
+        "policies": policies,
+        "certificates": [],
+        "statistics": {
+            "totalApis": apis.len(),
+            "totalPolicies": policies.len(),
+            "totalCertificates": 0,
+            "totalCertificateBytes": 0,
+        },
+        "xds": {"generation": store.generation(), "resources": resources},
+    }))
+}
+
+async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {
+    let nodes: Vec<Value> = s.status.snapshot().iter().map(node).collect();
+    Json(json!({
+        "component": "tollgate",
+        "timestamp": crate::gateway::now(),
+        "generation": s.gateway.xds().generation(),
+        "nodes": nodes,
+    }))
+}
+
+fn node(n: &NodeStatus) -> Value {
+    let types: serde_json::Map<String, Value> = TypeKind::ALL
+        .iter()
+        .map(|k| {
+            let t = &n.types[k.index()];
+            let nack = t
+                .last_nack
+                .as_ref()
+                .map(|x| json!({"version": x.version, "message": x.message, "at": rfc3339(x.at)}));
+            let v = json!({
+                "active": t.active,
+                "ackedVersion": t.acked_version,
+                "ackedGeneration": t.acked_generation,
+                "pending": t.pending,
+                "lastNack": nack,
+                "resources": t.held,
+            });
+            (k.short().to_string(), v)
+        })
+        .collect();
+    json!({
+        "streamId": n.stream_id,
+        "nodeId": n.node_id,
+        "cluster": n.node_cluster,
+        "group": n.group,
+        "flavour": format!("{:?}", n.flavour).to_lowercase(),
+        "connectedAt": rfc3339(n.connected_at),
+        "types": types,
+    })
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}

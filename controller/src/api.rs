@@ -1,0 +1,77 @@
+//! The management REST API (`/api/management/v1`, port 9090): one file per resource under `api/`.
+
+mod error;
+mod rest_apis;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+pub use error::ApiError;
+
+use crate::auth::Authenticator;
+use crate::config::Role;
+use crate::gateway::Gateway;
+
+/// Base path of the management API.
+pub const BASE: &str = "/api/management/v1";
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub auth: Arc<Authenticator>,
+    pub max_body: usize,
+}
+
+/// The management API router.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/rest-apis", get(rest_apis::list).post(rest_apis::create))
+        .route(
+            "/rest-apis/{handle}",
+            get(rest_apis::get).put(rest_apis::update).delete(rest_apis::delete),
+        );
+    Router::new()
+        .nest(BASE, routes)
+        .fallback(|| async { ApiError::NoRoute })
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        // Checked while reading, so an oversized body is refused without buffering it whole.
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .with_state(state)
+}
+
+/// Roles allowed on a route pattern; `None` means nobody (deny by default).
+fn allowed(pattern: &str) -> Option<&'static [Role]> {
+    let rest = pattern.strip_prefix(BASE)?;
+    if rest.contains("/api-keys") {
+        return Some(&[Role::Admin, Role::Consumer]);
+    }
+    if rest == "/rest-apis" || rest.starts_with("/rest-apis/") {
+        return Some(&[Role::Admin, Role::Developer]);
+    }
+    None
+}
+
+async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(pattern) = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()) else {
+        return next.run(req).await;
+    };
+    let Some(roles) = allowed(&pattern) else {
+        return ApiError::Denied(crate::auth::Denied::Forbidden).into_response();
+    };
+    let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
+    match state.auth.check(header, roles) {
+        Ok(principal) => {
+            let mut req = req;
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(denied) => ApiError::Denied(denied).into_response(),
+    }
+}

@@ -1,0 +1,85 @@
+//! The management API's one error type: stable messages, details logged not leaked.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::error;
+
+use crate::auth::Denied;
+use crate::gateway::GatewayError;
+use crate::model::FieldError;
+
+/// Everything a management API call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body could not be parsed.
+    #[error("Failed to parse configuration: {0}")]
+    Parse(String),
+    /// The body is over the configured limit.
+    #[error("request body is larger than the configured limit of {0} bytes")]
+    TooLarge(usize),
+    /// The body could not be read.
+    #[error("invalid request body: {0}")]
+    Body(String),
+    /// A write was refused or failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// Authentication or authorization refused the call.
+    #[error("denied")]
+    Denied(Denied),
+    /// No such route.
+    #[error("not found")]
+    NoRoute,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, errors): (StatusCode, Option<&[FieldError]>) = match &self {
+            ApiError::Parse(_) | ApiError::Body(_) => (StatusCode::BAD_REQUEST, None),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, None),
+            ApiError::Denied(d) => return denied(*d),
+            ApiError::Gateway(g) => match g {
+                GatewayError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
+                GatewayError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+                GatewayError::Conflict(_) => (StatusCode::CONFLICT, None),
+                GatewayError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
+                GatewayError::Db(_) | GatewayError::Translate(_) | GatewayError::Task => {
+                    error!(error = %g, "internal error");
+                    let body = json!({"status": "error", "message": "internal server error"});
+                    return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+                }
+            },
+        };
+        let mut body = json!({"status": "error", "message": self.to_string()});
+        if let Some(errors) = errors {
+            body["errors"] = json!(errors);
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+fn denied(d: Denied) -> Response {
+    let (status, code, message) = match d {
+        Denied::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "no valid authentication credentials provided",
+        ),
+        Denied::Failed => (
+            StatusCode::UNAUTHORIZED,
+            "authentication_failed",
+            "authentication failed",
+        ),
+        Denied::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
+    };
+    let mut resp = (status, Json(json!({"code": code, "message": message}))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tollgate\""),
+        );
+    }
+    resp
+}

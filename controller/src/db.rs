@@ -1,0 +1,266 @@
+//! SQLite persistence (WAL). Every write is one transaction: when it returns, the change survives
+//! a `kill -9`. The schema is versioned with `PRAGMA user_version` and upgraded forward at open.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: APIs.
+    "CREATE TABLE apis (
+        handle TEXT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        document TEXT NOT NULL,
+        deployed INTEGER NOT NULL,
+        origin TEXT NOT NULL DEFAULT 'gateway_api',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        deployed_at TEXT,
+        UNIQUE (display_name, version)
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+/// The database.
+#[derive(Debug)]
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+/// A stored API: the source document (JSON) and its bookkeeping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiRow {
+    pub handle: String,
+    pub uuid: String,
+    pub display_name: String,
+    pub version: String,
+    /// The source document as JSON text (vhosts filled in, templates unresolved).
+    pub document: String,
+    pub deployed: bool,
+    /// `gateway_api` or `control_plane`.
+    pub origin: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deployed_at: Option<String>,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A uniqueness rule was broken; the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database file has a schema newer than this build understands.
+    #[error("database schema version {0} is newer than this build supports ({max}); upgrade Tollgate", max = MIGRATIONS.len())]
+    TooNew(i64),
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+// === impl Db ===
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn memory() -> Result<Db, DbError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Db, DbError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL with WAL: a committed transaction survives a process kill (not a power loss).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let target = MIGRATIONS.len() as i64;
+        if version > target {
+            return Err(DbError::TooNew(version));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(Db { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Inserts a new API; a duplicate handle or name+version is a conflict.
+    pub fn insert_api(&self, row: &ApiRow) -> Result<(), DbError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO apis (handle, uuid, display_name, version, document, deployed, origin, created_at, updated_at, deployed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![row.handle, row.uuid, row.display_name, row.version, row.document, row.deployed, row.origin,
+                    row.created_at, row.updated_at, row.deployed_at],
+        )
+        .map_err(|e| conflict(e, row))?;
+        Ok(())
+    }
+
+    /// Replaces an existing API's row (by handle). Returns false when there is none.
+    pub fn update_api(&self, row: &ApiRow) -> Result<bool, DbError> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "UPDATE apis SET display_name = ?2, version = ?3, document = ?4, deployed = ?5, origin = ?6,
+                 updated_at = ?7, deployed_at = ?8 WHERE handle = ?1",
+                params![
+                    row.handle,
+                    row.display_name,
+                    row.version,
+                    row.document,
+                    row.deployed,
+                    row.origin,
+                    row.updated_at,
+                    row.deployed_at
+                ],
+            )
+            .map_err(|e| conflict(e, row))?;
+        Ok(n == 1)
+    }
+
+    /// Deletes an API. Returns false when there was none.
+    pub fn delete_api(&self, handle: &str) -> Result<bool, DbError> {
+        Ok(self.conn().execute("DELETE FROM apis WHERE handle = ?1", [handle])? == 1)
+    }
+
+    /// Every stored API, by handle.
+    pub fn list_apis(&self) -> Result<Vec<ApiRow>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT handle, uuid, display_name, version, document, deployed, origin, created_at, updated_at, deployed_at
+             FROM apis ORDER BY handle",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ApiRow {
+                handle: r.get(0)?,
+                uuid: r.get(1)?,
+                display_name: r.get(2)?,
+                version: r.get(3)?,
+                document: r.get(4)?,
+                deployed: r.get(5)?,
+                origin: r.get(6)?,
+                created_at: r.get(7)?,
+                updated_at: r.get(8)?,
+                deployed_at: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A stored setting.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Stores a setting.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+}
+
+fn conflict(e: rusqlite::Error, row: &ApiRow) -> DbError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, Some(msg)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            if msg.contains("display_name") {
+                DbError::Conflict(format!(
+                    "configuration with name '{}' and version '{}' already exists",
+                    row.display_name, row.version
+                ))
+            } else {
+                DbError::Conflict(format!("configuration with handle '{}' already exists", row.handle))
+            }
+        }
+        _ => DbError::Sqlite(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(handle: &str, name: &str) -> ApiRow {
+        ApiRow {
+            handle: handle.into(),
+            uuid: format!("uuid-{handle}"),
+            display_name: name.into(),
+            version: "v1".into(),
+            document: "{}".into(),
+            deployed: true,
+            origin: "gateway_api".into(),
+            created_at: "t0".into(),
+            updated_at: "t0".into(),
+            deployed_at: Some("t0".into()),
+        }
+    }
+
+    #[test]
+    fn insert_update_delete_round_trip() {
+        let db = Db::memory().unwrap();
+        db.insert_api(&row("a", "A")).unwrap();
+        let mut r = row("a", "A2");
+        r.deployed = false;
+        assert!(db.update_api(&r).unwrap());
+        assert_eq!(db.list_apis().unwrap(), vec![r]);
+        assert!(!db.update_api(&row("zz", "Z")).unwrap());
+        assert!(db.delete_api("a").unwrap());
+        assert!(!db.delete_api("a").unwrap());
+        assert!(db.list_apis().unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicates_are_conflicts_with_clear_messages() {
+        let db = Db::memory().unwrap();
+        db.insert_api(&row("a", "A")).unwrap();
+        let mut dup = row("a", "B");
+        dup.uuid = "other".into();
+        let e = db.insert_api(&dup).unwrap_err().to_string();
+        assert_eq!(e, "configuration with handle 'a' already exists");
+        let e = db.insert_api(&row("b", "A")).unwrap_err().to_string();
+        assert_eq!(e, "configuration with name 'A' and version 'v1' already exists");
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema_version() {
+        let dir = std::env::temp_dir().join(format!("tollgate-db-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        {
+            let db = Db::open(&path).unwrap();
+            db.insert_api(&row("a", "A")).unwrap();
+            db.set_setting("k", "v").unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.list_apis().unwrap().len(), 1);
+        assert_eq!(db.setting("k").unwrap().as_deref(), Some("v"));
+        drop(db);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(Db::open(&path), Err(DbError::TooNew(99))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,69 @@
+//! Policy references (`{name, version, params}`) checked against the policy catalogue.
+
+use serde_json::{Map, Value};
+use tollgate_policies::Catalogue;
+
+use super::{Errors, present};
+use crate::model::PolicyRef;
+use crate::model::document::Policy;
+
+/// Checks the policies listed at `prefix` (e.g. `spec.policies`); returns the valid ones in order.
+pub(super) fn check_all(list: &[Policy], prefix: &str, catalogue: &Catalogue, errs: &mut Errors) -> Vec<PolicyRef> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, p)| check(p, &format!("{prefix}[{i}]"), catalogue, errs))
+        .collect()
+}
+
+/// One policy. An unknown name and an unknown version are both reported on `.version` with the same
+/// message, as the reference implementation does (its tests look for `spec.policies[0].version` when the
+/// name does not exist).
+fn check(p: &Policy, at: &str, catalogue: &Catalogue, errs: &mut Errors) -> Option<PolicyRef> {
+    let name = present(p.name.as_ref());
+    let version = present(p.version.as_ref());
+    if name.is_none() {
+        errs.add(format!("{at}.name"), "Policy name is required");
+    }
+    let Some(version) = version else {
+        errs.add(format!("{at}.version"), "Policy version is required");
+        return None;
+    };
+    if !is_major(version) {
+        let msg = format!("Policy version '{version}' must be a major version only (e.g., v1)");
+        errs.add(format!("{at}.version"), msg);
+        return None;
+    }
+    let name = name?;
+    let Ok(def) = catalogue.lookup(name, version) else {
+        let msg = format!("Policy '{name}' version '{version}' not found in loaded policy definitions");
+        errs.add(format!("{at}.version"), msg);
+        return None;
+    };
+    let problems = def.validate_params(p.params.as_ref());
+    if !problems.is_empty() {
+        for e in problems {
+            let field = if e.path.is_empty() {
+                format!("{at}.params")
+            } else {
+                format!("{at}.params.{}", e.path)
+            };
+            errs.add(field, e.message);
+        }
+        return None;
+    }
+    let params = match &p.params {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v) => v.clone(),
+    };
+    Some(PolicyRef {
+        name: name.to_string(),
+        version: version.to_string(),
+        params,
+    })
+}
+
+/// `^v\d+$`: a major version such as `v1`.
+fn is_major(v: &str) -> bool {
+    v.strip_prefix('v')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}

@@ -1,0 +1,206 @@
+//! Wiring: open the database, restore and publish the configuration, start the xDS, management and
+//! admin servers, and shut them down in order with a bounded drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tollgate_policies::Catalogue;
+use tollgate_xds::{ServerHandle, StatusRegistry, Store, XdsServer};
+use tracing::{info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::api::{self, AppState};
+use crate::auth::{Authenticator, Bootstrap};
+use crate::config::Config;
+use crate::db::Db;
+use crate::envoy::EnvoySpec;
+use crate::gateway::Gateway;
+use crate::translate::{RouteDefaults, Settings, TlsMaterial, Translator};
+
+/// A running controller.
+#[derive(Debug)]
+pub struct Running {
+    pub management: SocketAddr,
+    pub admin: SocketAddr,
+    pub xds: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    pub status: Arc<StatusRegistry>,
+    xds_server: ServerHandle,
+    stop: watch::Sender<bool>,
+    http: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+/// Starts everything `config` describes. Ports of 0 bind ephemeral ports (tests).
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let data = &config.server.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
+    let db = Arc::new(Db::open(&data.join("tollgate.db")).context("opening database")?);
+    let (auth, boot) = Authenticator::new(config.auth.enabled, config.auth.users.clone(), &db, data)?;
+    match boot {
+        Bootstrap::Generated(file) => {
+            // Shown once, on the terminal only (never through the log pipeline).
+            let password = std::fs::read_to_string(&file).unwrap_or_default();
+            eprintln!(
+                "tollgate: created user 'admin' with password {} (also in {})",
+                password.trim(),
+                file.display()
+            );
+            info!(file = %file.display(), "created user 'admin' with a random password, written to this file")
+        }
+        Bootstrap::FromEnv => info!("created user 'admin' with the password from TOLLGATE_ADMIN_PASSWORD"),
+        Bootstrap::Nothing => {}
+    }
+    if !config.auth.enabled {
+        warn!("management API authentication is OFF (auth.enabled = false)");
+    }
+    let store = Arc::new(Store::new());
+    let status = Arc::new(StatusRegistry::default());
+    let translator = Translator::new(settings(config)?);
+    let gateway = Arc::new(Gateway::load(
+        db,
+        store.clone(),
+        Catalogue::builtin(),
+        config.vhost_defaults(),
+        translator,
+    )?);
+
+    let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
+    let xds = xds_listener.local_addr()?;
+    let xds_server = XdsServer::new(store, status.clone()).serve(xds_listener)?;
+
+    let (stop, stopped) = watch::channel(false);
+    let auth = Arc::new(auth);
+    let app = api::router(AppState {
+        gateway: gateway.clone(),
+        auth: auth.clone(),
+        max_body: config.server.max_body_bytes,
+    });
+    let adm = admin::router(AdminState {
+        gateway: gateway.clone(),
+        auth,
+        status: status.clone(),
+    });
+    let m = bind(&config.server.bind, config.server.management_port).await?;
+    let a = bind(&config.server.bind, config.server.admin_port).await?;
+    let (management, admin) = (m.local_addr()?, a.local_addr()?);
+    let http = vec![serve_http(m, app, stopped.clone()), serve_http(a, adm, stopped)];
+    info!(%management, %admin, %xds, "tollgate started");
+    Ok(Running {
+        management,
+        admin,
+        xds,
+        gateway,
+        status,
+        xds_server,
+        stop,
+        http,
+        grace: config.server.shutdown_timeout,
+    })
+}
+
+/// Runs until SIGINT/SIGTERM; with `envoy`, also runs a managed Envoy and stops if it exits.
+pub async fn run(config: Config, envoy: bool) -> anyhow::Result<()> {
+    let running = start(&config).await?;
+    let mut child = if envoy {
+        let spec = EnvoySpec::from_config(&config.envoy, running.xds);
+        let child = spec.spawn(&config.server.data_dir.join("envoy"))?;
+        info!(binary = %spec.binary.display(), admin_port = spec.admin_port, "managed envoy started");
+        Some(child)
+    } else {
+        None
+    };
+    let reason = tokio::select! {
+        _ = signal() => "signal",
+        status = async { match child.as_mut() { Some(c) => c.wait().await.ok(), None => std::future::pending().await } } => {
+            warn!(?status, "managed envoy exited");
+            "envoy exited"
+        }
+    };
+    info!(reason, "shutting down");
+    if let Some(mut c) = child {
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+// === impl Running ===
+
+impl Running {
+    /// Stops accepting, ends xDS streams, and waits at most the configured grace period.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        if let Err(e) = self.xds_server.shutdown(self.grace).await {
+            warn!(error = %e, "xds server shutdown");
+        }
+        for h in self.http {
+            if tokio::time::timeout(self.grace, h).await.is_err() {
+                warn!("http server did not stop within the grace period");
+            }
+        }
+    }
+}
+
+fn settings(config: &Config) -> anyhow::Result<Settings> {
+    let r = &config.router;
+    let tls = match (&r.tls_cert_path, &r.tls_key_path) {
+        (Some(c), Some(k)) => Some(TlsMaterial {
+            cert_pem: std::fs::read(c).with_context(|| format!("reading router.tls_cert_path {}", c.display()))?,
+            key_pem: std::fs::read(k).with_context(|| format!("reading router.tls_key_path {}", k.display()))?,
+        }),
+        _ => None,
+    };
+    Ok(Settings {
+        listen_address: r.listen_address.clone(),
+        http_port: r.http_port,
+        https_port: r.https_port,
+        tls,
+        routes: RouteDefaults {
+            timeout: r.route_timeout,
+            idle_timeout: r.route_idle_timeout,
+        },
+        connect_timeout: r.connect_timeout,
+        trusted_ca: r.trusted_ca_path.display().to_string(),
+        vhosts: config.vhost_defaults(),
+    })
+}
+
+async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("binding {host}:{port}"))
+}
+
+fn serve_http(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            warn!(error = %e, "http server failed");
+        }
+    })
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,299 @@
+//! Translation of the API model into Envoy resources (reference §3.2–§3.8). Pure: the
+//! [`Translator`] keeps each API's translated fragment so that a change to one API re-translates
+//! only that API, then assembles the shared route configuration and the cluster set.
+
+mod cluster;
+mod listener;
+mod routes;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate_proto::pb::envoy::config::core::v3::{DataSource, HeaderValue, HeaderValueOption, data_source};
+use tollgate_proto::pb::envoy::config::route::v3::{
+    DirectResponseAction, Route, RouteConfiguration, RouteMatch, VirtualHost, route, route_match,
+};
+use tollgate_xds::{Dep, Resource, TypeKind, Update};
+
+pub use cluster::ClusterSpec;
+pub use routes::{RouteDefaults, full_path};
+
+use crate::model::{Api, VhostDefaults};
+use routes::SortableRoute;
+
+/// The one route configuration both listeners use.
+pub const ROUTE_CONFIG: &str = "tollgate_routes";
+
+/// Translation failures: only encoding problems, since input is validated.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    /// A resource could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] tollgate_xds::Error),
+}
+
+/// Certificate and key for the HTTPS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsMaterial {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// Gateway-wide translation settings (from the config file).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen_address: String,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub tls: Option<TlsMaterial>,
+    pub routes: RouteDefaults,
+    pub connect_timeout: Duration,
+    pub trusted_ca: String,
+    pub vhosts: VhostDefaults,
+}
+
+/// One API, translated.
+#[derive(Debug, Default)]
+struct Fragment {
+    clusters: BTreeSet<ClusterSpec>,
+    /// `(virtual host, route)` in operation order.
+    routes: Vec<(String, SortableRoute)>,
+}
+
+/// Incremental translator: holds every deployed API's fragment.
+#[derive(Debug)]
+pub struct Translator {
+    settings: Settings,
+    fragments: BTreeMap<String, Fragment>,
+}
+
+// === impl Translator ===
+
+impl Translator {
+    pub fn new(settings: Settings) -> Self {
+        Translator {
+            settings,
+            fragments: BTreeMap::new(),
+        }
+    }
+
+    /// The listeners and the (initially API-less) route configuration.
+    pub fn initial(&self) -> Result<Update, TranslateError> {
+        let mut u = Update::new();
+        for l in listener::listeners(&self.settings)? {
+            u.upsert(l);
+        }
+        u.upsert(self.route_config()?);
+        Ok(u)
+    }
+
+    /// Adds or replaces `api` (or removes it when it is undeployed) and returns what changed.
+    pub fn set_api(&mut self, api: &Api) -> Result<Update, TranslateError> {
+        if !api.deployed {
+            return self.remove_api(&api.handle);
+        }
+        let before = self.fragments.insert(api.handle.clone(), self.fragment(api));
+        self.finish(before, Some(&api.handle))
+    }
+
+    /// Removes the API `handle`; returns what changed.
+    pub fn remove_api(&mut self, handle: &str) -> Result<Update, TranslateError> {
+        let before = self.fragments.remove(handle);
+        self.finish(before, None)
+    }
+
+    /// Everything, for a fresh store (startup).
+    pub fn all(&self) -> Result<Update, TranslateError> {
+        let mut u = self.initial()?;
+        for spec in self.clusters_in_use() {
+            for r in spec.resources(&self.settings.trusted_ca)? {
+                u.upsert(r);
+            }
+        }
+        Ok(u)
+    }
+
+    fn finish(&self, before: Option<Fragment>, handle: Option<&str>) -> Result<Update, TranslateError> {
+        let mut u = Update::new();
+        let in_use = self.clusters_in_use();
+        if let Some(frag) = handle.and_then(|h| self.fragments.get(h)) {
+            for spec in &frag.clusters {
+                for r in spec.resources(&self.settings.trusted_ca)? {
+                    u.upsert(r);
+                }
+            }
+        }
+        for spec in before.iter().flat_map(|f| f.clusters.iter()) {
+            if !in_use.contains(spec) {
+                u.remove(TypeKind::Cluster, spec.name.as_str());
+                if spec.uses_eds() {
+                    u.remove(TypeKind::Endpoint, spec.name.as_str());
+                }
+            }
+        }
+        u.upsert(self.route_config()?);
+        Ok(u)
+    }
+
+    fn clusters_in_use(&self) -> BTreeSet<&ClusterSpec> {
+        self.fragments.values().flat_map(|f| f.clusters.iter()).collect()
+    }
+
+    fn fragment(&self, api: &Api) -> Fragment {
+        let mut frag = Fragment::default();
+        let mut targets = vec![(api.main_vhosts.clone(), &api.main)];
+        if let (Some(vhost), Some(sandbox)) = (&api.sandbox_vhost, &api.sandbox) {
+            targets.push((vec![vhost.clone()], sandbox));
+        }
+        for (vhosts, upstream) in targets {
+            let spec = ClusterSpec::for_upstream(upstream, self.settings.connect_timeout);
+            for vhost in &vhosts {
+                for i in 0..api.operations.len() {
+                    if let Some(r) = routes::operation_route(
+                        api,
+                        i,
+                        vhost,
+                        &spec.name,
+                        &upstream.base_path,
+                        upstream.host_rewrite,
+                        self.settings.routes,
+                    ) {
+                        frag.routes.push((vhost.clone(), r));
+                    }
+                }
+            }
+            frag.clusters.insert(spec);
+        }
+        frag
+    }
+
+    /// The shared route configuration: one virtual host per distinct vhost, each with the health
+    /// routes, its API routes by priority, and the catch-all 404.
+    fn route_config(&self) -> Result<Arc<Resource>, TranslateError> {
+        let mut by_vhost: BTreeMap<&str, Vec<SortableRoute>> = BTreeMap::new();
+        by_vhost.entry("*").or_default();
+        for frag in self.fragments.values() {
+            for (vhost, r) in &frag.routes {
+                by_vhost.entry(vhost.as_str()).or_default().push(r.clone());
+            }
+        }
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        let mut virtual_hosts = Vec::new();
+        // Explicit hosts claim their domains before the defaults' domain lists.
+        let mut order: Vec<&str> = by_vhost.keys().copied().collect();
+        order.sort_by_key(|v| (self.is_default(v), *v));
+        for vhost in order {
+            let domains: Vec<String> = self
+                .domains(vhost)
+                .into_iter()
+                .filter(|d| taken.insert(d.clone()))
+                .collect();
+            if domains.is_empty() {
+                continue;
+            }
+            let mut routes = by_vhost.remove(vhost).unwrap_or_default();
+            routes::sort_routes(&mut routes);
+            let mut all = health_routes();
+            all.extend(routes.into_iter().map(|r| r.route));
+            all.push(not_found());
+            virtual_hosts.push(VirtualHost {
+                name: vhost.to_string(),
+                domains,
+                routes: all,
+                request_headers_to_remove: vec!["x-envoy-original-path".into()],
+                ..Default::default()
+            });
+        }
+        let rc = RouteConfiguration {
+            name: ROUTE_CONFIG.into(),
+            virtual_hosts,
+            ignore_port_in_host_matching: true,
+            ..Default::default()
+        };
+        let deps: Vec<Dep> = self.clusters_in_use().into_iter().flat_map(ClusterSpec::deps).collect();
+        Ok(Resource::new(ROUTE_CONFIG, &rc, deps)?)
+    }
+
+    fn is_default(&self, vhost: &str) -> bool {
+        vhost == self.settings.vhosts.main || vhost == self.settings.vhosts.sandbox
+    }
+
+    /// Domains of a vhost: the default's domain list when it has one, else the host itself.
+    /// Port-qualified Host headers match too: the route configuration ignores the port.
+    fn domains(&self, vhost: &str) -> Vec<String> {
+        let d = &self.settings.vhosts;
+        let list: Vec<String> = if vhost == d.main && !d.main_domains.is_empty() {
+            d.main_domains.clone()
+        } else if vhost == d.sandbox && !d.sandbox_domains.is_empty() {
+            d.sandbox_domains.clone()
+        } else {
+            vec![vhost.to_string()]
+        };
+        list
+    }
+}
+
+/// Direct JSON responses for the gateway's own health paths.
+fn health_routes() -> Vec<Route> {
+    [
+        ("gateway-ready", "/_gateway-health/ready", "{\"status\":\"ready\"}"),
+        (
+            "gateway-healthy",
+            "/_gateway-health/healthy",
+            "{\"status\":\"healthy\"}",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, path, body)| json_route(name, route_match::PathSpecifier::Path(path.into()), 200, body))
+    .collect()
+}
+
+/// The catch-all: 404 `{"error":"Not Found"}`.
+fn not_found() -> Route {
+    json_route(
+        "no-api-found",
+        route_match::PathSpecifier::Prefix("/".into()),
+        404,
+        "{\"error\":\"Not Found\"}",
+    )
+}
+
+fn json_route(name: &str, path: route_match::PathSpecifier, status: u32, body: &str) -> Route {
+    Route {
+        name: name.into(),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(path),
+            ..Default::default()
+        }),
+        action: Some(route::Action::DirectResponse(DirectResponseAction {
+            status,
+            body: Some(DataSource {
+                specifier: Some(data_source::Specifier::InlineString(body.into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        response_headers_to_add: vec![HeaderValueOption {
+            header: Some(HeaderValue {
+                key: "content-type".into(),
+                value: "application/json".into(),
+                ..Default::default()
+            }),
+            append_action: 2, // OVERWRITE_IF_EXISTS_OR_ADD
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A protobuf `Duration`.
+pub(crate) fn duration(d: Duration) -> tollgate_proto::pb::google::protobuf::Duration {
+    tollgate_proto::pb::google::protobuf::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests;

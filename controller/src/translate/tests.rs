@@ -1,0 +1,267 @@
+//! Golden-file tests of translation output, and the incremental behaviour of [`Translator`].
+//! Set `UPDATE_GOLDEN=1` to rewrite the files after an intended change, then review the diff.
+
+use std::time::Duration;
+
+use prost::Message;
+use tollgate_proto::pb::envoy::config::cluster::v3::Cluster;
+use tollgate_proto::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use tollgate_proto::pb::envoy::config::route::v3::RouteConfiguration;
+use tollgate_proto::pb::google::protobuf::Any;
+use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind, Update};
+
+use super::*;
+use crate::model::{HeaderMatch, Method, Operation, PathKind, PolicyRef, Resilience, Upstream};
+
+fn settings() -> Settings {
+    Settings {
+        listen_address: "0.0.0.0".into(),
+        http_port: 8080,
+        https_port: 8443,
+        tls: None,
+        routes: RouteDefaults {
+            timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
+        },
+        connect_timeout: Duration::from_secs(5),
+        trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
+        vhosts: VhostDefaults {
+            main: "*".into(),
+            main_domains: vec![],
+            sandbox: "sandbox-*".into(),
+            sandbox_domains: vec![],
+        },
+    }
+}
+
+fn upstream(host: &str, port: u16, base: &str) -> Upstream {
+    Upstream {
+        tls: false,
+        host: host.into(),
+        port,
+        base_path: base.into(),
+        host_rewrite: true,
+        connect_timeout: None,
+    }
+}
+
+fn op(method: Method, path: &str) -> Operation {
+    Operation {
+        method,
+        path: path.into(),
+        kind: PathKind::Template,
+        headers: vec![],
+        resilience: Resilience::default(),
+        policies: vec![],
+    }
+}
+
+fn weather() -> Api {
+    Api {
+        handle: "weather".into(),
+        display_name: "Weather".into(),
+        version: "v1.0".into(),
+        context: "/weather/v1.0".into(),
+        deployed: true,
+        main_vhosts: vec!["*".into()],
+        sandbox_vhost: None,
+        main: upstream("10.0.0.5", 9080, "/api/v2"),
+        sandbox: None,
+        policies: vec![],
+        resilience: Resilience::default(),
+        operations: vec![
+            op(Method::Get, "/{country_code}/{city}"),
+            op(Method::Get, "/alerts/active"),
+            op(Method::Post, "/alerts/active"),
+            op(Method::Get, "/*"),
+            op(Method::Get, "/"),
+        ],
+    }
+}
+
+fn shop() -> Api {
+    let mut exact = op(Method::Post, "/items");
+    exact.kind = PathKind::Exact;
+    exact.headers = vec![HeaderMatch {
+        name: "x-tenant".into(),
+        value: "^t-[0-9]+$".into(),
+        regex: true,
+    }];
+    let mut slow = op(Method::Get, "/items/{id}");
+    slow.resilience = Resilience {
+        timeout: Some(Duration::from_secs(5)),
+        idle_timeout: Some(Duration::ZERO),
+    };
+    let mut teapot = op(Method::Get, "/teapot");
+    teapot.policies = vec![PolicyRef {
+        name: "respond".into(),
+        version: "v1".into(),
+        params: serde_json::json!({"statusCode": 418, "body": "short and stout"}),
+    }];
+    Api {
+        handle: "shop".into(),
+        display_name: "Shop".into(),
+        version: "v2".into(),
+        context: "/shop/v2".into(),
+        deployed: true,
+        main_vhosts: vec!["api.shop.example".into(), "*.shop.example".into()],
+        sandbox_vhost: Some("sandbox.shop.example".into()),
+        main: Upstream {
+            tls: true,
+            host_rewrite: false,
+            connect_timeout: Some(Duration::from_secs(3)),
+            ..upstream("inventory.internal", 443, "/svc")
+        },
+        sandbox: Some(upstream("inventory-sbx.internal", 8000, "")),
+        policies: vec![],
+        resilience: Resilience {
+            timeout: Some(Duration::from_secs(20)),
+            idle_timeout: None,
+        },
+        operations: vec![op(Method::Get, "/items"), slow, exact, teapot],
+    }
+}
+
+/// A readable, deterministic dump of every resource in an update.
+fn dump(update: &Update) -> String {
+    let store = Store::new();
+    store.publish(DEFAULT_GROUP, update.clone());
+    let group = store.group(DEFAULT_GROUP);
+    let mut out = String::new();
+    for kind in [TypeKind::Cluster, TypeKind::Endpoint, TypeKind::Route] {
+        for name in group.names(kind) {
+            let r = group.get(kind, &name).unwrap();
+            let any = Any::decode(r.any().as_ref()).unwrap();
+            let text = match kind {
+                TypeKind::Cluster => format!("{:#?}", Cluster::decode(any.value.as_slice()).unwrap()),
+                TypeKind::Endpoint => format!("{:#?}", ClusterLoadAssignment::decode(any.value.as_slice()).unwrap()),
+                _ => format!("{:#?}", RouteConfiguration::decode(any.value.as_slice()).unwrap()),
+            };
+            out.push_str(&format!("=== {} {name} deps={:?}\n{text}\n", kind.short(), r.deps()));
+        }
+    }
+    out
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/translate/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing golden file {}; run with UPDATE_GOLDEN=1", path.display()));
+    assert!(
+        expected == actual,
+        "translation of {name} changed; rerun with UPDATE_GOLDEN=1 and review the diff"
+    );
+}
+
+#[test]
+fn golden_weather_api() {
+    let mut t = Translator::new(settings());
+    t.set_api(&weather()).unwrap();
+    golden("weather.txt", &dump(&t.all().unwrap()));
+}
+
+#[test]
+fn golden_shop_api_with_tls_sandbox_vhosts_and_policies() {
+    let mut t = Translator::new(settings());
+    t.set_api(&shop()).unwrap();
+    golden("shop.txt", &dump(&t.all().unwrap()));
+}
+
+#[test]
+fn a_change_to_one_api_republishes_only_its_resources() {
+    let mut t = Translator::new(settings());
+    t.set_api(&weather()).unwrap();
+    t.set_api(&shop()).unwrap();
+    let mut w2 = weather();
+    w2.operations.push(op(Method::Delete, "/alerts/{id}"));
+    let store = Store::new();
+    store.publish(DEFAULT_GROUP, t.all().unwrap());
+    let before = store.generation();
+    store.publish(DEFAULT_GROUP, t.set_api(&w2).unwrap());
+    assert_eq!(store.generation(), before + 1);
+    // Clusters unchanged: the upserts were identical, so only the route configuration changed.
+    let group = store.group(DEFAULT_GROUP);
+    assert_eq!(group.len(TypeKind::Cluster), 3);
+    let u = t.set_api(&w2).unwrap();
+    let generation = store.publish(DEFAULT_GROUP, u);
+    assert_eq!(generation, before + 1, "an identical re-apply changes nothing");
+}
+
+#[test]
+fn shared_clusters_stay_until_their_last_api_goes() {
+    let mut t = Translator::new(settings());
+    let a = weather();
+    let mut b = weather();
+    b.handle = "weather-b".into();
+    b.context = "/weather-b".into();
+    t.set_api(&a).unwrap();
+    t.set_api(&b).unwrap();
+    let store = Store::new();
+    store.publish(DEFAULT_GROUP, t.all().unwrap());
+    assert_eq!(
+        store.group(DEFAULT_GROUP).len(TypeKind::Cluster),
+        1,
+        "one cluster per upstream host:port"
+    );
+    store.publish(DEFAULT_GROUP, t.remove_api("weather").unwrap());
+    assert_eq!(
+        store.group(DEFAULT_GROUP).len(TypeKind::Cluster),
+        1,
+        "still used by weather-b"
+    );
+    store.publish(DEFAULT_GROUP, t.remove_api("weather-b").unwrap());
+    let g = store.group(DEFAULT_GROUP);
+    assert_eq!((g.len(TypeKind::Cluster), g.len(TypeKind::Endpoint)), (0, 0));
+}
+
+#[test]
+fn undeployed_apis_have_no_routes() {
+    let mut t = Translator::new(settings());
+    let mut w = weather();
+    t.set_api(&w).unwrap();
+    w.deployed = false;
+    let store = Store::new();
+    store.publish(DEFAULT_GROUP, t.set_api(&w).unwrap());
+    store.publish(DEFAULT_GROUP, t.all().unwrap());
+    let text = dump(&t.all().unwrap());
+    assert!(!text.contains("/weather/"), "no route of the undeployed API");
+    assert!(text.contains("no-api-found"));
+}
+
+#[test]
+fn explicit_hosts_win_domains_over_default_domain_lists() {
+    let mut s = settings();
+    s.vhosts.main = "*.wso2.com".into();
+    s.vhosts.main_domains = vec!["*.wso2.com".into(), "api.foo.com".into()];
+    let mut t = Translator::new(s);
+    let mut a = weather();
+    a.main_vhosts = vec!["*.wso2.com".into()];
+    let mut b = weather();
+    b.handle = "b".into();
+    b.main_vhosts = vec!["api.foo.com".into()];
+    t.set_api(&a).unwrap();
+    t.set_api(&b).unwrap();
+    let store = Store::new();
+    store.publish(DEFAULT_GROUP, t.all().unwrap());
+    let r = store.group(DEFAULT_GROUP).get(TypeKind::Route, ROUTE_CONFIG).unwrap();
+    let rc = RouteConfiguration::decode(Any::decode(r.any().as_ref()).unwrap().value.as_slice()).unwrap();
+    let domains: Vec<&String> = rc.virtual_hosts.iter().flat_map(|v| v.domains.iter()).collect();
+    // Each domain appears in exactly one virtual host (Envoy rejects duplicates).
+    assert_eq!(
+        domains.iter().filter(|d| d.as_str() == "api.foo.com").count(),
+        1,
+        "{domains:?}"
+    );
+    let explicit = rc.virtual_hosts.iter().find(|v| v.name == "api.foo.com").unwrap();
+    assert!(
+        explicit.domains.contains(&"api.foo.com".to_string()),
+        "the explicit host keeps its own domain"
+    );
+}

@@ -1,0 +1,148 @@
+//! A whole stack for one test: the controller (in-process, ephemeral ports, its own data dir), the
+//! real Envoy talking delta ADS to it, and helpers to call the management API and Envoy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::Value;
+use tollgate::config::{Config, Role, User};
+use tollgate::runtime::{self, Running};
+use tollgate_testkit::{Envoy, envoy::TempDir, free_port, wait_for};
+
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+pub struct Stack {
+    pub running: Option<Running>,
+    pub envoy: Envoy,
+    pub port: u16,
+    pub config: Config,
+    pub http: reqwest::Client,
+    _data: TempDir,
+}
+
+/// Config for a test: ephemeral controller ports, loopback only, user admin/admin.
+pub fn test_config(data: PathBuf) -> Config {
+    let mut c = Config::default();
+    c.server.bind = "127.0.0.1".into();
+    c.server.grpc_bind = "127.0.0.1".into();
+    c.server.management_port = 0;
+    c.server.admin_port = 0;
+    c.server.xds_port = 0;
+    c.server.data_dir = data;
+    c.server.shutdown_timeout = Duration::from_secs(2);
+    c.router.listen_address = "127.0.0.1".into();
+    c.router.http_port = free_port();
+    c.auth.users = vec![User {
+        username: "admin".into(),
+        password: "admin".into(),
+        password_hashed: false,
+        roles: vec![Role::Admin],
+    }];
+    c
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::with(|_| {}).await
+    }
+
+    /// Starts with a config adjusted by `f`.
+    pub async fn with(f: impl FnOnce(&mut Config)) -> Stack {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tollgate-e2e-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = test_config(dir.clone());
+        f(&mut config);
+        let running = runtime::start(&config).await.expect("controller starts");
+        let envoy = Envoy::start("delta", "router", "default", running.xds).await;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let stack = Stack {
+            running: Some(running),
+            envoy,
+            port: config.router.http_port,
+            config,
+            http,
+            _data: TempDir(dir),
+        };
+        stack.wait_status("/_gateway-health/ready", None, 200).await;
+        stack
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Stops the controller and starts it again on the same data dir and xDS port.
+    pub async fn restart_controller(&mut self) {
+        let xds_port = self.running().xds.port();
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let mut config = self.config.clone();
+        config.server.xds_port = xds_port;
+        self.running = Some(runtime::start(&config).await.expect("controller restarts"));
+    }
+
+    /// A management API request as admin.
+    pub fn mgmt(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("http://{}/api/management/v1{path}", self.running().management);
+        self.http.request(method, url).basic_auth("admin", Some("admin"))
+    }
+
+    /// An admin API request as admin.
+    pub fn admin(&self, path: &str) -> RequestBuilder {
+        let url = format!("http://{}/api/admin/v1{path}", self.running().admin);
+        self.http.get(url).basic_auth("admin", Some("admin"))
+    }
+
+    /// Posts a YAML document; returns status and JSON body.
+    pub async fn deploy(&self, yaml: &str) -> (StatusCode, Value) {
+        send(
+            self.mgmt(Method::POST, "/rest-apis")
+                .header("content-type", "application/yaml")
+                .body(yaml.to_string()),
+        )
+        .await
+    }
+
+    /// A request through Envoy.
+    pub fn gw(&self, method: Method, path: &str, host: Option<&str>) -> RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port));
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        r
+    }
+
+    /// Polls GET `path` through Envoy until it answers `status`.
+    pub async fn wait_status(&self, path: &str, host: Option<&str>, status: u16) {
+        wait_for(&format!("GET {path} (host {host:?}) → {status}"), LIMIT, || async {
+            match self.gw(Method::GET, path, host).send().await {
+                Ok(r) => r.status().as_u16() == status,
+                Err(_) => false,
+            }
+        })
+        .await;
+    }
+
+    /// GET through Envoy: status and JSON body (Null if not JSON).
+    pub async fn call(&self, method: Method, path: &str, host: Option<&str>) -> (StatusCode, Value) {
+        send(self.gw(method, path, host)).await
+    }
+}
+
+/// Sends and returns status and JSON body (Null if not JSON).
+pub async fn send(r: RequestBuilder) -> (StatusCode, Value) {
+    let resp = r.send().await.expect("request");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}

@@ -1,0 +1,280 @@
+//! The policies Tollgate provides: their names, major versions and parameter schemas.
+//!
+//! Documents name a policy by `name` and major `version` (`v1`); the catalogue answers whether that pair
+//! exists and checks the policy's `params` against a small built-in schema, so that a bad document is
+//! rejected at the REST API rather than at the data plane.
+
+use serde_json::{Map, Value};
+
+/// Why [`Catalogue::lookup`] found nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// No provided policy has this name.
+    UnknownName,
+    /// The policy exists, but not in the requested major version.
+    UnknownVersion,
+}
+
+/// One problem with a policy's parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamError {
+    /// Path of the offending parameter relative to `params`, e.g. `statusCode` or `headers[1].name`;
+    /// empty when the `params` value itself is at fault.
+    pub path: String,
+    /// What is wrong; a wrong JSON type always starts with `Invalid type`.
+    pub message: String,
+}
+
+/// One provided policy in one major version.
+#[derive(Debug)]
+pub struct PolicyDef {
+    name: &'static str,
+    version: &'static str,
+    params: &'static [Param],
+}
+
+/// The catalogue of provided policies.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    /// Kept sorted by (name, version) so that [`Catalogue::list`] needs no work.
+    defs: Vec<PolicyDef>,
+}
+
+/// A named parameter of an object-shaped value.
+#[derive(Debug)]
+struct Param {
+    name: &'static str,
+    required: bool,
+    schema: Schema,
+}
+
+/// The shape a parameter value must have.
+#[derive(Debug)]
+enum Schema {
+    Str(StrRule),
+    Bool,
+    Int { min: i64, max: i64 },
+    Array(&'static Schema),
+    Object(&'static [Param]),
+}
+
+/// Extra constraints on a string value.
+#[derive(Debug)]
+enum StrRule {
+    Any,
+    /// Non-empty; letters, digits, `-` and `_` (a header or query-parameter name).
+    Token,
+    OneOf(&'static [&'static str]),
+}
+
+const fn required(name: &'static str, schema: Schema) -> Param {
+    Param {
+        name,
+        required: true,
+        schema,
+    }
+}
+
+const fn optional(name: &'static str, schema: Schema) -> Param {
+    Param {
+        name,
+        required: false,
+        schema,
+    }
+}
+
+const API_KEY_AUTH_V1: &[Param] = &[
+    required("key", Schema::Str(StrRule::Token)),
+    required("in", Schema::Str(StrRule::OneOf(&["header", "query"]))),
+    optional("stripKey", Schema::Bool),
+];
+
+const RESPOND_HEADER: Schema = Schema::Object(&[
+    required("name", Schema::Str(StrRule::Any)),
+    required("value", Schema::Str(StrRule::Any)),
+]);
+
+const RESPOND_V1: &[Param] = &[
+    required("statusCode", Schema::Int { min: 100, max: 599 }),
+    optional("body", Schema::Str(StrRule::Any)),
+    optional("headers", Schema::Array(&RESPOND_HEADER)),
+];
+
+// === impl Catalogue ===
+
+impl Catalogue {
+    /// The policies Tollgate ships: `api-key-auth` v1 and `respond` v1.
+    pub fn builtin() -> Catalogue {
+        let mut defs = vec![
+            PolicyDef {
+                name: "api-key-auth",
+                version: "v1",
+                params: API_KEY_AUTH_V1,
+            },
+            PolicyDef {
+                name: "respond",
+                version: "v1",
+                params: RESPOND_V1,
+            },
+        ];
+        defs.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
+        Catalogue { defs }
+    }
+
+    /// The definition of `name` in major `version` (e.g. `v1`; full versions such as `v1.0.0` never match).
+    pub fn lookup(&self, name: &str, version: &str) -> Result<&PolicyDef, Lookup> {
+        let mut named = self.defs.iter().filter(|d| d.name == name).peekable();
+        if named.peek().is_none() {
+            return Err(Lookup::UnknownName);
+        }
+        named.find(|d| d.version == version).ok_or(Lookup::UnknownVersion)
+    }
+
+    /// Every provided (name, major version) pair, sorted.
+    pub fn list(&self) -> Vec<(&str, &str)> {
+        self.defs.iter().map(|d| (d.name, d.version)).collect()
+    }
+}
+
+// === impl PolicyDef ===
+
+impl PolicyDef {
+    /// The policy's name, e.g. `respond`.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// The major version, e.g. `v1`.
+    pub fn version(&self) -> &str {
+        self.version
+    }
+
+    /// Checks `params` (absent or `null` counts as an empty object) and returns every problem found.
+    pub fn validate_params(&self, params: Option<&Value>) -> Vec<ParamError> {
+        let empty = Value::Object(Map::new());
+        let value = match params {
+            None | Some(Value::Null) => &empty,
+            Some(v) => v,
+        };
+        let mut out = Vec::new();
+        check_object(self.params, value, "", &mut out);
+        out
+    }
+}
+
+// === schema checking ===
+
+fn check(schema: &Schema, value: &Value, path: &str, out: &mut Vec<ParamError>) {
+    match schema {
+        Schema::Str(rule) => match value.as_str() {
+            Some(s) => check_str(rule, s, path, out),
+            None => out.push(wrong_type("string", value, path)),
+        },
+        Schema::Bool if !value.is_boolean() => out.push(wrong_type("boolean", value, path)),
+        Schema::Bool => {}
+        Schema::Int { min, max } => match value.as_i64() {
+            Some(n) if n < *min || n > *max => {
+                out.push(error(
+                    path,
+                    format!("Value {n} is out of range (must be between {min} and {max})"),
+                ));
+            }
+            Some(_) => {}
+            // A u64 beyond i64 is an integer, just far out of range.
+            None if value.is_u64() => out.push(error(
+                path,
+                format!("Value {value} is out of range (must be between {min} and {max})"),
+            )),
+            None => out.push(wrong_type("integer", value, path)),
+        },
+        Schema::Array(item) => match value.as_array() {
+            Some(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    check(item, v, &format!("{path}[{i}]"), out);
+                }
+            }
+            None => out.push(wrong_type("array", value, path)),
+        },
+        Schema::Object(params) => check_object(params, value, path, out),
+    }
+}
+
+fn check_object(params: &[Param], value: &Value, path: &str, out: &mut Vec<ParamError>) {
+    let Some(map) = value.as_object() else {
+        out.push(wrong_type("object", value, path));
+        return;
+    };
+    for p in params {
+        let at = join(path, p.name);
+        match map.get(p.name) {
+            // An explicit null is treated as absent: YAML `key:` with no value means "not given".
+            None | Some(Value::Null) if p.required => {
+                out.push(error(&at, format!("Required parameter '{}' is missing", p.name)));
+            }
+            None | Some(Value::Null) => {}
+            Some(v) => check(&p.schema, v, &at, out),
+        }
+    }
+    for key in map.keys().filter(|k| !params.iter().any(|p| p.name == k.as_str())) {
+        out.push(error(&join(path, key), format!("Unknown parameter '{key}'")));
+    }
+}
+
+fn check_str(rule: &StrRule, s: &str, path: &str, out: &mut Vec<ParamError>) {
+    match rule {
+        StrRule::Any => {}
+        StrRule::Token if s.is_empty() => out.push(error(path, "Value must not be empty".to_string())),
+        StrRule::Token => {
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                let msg = format!("Invalid value '{s}' (must contain only letters, digits, '-' and '_')");
+                out.push(error(path, msg));
+            }
+        }
+        StrRule::OneOf(allowed) => {
+            if !allowed.contains(&s) {
+                out.push(error(
+                    path,
+                    format!("Invalid value '{s}' (must be one of: {})", allowed.join(", ")),
+                ));
+            }
+        }
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn error(path: &str, message: String) -> ParamError {
+    ParamError {
+        path: path.to_string(),
+        message,
+    }
+}
+
+fn wrong_type(expected: &str, got: &Value, path: &str) -> ParamError {
+    error(
+        path,
+        format!("Invalid type: expected {expected}, got {}", type_name(got)),
+    )
+}
+
+/// JSON-schema style type names, so messages read like the reference implementation's.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests;
