@@ -354,3 +354,83 @@ async fn envoys_in_different_groups_get_different_config(mode: &str) {
         "green received no route update"
     );
 }
+
+/// The per-type services (here CDS, SotW and delta) serve the same store as ADS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_type_services_serve_the_store() {
+    use tokio_stream::StreamExt;
+    use tollgate_proto::pb::envoy::config::core::v3::Node;
+    use tollgate_proto::pb::envoy::service::cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient;
+    use tollgate_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+
+    let rig = Rig::start().await;
+    let mut u = Update::new();
+    u.upsert(cluster("a")).upsert(cluster("b"));
+    rig.publish(DEFAULT_GROUP, u);
+    let mut client = ClusterDiscoveryServiceClient::connect(format!("http://{}", rig.addr))
+        .await
+        .expect("connect");
+    let node = Some(Node {
+        id: "per-type".into(),
+        cluster: DEFAULT_GROUP.into(),
+        ..Default::default()
+    });
+
+    // SotW: the wildcard request gets every cluster; after the ACK, a change gets the full set again.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(DiscoveryRequest {
+        node: node.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut sotw = client
+        .stream_clusters(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = sotw.next().await.unwrap().unwrap();
+    assert_eq!(first.resources.len(), 2);
+    assert_eq!(
+        first.version_info,
+        rig.store.group(DEFAULT_GROUP).type_version(TypeKind::Cluster)
+    );
+    tx.send(DiscoveryRequest {
+        version_info: first.version_info.clone(),
+        response_nonce: first.nonce.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut u = Update::new();
+    u.upsert(cluster("c"));
+    rig.publish(DEFAULT_GROUP, u);
+    let second = sotw.next().await.unwrap().unwrap();
+    assert_eq!(second.resources.len(), 3, "CDS over SotW carries the full set");
+
+    // Delta: only what the client lacks.
+    let (dtx, drx) = tokio::sync::mpsc::channel(4);
+    let mut initial = std::collections::HashMap::new();
+    let held = rig.store.group(DEFAULT_GROUP).get(TypeKind::Cluster, "a").unwrap();
+    initial.insert("a".to_string(), held.version().to_string());
+    dtx.send(DeltaDiscoveryRequest {
+        node,
+        initial_resource_versions: initial,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut delta = client
+        .delta_clusters(tokio_stream::wrappers::ReceiverStream::new(drx))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = delta.next().await.unwrap().unwrap();
+    let mut names: Vec<String> = resp.resources.iter().map(|r| r.name.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["b".to_string(), "c".to_string()],
+        "the held cluster is not resent"
+    );
+}
