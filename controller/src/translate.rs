@@ -150,7 +150,7 @@ impl Translator {
             let spec = ClusterSpec::for_upstream(upstream, self.settings.connect_timeout);
             for vhost in &vhosts {
                 for i in 0..api.operations.len() {
-                    if let Some(r) = routes::operation_route(
+                    let routes = routes::operation_route(
                         api,
                         i,
                         vhost,
@@ -158,9 +158,8 @@ impl Translator {
                         &upstream.base_path,
                         upstream.host_rewrite,
                         self.settings.routes,
-                    ) {
-                        frag.routes.push((vhost.clone(), r));
-                    }
+                    );
+                    frag.routes.extend(routes.into_iter().map(|r| (vhost.clone(), r)));
                 }
             }
             frag.clusters.insert(spec);

@@ -28,7 +28,7 @@ pub struct SortableRoute {
 /// Ordering facts of a route, highest priority first when compared ascending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Rank {
-    /// 0 exact path, 1 regex.
+    /// 0 exact path, 1 regex, 2 prefix.
     matcher: u8,
     /// The full path template, for segment-by-segment specificity.
     template: String,
@@ -54,7 +54,8 @@ pub fn full_path(context: &str, path: &str) -> String {
     format!("{context}{path}")
 }
 
-/// The routes of operation `i` of `api` on one virtual host, to `cluster`.
+/// The routes of operation `i` of `api` on one virtual host, to `cluster`: one, or two where a
+/// path is matched natively in two forms (with and without a trailing slash).
 pub fn operation_route(
     api: &Api,
     i: usize,
@@ -63,10 +64,9 @@ pub fn operation_route(
     base_path: &str,
     host_rewrite: bool,
     defaults: RouteDefaults,
-) -> Option<SortableRoute> {
-    let op = api.operations.get(i)?;
+) -> Vec<SortableRoute> {
+    let Some(op) = api.operations.get(i) else { return vec![] };
     let template = full_path(&api.context, &op.path);
-    let (path_specifier, matcher) = path_matcher(&api.context, op);
     let mut headers = vec![HeaderMatcher {
         name: ":method".into(),
         header_match_specifier: Some(exact(op.method.as_str())),
@@ -98,34 +98,37 @@ pub fn operation_route(
         name.push_str(&header_digest(&sorted));
     }
     let respond = api.policies_of(i).filter(|p| p.name == "respond").last();
-    let (action, response_headers) = match respond {
-        Some(p) => respond_action(&p.params),
-        None => (
-            forward_action(api, op, &template, cluster, base_path, host_rewrite, defaults),
-            vec![],
-        ),
-    };
-    let route = Route {
-        name,
-        r#match: Some(RouteMatch {
-            path_specifier: Some(path_specifier),
-            headers,
-            ..Default::default()
-        }),
-        action: Some(action),
-        response_headers_to_add: response_headers,
-        ..Default::default()
-    };
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
-    Some(SortableRoute {
-        route,
-        rank: Rank {
-            matcher,
-            template,
-            headers: op.headers.len(),
-            exact_headers,
-        },
-    })
+    path_plans(&api.context, op, base_path)
+        .into_iter()
+        .map(|plan| {
+            let (action, response_headers) = match respond {
+                Some(p) => respond_action(&p.params),
+                None => (
+                    forward_action(api, op, cluster, plan.rewrite, host_rewrite, defaults),
+                    vec![],
+                ),
+            };
+            let route = Route {
+                name: name.clone(),
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(plan.specifier),
+                    headers: headers.clone(),
+                    ..Default::default()
+                }),
+                action: Some(action),
+                response_headers_to_add: response_headers,
+                ..Default::default()
+            };
+            let rank = Rank {
+                matcher: plan.rank,
+                template: template.clone(),
+                headers: op.headers.len(),
+                exact_headers,
+            };
+            SortableRoute { route, rank }
+        })
+        .collect()
 }
 
 fn exact(value: &str) -> header_matcher::HeaderMatchSpecifier {
@@ -150,29 +153,93 @@ fn header_digest(headers: &[crate::model::HeaderMatch]) -> String {
     d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The path specifier and its matcher rank (reference §3.5 table).
-fn path_matcher(context: &str, op: &Operation) -> (route_match::PathSpecifier, u8) {
-    let full = full_path(context, &op.path);
-    if op.kind == PathKind::Exact {
-        return (route_match::PathSpecifier::Path(full), 0);
-    }
-    let regex = if let Some(prefix) = full.strip_suffix("/*") {
-        format!("^{}(?:/.*)?$", re_escape(prefix))
-    } else if op.path.contains('{') {
-        format!("^{}$", param_regex(&full))
-    } else if op.path == "/" {
-        let ctx = if context == "/" { "" } else { context };
-        format!("^{}/?$", re_escape(ctx))
-    } else {
-        format!("^{}/?$", re_escape(&full))
+/// How one route matches its path and rewrites it for the upstream.
+struct PathPlan {
+    specifier: route_match::PathSpecifier,
+    /// 0 exact path, 1 regex, 2 prefix.
+    rank: u8,
+    rewrite: Rewrite,
+}
+
+/// The upstream path: the matched prefix (or whole path) replaced, or a regex substitution.
+enum Rewrite {
+    None,
+    Prefix(String),
+    Regex { pattern: String, substitution: String },
+}
+
+/// Path matching of reference §3.5, with Envoy's native matchers wherever they express it exactly
+/// (RE2 programs are compiled for every regex route on every route-table update, so avoiding them
+/// keeps Envoy's update cost down): literals and roots as exact paths (with and without the
+/// trailing slash), `/*` as a path-separated prefix, `{param}` as a regex.
+fn path_plans(context: &str, op: &Operation, base: &str) -> Vec<PathPlan> {
+    let ctx = if context == "/" { "" } else { context };
+    let exact = |path: String, to: String| PathPlan {
+        specifier: route_match::PathSpecifier::Path(path),
+        rank: 0,
+        rewrite: Rewrite::Prefix(to),
     };
-    (
-        route_match::PathSpecifier::SafeRegex(RegexMatcher {
-            regex,
-            ..Default::default()
-        }),
-        1,
-    )
+    if op.kind == PathKind::Exact {
+        return vec![exact(format!("{ctx}{}", op.path), format!("{base}{}", op.path))];
+    }
+    if op.path.contains('{') {
+        let full = full_path(context, &op.path);
+        return vec![PathPlan {
+            specifier: route_match::PathSpecifier::SafeRegex(RegexMatcher {
+                regex: format!("^{}$", param_regex(&full)),
+                ..Default::default()
+            }),
+            rank: 1,
+            rewrite: Rewrite::Regex {
+                pattern: format!("^{}(.*)$", re_escape(ctx)),
+                substitution: format!("{base}\\1"),
+            },
+        }];
+    }
+    if op.path == "/" {
+        let mut plans = vec![exact(format!("{ctx}/"), format!("{base}/"))];
+        if !ctx.is_empty() {
+            plans.push(exact(ctx.to_string(), format!("{base}/")));
+        }
+        return plans;
+    }
+    if let Some(p) = op.path.strip_suffix("/*") {
+        let prefix = format!("{ctx}{p}");
+        let to = format!("{base}{p}");
+        let prefix_plan = |specifier, rewrite| PathPlan {
+            specifier,
+            rank: 2,
+            rewrite,
+        };
+        return if prefix.is_empty() {
+            let rewrite = if base.is_empty() {
+                Rewrite::None
+            } else {
+                Rewrite::Prefix(format!("{base}/"))
+            };
+            vec![prefix_plan(route_match::PathSpecifier::Prefix("/".into()), rewrite)]
+        } else if !to.is_empty() {
+            vec![prefix_plan(
+                route_match::PathSpecifier::PathSeparatedPrefix(prefix),
+                Rewrite::Prefix(to),
+            )]
+        } else {
+            // `/ctx/*` to an upstream root: `/ctx` → `/`, `/ctx/x` → `/x`.
+            vec![
+                exact(prefix.clone(), "/".into()),
+                prefix_plan(
+                    route_match::PathSpecifier::Prefix(format!("{prefix}/")),
+                    Rewrite::Prefix("/".into()),
+                ),
+            ]
+        };
+    }
+    let full = format!("{ctx}{}", op.path);
+    let mut plans = vec![exact(full.clone(), format!("{base}{}", op.path))];
+    if !full.ends_with('/') {
+        plans.push(exact(format!("{full}/"), format!("{base}{}/", op.path)));
+    }
+    plans
 }
 
 /// `{param}` segments become `[^/]+`; everything else is literal.
@@ -211,20 +278,11 @@ pub fn re_escape(s: &str) -> String {
 fn forward_action(
     api: &Api,
     op: &Operation,
-    template: &str,
     cluster: &str,
-    base_path: &str,
+    rewrite: Rewrite,
     host_rewrite: bool,
     defaults: RouteDefaults,
 ) -> route::Action {
-    let ctx = if api.context == "/" { "" } else { api.context.as_str() };
-    let (pattern, substitution) = if op.path == "/" {
-        (format!("^{}/?$", re_escape(ctx)), format!("{base_path}/"))
-    } else if template.ends_with("/*") && base_path.is_empty() {
-        (format!("^{}/?(.*)$", re_escape(ctx)), "/\\1".to_string())
-    } else {
-        (format!("^{}(.*)$", re_escape(ctx)), format!("{base_path}\\1"))
-    };
     let timeout = op
         .resilience
         .timeout
@@ -235,22 +293,29 @@ fn forward_action(
         .idle_timeout
         .or(api.resilience.idle_timeout)
         .unwrap_or(defaults.idle_timeout);
-    route::Action::Route(RouteAction {
+    let mut action = RouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.to_string())),
         host_rewrite_specifier: host_rewrite.then_some(route_action::HostRewriteSpecifier::AutoHostRewrite(
             tollgate_proto::pb::google::protobuf::BoolValue { value: true },
         )),
-        regex_rewrite: Some(RegexMatchAndSubstitute {
-            pattern: Some(RegexMatcher {
-                regex: pattern,
-                ..Default::default()
-            }),
-            substitution,
-        }),
         timeout: Some(duration(timeout)),
         idle_timeout: Some(duration(idle)),
         ..Default::default()
-    })
+    };
+    match rewrite {
+        Rewrite::None => {}
+        Rewrite::Prefix(to) => action.prefix_rewrite = to,
+        Rewrite::Regex { pattern, substitution } => {
+            action.regex_rewrite = Some(RegexMatchAndSubstitute {
+                pattern: Some(RegexMatcher {
+                    regex: pattern,
+                    ..Default::default()
+                }),
+                substitution,
+            })
+        }
+    }
+    route::Action::Route(action)
 }
 
 /// The `respond` policy: a direct response with the configured status, body and headers.
@@ -291,10 +356,11 @@ pub fn sort_routes(routes: &mut [SortableRoute]) {
     routes.sort_by(|a, b| compare(&a.rank, &b.rank));
 }
 
+/// Template specificity decides; the matcher kind (exact, regex, prefix) breaks ties, so that the
+/// native matchers order exactly as the regexes they replace.
 fn compare(a: &Rank, b: &Rank) -> Ordering {
-    a.matcher
-        .cmp(&b.matcher)
-        .then_with(|| compare_templates(&a.template, &b.template))
+    compare_templates(&a.template, &b.template)
+        .then_with(|| a.matcher.cmp(&b.matcher))
         .then_with(|| b.headers.cmp(&a.headers))
         .then_with(|| b.exact_headers.cmp(&a.exact_headers))
 }
@@ -344,6 +410,63 @@ mod tests {
     fn params_become_segment_classes_and_literals_are_escaped() {
         assert_eq!(param_regex("/w/v1.0/{c}/{city}"), "/w/v1\\.0/[^/]+/[^/]+");
         assert_eq!(re_escape("/a+b(c)"), "/a\\+b\\(c\\)");
+    }
+
+    fn plan_kinds(context: &str, path: &str, base: &str) -> Vec<(String, String)> {
+        let op = Operation {
+            method: crate::model::Method::Get,
+            path: path.into(),
+            kind: PathKind::Template,
+            headers: vec![],
+            resilience: Default::default(),
+            policies: vec![],
+        };
+        path_plans(context, &op, base)
+            .into_iter()
+            .map(|p| {
+                let m = match p.specifier {
+                    route_match::PathSpecifier::Path(x) => format!("path {x}"),
+                    route_match::PathSpecifier::PathSeparatedPrefix(x) => format!("sep {x}"),
+                    route_match::PathSpecifier::Prefix(x) => format!("prefix {x}"),
+                    route_match::PathSpecifier::SafeRegex(r) => format!("regex {}", r.regex),
+                    _ => "other".into(),
+                };
+                let r = match p.rewrite {
+                    Rewrite::None => "-".to_string(),
+                    Rewrite::Prefix(to) => format!("to {to}"),
+                    Rewrite::Regex { pattern, substitution } => format!("re {pattern} {substitution}"),
+                };
+                (m, r)
+            })
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn native_matchers_replace_regexes_except_for_parameters() {
+        assert_eq!(
+            plan_kinds("/c", "/w", "/b"),
+            pairs(&[("path /c/w", "to /b/w"), ("path /c/w/", "to /b/w/")])
+        );
+        assert_eq!(plan_kinds("/c", "/f/*", ""), pairs(&[("sep /c/f", "to /f")]));
+        assert_eq!(plan_kinds("/c", "/*", "/b"), pairs(&[("sep /c", "to /b")]));
+        assert_eq!(
+            plan_kinds("/c", "/*", ""),
+            pairs(&[("path /c", "to /"), ("prefix /c/", "to /")])
+        );
+        assert_eq!(plan_kinds("/", "/*", ""), pairs(&[("prefix /", "-")]));
+        assert_eq!(
+            plan_kinds("/c", "/", "/b"),
+            pairs(&[("path /c/", "to /b/"), ("path /c", "to /b/")])
+        );
+        assert_eq!(plan_kinds("/", "/", ""), pairs(&[("path /", "to /")]));
+        assert_eq!(
+            plan_kinds("/c", "/u/{id}", "/b"),
+            pairs(&[("regex ^/c/u/[^/]+$", "re ^/c(.*)$ /b\\1")])
+        );
     }
 
     #[test]
