@@ -5,15 +5,16 @@
 mod cluster;
 mod listener;
 mod routes;
+mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use prost::Message;
 use tollgate_proto::pb::envoy::config::core::v3::{DataSource, HeaderValue, HeaderValueOption, data_source};
-use tollgate_proto::pb::envoy::config::route::v3::{
-    DirectResponseAction, Route, RouteConfiguration, RouteMatch, VirtualHost, route, route_match,
-};
+use tollgate_proto::pb::envoy::config::route::v3::{DirectResponseAction, Route, RouteMatch, route, route_match};
 use tollgate_xds::{Dep, Resource, TypeKind, Update};
 
 pub use cluster::ClusterSpec;
@@ -66,15 +67,28 @@ struct Fragment {
 pub struct Translator {
     settings: Settings,
     fragments: BTreeMap<String, Fragment>,
+    fixed: FixedRoutes,
+}
+
+/// The routes every virtual host has, encoded once.
+#[derive(Debug)]
+struct FixedRoutes {
+    health: Vec<Bytes>,
+    not_found: Bytes,
 }
 
 // === impl Translator ===
 
 impl Translator {
     pub fn new(settings: Settings) -> Self {
+        let fixed = FixedRoutes {
+            health: health_routes().iter().map(|r| Bytes::from(r.encode_to_vec())).collect(),
+            not_found: Bytes::from(not_found().encode_to_vec()),
+        };
         Translator {
             settings,
             fragments: BTreeMap::new(),
+            fixed,
         }
     }
 
@@ -168,13 +182,14 @@ impl Translator {
     }
 
     /// The shared route configuration: one virtual host per distinct vhost, each with the health
-    /// routes, its API routes by priority, and the catch-all 404.
+    /// routes, its API routes by priority, and the catch-all 404. Routes are assembled from their
+    /// encoded bytes; only the changed API's routes were encoded again.
     fn route_config(&self) -> Result<Arc<Resource>, TranslateError> {
-        let mut by_vhost: BTreeMap<&str, Vec<SortableRoute>> = BTreeMap::new();
+        let mut by_vhost: BTreeMap<&str, Vec<&SortableRoute>> = BTreeMap::new();
         by_vhost.entry("*").or_default();
         for frag in self.fragments.values() {
             for (vhost, r) in &frag.routes {
-                by_vhost.entry(vhost.as_str()).or_default().push(r.clone());
+                by_vhost.entry(vhost.as_str()).or_default().push(r);
             }
         }
         let mut taken: BTreeSet<String> = BTreeSet::new();
@@ -193,22 +208,20 @@ impl Translator {
             }
             let mut routes = by_vhost.remove(vhost).unwrap_or_default();
             routes::sort_routes(&mut routes);
-            let mut all = health_routes();
-            all.extend(routes.into_iter().map(|r| r.route));
-            all.push(not_found());
-            virtual_hosts.push(VirtualHost {
+            let mut all = self.fixed.health.clone();
+            all.extend(routes.into_iter().map(|r| r.encoded.clone()));
+            all.push(self.fixed.not_found.clone());
+            virtual_hosts.push(wire::VirtualHostOut {
                 name: vhost.to_string(),
                 domains,
                 routes: all,
                 request_headers_to_remove: vec!["x-envoy-original-path".into()],
-                ..Default::default()
             });
         }
-        let rc = RouteConfiguration {
+        let rc = wire::RouteConfigurationOut {
             name: ROUTE_CONFIG.into(),
             virtual_hosts,
             ignore_port_in_host_matching: true,
-            ..Default::default()
         };
         let deps: Vec<Dep> = self.clusters_in_use().into_iter().flat_map(ClusterSpec::deps).collect();
         Ok(Resource::new(ROUTE_CONFIG, &rc, deps)?)

@@ -4,6 +4,9 @@
 use std::cmp::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
+use prost::Message;
+
 use tollgate_proto::pb::envoy::config::core::v3::DataSource;
 use tollgate_proto::pb::envoy::config::core::v3::data_source::Specifier;
 use tollgate_proto::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
@@ -18,10 +21,10 @@ use tollgate_proto::pb::envoy::r#type::matcher::v3::{
 use super::duration;
 use crate::model::{Api, Operation, PathKind};
 
-/// A route with what it takes to order it.
+/// A route, encoded once, with what it takes to order it.
 #[derive(Clone, Debug)]
 pub struct SortableRoute {
-    pub route: Route,
+    pub encoded: Bytes,
     rank: Rank,
 }
 
@@ -126,7 +129,10 @@ pub fn operation_route(
                 headers: op.headers.len(),
                 exact_headers,
             };
-            SortableRoute { route, rank }
+            SortableRoute {
+                encoded: Bytes::from(route.encode_to_vec()),
+                rank,
+            }
         })
         .collect()
 }
@@ -352,7 +358,7 @@ fn respond_action(params: &serde_json::Value) -> (route::Action, Vec<HeaderValue
 }
 
 /// Sorts routes highest priority first; ties keep their input order (reference §3.7).
-pub fn sort_routes(routes: &mut [SortableRoute]) {
+pub fn sort_routes(routes: &mut [&SortableRoute]) {
     routes.sort_by(|a, b| compare(&a.rank, &b.rank));
 }
 
