@@ -484,7 +484,7 @@ impl StreamState {
         if kind == TypeKind::Cluster {
             let eds = &mut self.types[TypeKind::Endpoint.index()];
             for r in &plan.upserts {
-                if eds.names.contains(r.name()) {
+                if eds.active && (eds.wildcard || eds.names.contains(r.name())) {
                     eds.force.insert(r.name().clone());
                     eds.pending.insert(r.name().clone());
                 }
