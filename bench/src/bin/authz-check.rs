@@ -1,0 +1,89 @@
+//! The in-process API-key check: latency and heap allocations per `KeyIndex::decide` with 1,000
+//! and 1,000,000 keys (hits, misses and other-API keys mixed), and resident memory per key.
+//!
+//! Usage: `cargo run --release -p tollgate-bench --bin authz-check [-- CHECKS]` (default 200000).
+//! Each check is timed alone, so the figures include one `Instant::now()` pair (tens of ns).
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tollgate_bench::percentile;
+use tollgate_policies::authz::{Decision, KeyIndex, KeyRecord, digest_of};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn key(i: usize) -> String {
+    format!(
+        "apip_{:064x}",
+        (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+    )
+}
+
+fn main() {
+    let checks: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
+    println!("| keys | checks | p50 | p99 | heap allocations per check | RSS per key |");
+    println!("|---|---|---|---|---|---|");
+    for n in [1_000usize, 1_000_000] {
+        let api: Arc<str> = Arc::from("orders");
+        let other: Arc<str> = Arc::from("billing");
+        let rss0 = rss_bytes();
+        let index = KeyIndex::new((0..n).map(|i| {
+            let record = KeyRecord {
+                api: if i % 10 == 0 { other.clone() } else { api.clone() },
+                name: Arc::from(format!("key-{i}")),
+                application: None,
+                expires_at: None,
+            };
+            (digest_of(key(i).as_bytes()), record)
+        }));
+        let per_key = rss_bytes().saturating_sub(rss0) as f64 / n as f64;
+        // Presented keys: 80% valid for "orders", 10% another API's, 10% unknown.
+        let presented: Vec<String> = (0..4096)
+            .map(|j| {
+                if j % 10 == 9 {
+                    format!("apip_unknown_{j}")
+                } else {
+                    key((j * 7919) % n)
+                }
+            })
+            .collect();
+        let mut times = Vec::with_capacity(checks);
+        let mut allowed = 0usize;
+        let region = Region::new(GLOBAL);
+        for c in 0..checks {
+            let p = presented[c % presented.len()].as_bytes();
+            let t = Instant::now();
+            let d = index.decide(black_box("orders"), black_box(p), black_box(1_000));
+            times.push(t.elapsed());
+            allowed += usize::from(matches!(d, Decision::Allow(_)));
+        }
+        let stats = region.change();
+        // `times` was allocated before the region; pushing within capacity does not allocate.
+        let allocs = stats.allocations as f64 / checks as f64;
+        times.sort_unstable();
+        black_box(allowed);
+        println!(
+            "| {n} | {checks} | {} | {} | {allocs:.3} | {per_key:.0} B |",
+            ns(percentile(&times, 50.0)),
+            ns(percentile(&times, 99.0))
+        );
+        drop(index);
+    }
+}
+
+fn ns(d: Duration) -> String {
+    format!("{} ns", d.as_nanos())
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024
+}

@@ -1,0 +1,169 @@
+//! The `envoy.service.auth.v3.Authorization` service: API keys checked against the [`KeyIndex`].
+//!
+//! Per-route facts come in the route's `context_extensions` (see [`ctx`]); Envoy sends only the
+//! headers the check needs. Every refusal is the same pre-built 401, whatever the reason, and no key
+//! or digest is ever logged.
+
+pub mod index;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tollgate_proto::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use tollgate_proto::pb::envoy::service::auth::v3::authorization_server::Authorization;
+use tollgate_proto::pb::envoy::service::auth::v3::{
+    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response,
+};
+use tollgate_proto::pb::envoy::r#type::v3::{HttpStatus, StatusCode};
+use tollgate_proto::pb::google::rpc::Status as RpcStatus;
+
+pub use index::{Decision, KeyIndex, KeyRecord, SharedIndex, digest_of};
+
+/// The `context_extensions` keys a protected route carries.
+pub mod ctx {
+    /// The API the route belongs to.
+    pub const API: &str = "tollgate.api";
+    /// Where the key is: `header` or `query`.
+    pub const KEY_IN: &str = "tollgate.key_in";
+    /// The header (lower-case) or query parameter name.
+    pub const KEY_NAME: &str = "tollgate.key_name";
+    /// `true` to remove the key before the request goes upstream.
+    pub const STRIP: &str = "tollgate.strip";
+}
+
+/// The JSON body of every refusal.
+pub const DENY_BODY: &str = "{\"error\":\"Unauthorized\",\"message\":\"Valid API key required\"}";
+/// The header naming the key that opened the request (never the key itself).
+pub const KEY_NAME_HEADER: &str = "x-tollgate-key-name";
+/// The header naming the application of that key, when known.
+pub const APPLICATION_HEADER: &str = "x-tollgate-application";
+
+/// The Authorization service.
+#[derive(Debug)]
+pub struct AuthzService {
+    index: Arc<SharedIndex>,
+    deny: CheckResponse,
+}
+
+// === impl AuthzService ===
+
+impl AuthzService {
+    pub fn new(index: Arc<SharedIndex>) -> Self {
+        AuthzService {
+            index,
+            deny: deny_response(),
+        }
+    }
+
+    /// The decision for one request, as a response to send.
+    pub fn respond(&self, req: &CheckRequest, now: u64) -> CheckResponse {
+        let Some(attrs) = req.attributes.as_ref() else {
+            return self.deny.clone();
+        };
+        let ext = &attrs.context_extensions;
+        let Some(http) = attrs.request.as_ref().and_then(|r| r.http.as_ref()) else {
+            return self.deny.clone();
+        };
+        let (Some(api), Some(name)) = (ext.get(ctx::API), ext.get(ctx::KEY_NAME)) else {
+            return self.deny.clone();
+        };
+        let in_query = ext.get(ctx::KEY_IN).is_some_and(|v| v == "query");
+        let presented = if in_query {
+            query_param(&http.path, name)
+        } else {
+            http.headers.get(name.as_str()).map(|v| v.trim())
+        };
+        let index = self.index.load();
+        match presented.map(|p| index.decide(api, p.as_bytes(), now)) {
+            Some(Decision::Allow(record)) => {
+                allow(record, ext.get(ctx::STRIP).is_some_and(|v| v == "true"), in_query, name)
+            }
+            _ => self.deny.clone(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthzService {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(self.respond(request.get_ref(), unix_now())))
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The value of query parameter `name` in a request target, if present.
+fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    let query = target.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').find_map(|kv| match kv.split_once('=') {
+        Some((k, v)) if k == name => Some(v),
+        _ => None,
+    })
+}
+
+fn header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        }),
+        append_action: 2, // OVERWRITE_IF_EXISTS_OR_ADD: a client cannot forge these headers
+        ..Default::default()
+    }
+}
+
+fn allow(record: &KeyRecord, strip: bool, in_query: bool, name: &str) -> CheckResponse {
+    let mut ok = OkHttpResponse {
+        headers: vec![header(KEY_NAME_HEADER, &record.name)],
+        ..Default::default()
+    };
+    if let Some(app) = &record.application {
+        ok.headers.push(header(APPLICATION_HEADER, app));
+    }
+    if strip {
+        if in_query {
+            ok.query_parameters_to_remove.push(name.to_string());
+        } else {
+            ok.headers_to_remove.push(name.to_string());
+        }
+    }
+    CheckResponse {
+        status: Some(RpcStatus {
+            code: 0,
+            ..Default::default()
+        }),
+        http_response: Some(check_response::HttpResponse::OkResponse(ok)),
+        ..Default::default()
+    }
+}
+
+/// The one refusal: 401 with a JSON body, gRPC status UNAUTHENTICATED.
+fn deny_response() -> CheckResponse {
+    CheckResponse {
+        status: Some(RpcStatus {
+            code: 16,
+            ..Default::default()
+        }),
+        http_response: Some(check_response::HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: StatusCode::Unauthorized as i32,
+            }),
+            headers: vec![header("content-type", "application/json")],
+            body: DENY_BODY.into(),
+        })),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;
