@@ -1,5 +1,6 @@
 //! The management REST API (`/api/management/v1`, port 9090): one file per resource under `api/`.
 
+mod api_keys;
 mod error;
 mod rest_apis;
 
@@ -10,13 +11,14 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 
 pub use error::ApiError;
 
 use crate::auth::Authenticator;
 use crate::config::Role;
 use crate::gateway::Gateway;
+use crate::keys::Keys;
 
 /// Base path of the management API.
 pub const BASE: &str = "/api/management/v1";
@@ -26,7 +28,10 @@ pub const BASE: &str = "/api/management/v1";
 pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub auth: Arc<Authenticator>,
+    pub keys: Arc<Keys>,
     pub max_body: usize,
+    /// Envoy's HTTP port, for invocation instructions.
+    pub http_port: u16,
 }
 
 /// The management API router.
@@ -36,6 +41,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/rest-apis/{handle}",
             get(rest_apis::get).put(rest_apis::update).delete(rest_apis::delete),
+        )
+        .route(
+            "/rest-apis/{handle}/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/rest-apis/{handle}/api-keys/{name}/regenerate",
+            post(api_keys::regenerate),
+        )
+        .route(
+            "/rest-apis/{handle}/api-keys/{name}",
+            put(api_keys::replace).delete(api_keys::revoke),
         );
     Router::new()
         .nest(BASE, routes)

@@ -38,6 +38,8 @@ pub struct Server {
     pub xds_port: u16,
     /// ext_authz gRPC service.
     pub authz_port: u16,
+    /// The address Envoy uses to reach the ext_authz service (an IP, or a hostname resolved by DNS).
+    pub authz_advertise: String,
     /// Where the SQLite database and generated secrets live.
     pub data_dir: PathBuf,
     /// Largest request body the management API accepts, in bytes.
@@ -67,6 +69,9 @@ pub struct Router {
     /// Default upstream connect timeout.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// How long Envoy waits for an API-key check before refusing the request (fail closed).
+    #[serde(with = "duration")]
+    pub authz_timeout: Duration,
     /// CA bundle for HTTPS upstreams.
     pub trusted_ca_path: PathBuf,
     pub vhosts: Vhosts,
@@ -267,6 +272,7 @@ impl Default for Server {
             grpc_bind: "0.0.0.0".into(),
             xds_port: 18000,
             authz_port: 18001,
+            authz_advertise: "127.0.0.1".into(),
             data_dir: PathBuf::from("./data"),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(15),
@@ -285,6 +291,7 @@ impl Default for Router {
             route_timeout: Duration::from_secs(60),
             route_idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(5),
+            authz_timeout: Duration::from_millis(500),
             trusted_ca_path: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             vhosts: Vhosts::default(),
         }

@@ -23,6 +23,28 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (display_name, version)
     );
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: API keys (digests only), one row per key; a regenerated key keeps its previous digest
+    // until its grace period ends.
+    "CREATE TABLE api_keys (
+        uuid TEXT PRIMARY KEY,
+        api TEXT NOT NULL REFERENCES apis (handle) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        digest TEXT NOT NULL UNIQUE,
+        masked TEXT NOT NULL,
+        status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        expires_at INTEGER,
+        application_id TEXT,
+        application_name TEXT,
+        plan TEXT,
+        previous_digest TEXT,
+        previous_expires_at INTEGER,
+        origin TEXT NOT NULL DEFAULT 'gateway_api',
+        UNIQUE (api, name)
+    );",
 ];
 
 /// The database.
@@ -179,6 +201,115 @@ impl Db {
             [key, value],
         )?;
         Ok(())
+    }
+}
+
+/// A stored API key: its SHA-256 digest (hex) and bookkeeping, never the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRow {
+    pub uuid: String,
+    pub api: String,
+    pub name: String,
+    pub digest: String,
+    /// `***` and the last five characters.
+    pub masked: String,
+    /// `active` (revoked keys are deleted).
+    pub status: String,
+    /// `local` (generated here) or `external` (value supplied by the caller).
+    pub source: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub application_id: Option<String>,
+    pub application_name: Option<String>,
+    pub plan: Option<String>,
+    /// The value before the last regeneration, valid until `previous_expires_at`.
+    pub previous_digest: Option<String>,
+    pub previous_expires_at: Option<i64>,
+}
+
+const KEY_COLUMNS: &str = "uuid, api, name, digest, masked, status, source, created_at, created_by, updated_at, \
+     expires_at, application_id, application_name, plan, previous_digest, previous_expires_at";
+
+impl Db {
+    /// Inserts or replaces (by uuid) a key. A duplicate name on the API, or a digest already stored,
+    /// is a conflict.
+    pub fn put_key(&self, k: &KeyRow) -> Result<(), DbError> {
+        let sql = format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT (uuid) DO UPDATE SET digest = excluded.digest, masked = excluded.masked,
+             status = excluded.status, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+             previous_digest = excluded.previous_digest, previous_expires_at = excluded.previous_expires_at"
+        );
+        self.conn()
+            .execute(
+                &sql,
+                params![
+                    k.uuid,
+                    k.api,
+                    k.name,
+                    k.digest,
+                    k.masked,
+                    k.status,
+                    k.source,
+                    k.created_at,
+                    k.created_by,
+                    k.updated_at,
+                    k.expires_at,
+                    k.application_id,
+                    k.application_name,
+                    k.plan,
+                    k.previous_digest,
+                    k.previous_expires_at
+                ],
+            )
+            .map_err(|e| match &e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    DbError::Conflict(format!(
+                        "an API key named '{}' already exists for this API, or the value is in use",
+                        k.name
+                    ))
+                }
+                _ => DbError::Sqlite(e),
+            })?;
+        Ok(())
+    }
+
+    /// Deletes the key `name` of `api`; false when there was none.
+    pub fn delete_key(&self, api: &str, name: &str) -> Result<bool, DbError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM api_keys WHERE api = ?1 AND name = ?2", [api, name])?
+            == 1)
+    }
+
+    /// Every stored key.
+    pub fn list_keys(&self) -> Result<Vec<KeyRow>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY api, name"))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(KeyRow {
+                uuid: r.get(0)?,
+                api: r.get(1)?,
+                name: r.get(2)?,
+                digest: r.get(3)?,
+                masked: r.get(4)?,
+                status: r.get(5)?,
+                source: r.get(6)?,
+                created_at: r.get(7)?,
+                created_by: r.get(8)?,
+                updated_at: r.get(9)?,
+                expires_at: r.get(10)?,
+                application_id: r.get(11)?,
+                application_name: r.get(12)?,
+                plan: r.get(13)?,
+                previous_digest: r.get(14)?,
+                previous_expires_at: r.get(15)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

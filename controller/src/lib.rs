@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod envoy;
 pub mod gateway;
+pub mod keys;
 pub mod model;
 pub mod runtime;
 pub mod translate;

@@ -9,7 +9,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tollgate_policies::Catalogue;
+use tollgate_policies::authz::SharedIndex;
+use tollgate_policies::{AuthzService, Catalogue};
+use tollgate_proto::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use tollgate_xds::{ServerHandle, StatusRegistry, Store, XdsServer};
 use tracing::{info, warn};
 
@@ -20,7 +22,8 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::envoy::EnvoySpec;
 use crate::gateway::Gateway;
-use crate::translate::{RouteDefaults, Settings, TlsMaterial, Translator};
+use crate::keys::Keys;
+use crate::translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 /// A running controller.
 #[derive(Debug)]
@@ -31,6 +34,7 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     pub status: Arc<StatusRegistry>,
     xds_server: ServerHandle,
+    authz: Authz,
     stop: watch::Sender<bool>,
     http: Vec<JoinHandle<()>>,
     grace: Duration,
@@ -61,7 +65,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
-    let translator = Translator::new(settings(config)?);
+    let index = Arc::new(SharedIndex::default());
+    let keys = Arc::new(Keys::load(db.clone(), index.clone(), config.api_keys.per_user_per_api)?);
+    let authz = Authz::start(&config.server.grpc_bind, config.server.authz_port, index)?;
+    let translator = Translator::new(settings(config, authz.addr.port())?);
     let gateway = Arc::new(Gateway::load(
         db,
         store.clone(),
@@ -79,7 +86,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let app = api::router(AppState {
         gateway: gateway.clone(),
         auth: auth.clone(),
+        keys,
         max_body: config.server.max_body_bytes,
+        http_port: config.router.http_port,
     });
     let adm = admin::router(AdminState {
         gateway: gateway.clone(),
@@ -98,6 +107,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         gateway,
         status,
         xds_server,
+        authz,
         stop,
         http,
         grace: config.server.shutdown_timeout,
@@ -137,6 +147,7 @@ impl Running {
     /// Stops accepting, ends xDS streams, and waits at most the configured grace period.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
+        self.authz.stop();
         if let Err(e) = self.xds_server.shutdown(self.grace).await {
             warn!(error = %e, "xds server shutdown");
         }
@@ -148,7 +159,66 @@ impl Running {
     }
 }
 
-fn settings(config: &Config) -> anyhow::Result<Settings> {
+/// The ext_authz service on its own runtime and threads: REST, SQLite and xDS never run there.
+#[derive(Debug)]
+struct Authz {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Authz {
+    fn start(host: &str, port: u16, index: Arc<SharedIndex>) -> anyhow::Result<Authz> {
+        let listener = std::net::TcpListener::bind((host, port)).with_context(|| format!("binding {host}:{port}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("authz".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("authz-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return warn!(error = %e, "authz runtime failed to start"),
+            };
+            rt.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                let svc = AuthorizationServer::new(AuthzService::new(index));
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let served = tonic::transport::Server::builder()
+                    .add_service(svc)
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    warn!(error = %e, "authz server failed");
+                }
+            });
+        })?;
+        info!(%addr, "ext_authz service listening");
+        Ok(Authz {
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn settings(config: &Config, authz_port: u16) -> anyhow::Result<Settings> {
     let r = &config.router;
     let tls = match (&r.tls_cert_path, &r.tls_key_path) {
         (Some(c), Some(k)) => Some(TlsMaterial {
@@ -165,10 +235,16 @@ fn settings(config: &Config) -> anyhow::Result<Settings> {
         routes: RouteDefaults {
             timeout: r.route_timeout,
             idle_timeout: r.route_idle_timeout,
+            authz: true,
         },
         connect_timeout: r.connect_timeout,
         trusted_ca: r.trusted_ca_path.display().to_string(),
         vhosts: config.vhost_defaults(),
+        authz: Some(AuthzTarget {
+            host: config.server.authz_advertise.clone(),
+            port: authz_port,
+            timeout: r.authz_timeout,
+        }),
     })
 }
 

@@ -41,6 +41,22 @@ pub struct TlsMaterial {
     pub key_pem: Vec<u8>,
 }
 
+/// Where Envoy reaches the ext_authz service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthzTarget {
+    /// IP literal (STATIC cluster) or hostname (STRICT_DNS).
+    pub host: String,
+    pub port: u16,
+    /// Check timeout; a timed-out check refuses the request.
+    pub timeout: Duration,
+}
+
+/// The name of the ext_authz HTTP filter (and of its per-route configuration).
+pub const EXT_AUTHZ_FILTER: &str = "envoy.filters.http.ext_authz";
+
+/// The cluster Envoy reaches the ext_authz service through.
+pub const AUTHZ_CLUSTER: &str = "tollgate_authz";
+
 /// Gateway-wide translation settings (from the config file).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -52,12 +68,16 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub trusted_ca: String,
     pub vhosts: VhostDefaults,
+    /// API-key checks; without it `api-key-auth` routes are not protected (tests of translation only).
+    pub authz: Option<AuthzTarget>,
 }
 
 /// One API, translated.
 #[derive(Debug, Default)]
 struct Fragment {
     clusters: BTreeSet<ClusterSpec>,
+    /// Header names its `api-key-auth` policies read (Envoy must send them to ext_authz).
+    key_headers: BTreeSet<String>,
     /// `(virtual host, route)` in operation order.
     routes: Vec<(String, SortableRoute)>,
 }
@@ -68,6 +88,8 @@ pub struct Translator {
     settings: Settings,
     fragments: BTreeMap<String, Fragment>,
     fixed: FixedRoutes,
+    /// The key headers the published listeners allow through to ext_authz.
+    key_headers: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// The routes every virtual host has, encoded once.
@@ -89,15 +111,17 @@ impl Translator {
             settings,
             fragments: BTreeMap::new(),
             fixed,
+            key_headers: Default::default(),
         }
     }
 
-    /// The listeners and the (initially API-less) route configuration.
+    /// The listeners, the ext_authz cluster and the (initially API-less) route configuration.
     pub fn initial(&self) -> Result<Update, TranslateError> {
         let mut u = Update::new();
-        for l in listener::listeners(&self.settings)? {
-            u.upsert(l);
+        if let Some(a) = &self.settings.authz {
+            u.upsert(listener::authz_cluster(a)?);
         }
+        self.listeners_into(&mut u)?;
         u.upsert(self.route_config()?);
         Ok(u)
     }
@@ -147,7 +171,29 @@ impl Translator {
             }
         }
         u.upsert(self.route_config()?);
+        let headers: BTreeSet<String> = self
+            .fragments
+            .values()
+            .flat_map(|f| f.key_headers.iter().cloned())
+            .collect();
+        if *self.key_headers.lock().unwrap_or_else(|p| p.into_inner()) != headers {
+            self.listeners_into(&mut u)?;
+        }
         Ok(u)
+    }
+
+    /// The listeners, allowing through the key headers in use now.
+    fn listeners_into(&self, u: &mut Update) -> Result<(), TranslateError> {
+        let headers: BTreeSet<String> = self
+            .fragments
+            .values()
+            .flat_map(|f| f.key_headers.iter().cloned())
+            .collect();
+        for l in listener::listeners(&self.settings, &headers)? {
+            u.upsert(l);
+        }
+        *self.key_headers.lock().unwrap_or_else(|p| p.into_inner()) = headers;
+        Ok(())
     }
 
     fn clusters_in_use(&self) -> BTreeSet<&ClusterSpec> {
@@ -156,6 +202,14 @@ impl Translator {
 
     fn fragment(&self, api: &Api) -> Fragment {
         let mut frag = Fragment::default();
+        for i in 0..api.operations.len() {
+            if let Some(p) = api.policies_of(i).filter(|p| p.name == "api-key-auth").last() {
+                let header = p.params.get("in").and_then(|v| v.as_str()) != Some("query");
+                if let (true, Some(name)) = (header, p.params.get("key").and_then(|v| v.as_str())) {
+                    frag.key_headers.insert(name.to_ascii_lowercase());
+                }
+            }
+        }
         let mut targets = vec![(api.main_vhosts.clone(), &api.main)];
         if let (Some(vhost), Some(sandbox)) = (&api.sandbox_vhost, &api.sandbox) {
             targets.push((vec![vhost.clone()], sandbox));

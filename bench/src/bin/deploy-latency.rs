@@ -117,6 +117,7 @@ impl Stack {
         c.server.management_port = 0;
         c.server.admin_port = 0;
         c.server.xds_port = 0;
+        c.server.authz_port = 0;
         c.server.data_dir = dir.clone();
         c.router.listen_address = "127.0.0.1".into();
         c.router.http_port = free_port();

@@ -31,6 +31,12 @@ pub enum ApiError {
     /// No such route.
     #[error("not found")]
     NoRoute,
+    /// A named thing does not exist (404).
+    #[error("{0}")]
+    NotFoundMessage(String),
+    /// The caller may not do this to that thing (403).
+    #[error("{0}")]
+    ForbiddenMessage(String),
 }
 
 impl IntoResponse for ApiError {
@@ -38,7 +44,8 @@ impl IntoResponse for ApiError {
         let (status, errors): (StatusCode, Option<&[FieldError]>) = match &self {
             ApiError::Parse(_) | ApiError::Body(_) => (StatusCode::BAD_REQUEST, None),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
-            ApiError::NoRoute => (StatusCode::NOT_FOUND, None),
+            ApiError::NoRoute | ApiError::NotFoundMessage(_) => (StatusCode::NOT_FOUND, None),
+            ApiError::ForbiddenMessage(_) => (StatusCode::FORBIDDEN, None),
             ApiError::Denied(d) => return denied(*d),
             ApiError::Gateway(g) => match g {
                 GatewayError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),

@@ -19,18 +19,133 @@ use tollgate_proto::pb::envoy::extensions::transport_sockets::tls::v3::{
 use tollgate_proto::pb::google::protobuf::BoolValue;
 use tollgate_xds::Resource;
 
-use super::{ROUTE_CONFIG, Settings, TranslateError, duration};
+use std::collections::BTreeSet;
 
-/// The listeners for `settings`.
-pub fn listeners(settings: &Settings) -> Result<Vec<Arc<Resource>>, TranslateError> {
-    let mut out = vec![listener(settings, settings.http_port, None)?];
+use tollgate_proto::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use tollgate_proto::pb::envoy::config::core::v3::{GrpcService, grpc_service};
+use tollgate_proto::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
+use tollgate_proto::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthz, ext_authz};
+use tollgate_proto::pb::envoy::extensions::upstreams::http::v3::{HttpProtocolOptions, http_protocol_options};
+use tollgate_proto::pb::envoy::r#type::matcher::v3::{ListStringMatcher, StringMatcher, string_matcher};
+use tollgate_xds::{Dep, TypeKind};
+
+use super::{AUTHZ_CLUSTER, AuthzTarget, EXT_AUTHZ_FILTER, ROUTE_CONFIG, Settings, TranslateError, duration};
+
+/// The listeners for `settings`; `key_headers` are the request headers ext_authz receives.
+pub fn listeners(settings: &Settings, key_headers: &BTreeSet<String>) -> Result<Vec<Arc<Resource>>, TranslateError> {
+    let mut out = vec![listener(settings, settings.http_port, None, key_headers)?];
     if let Some(tls) = &settings.tls {
-        out.push(listener(settings, settings.https_port, Some(tls))?);
+        out.push(listener(settings, settings.https_port, Some(tls), key_headers)?);
     }
     Ok(out)
 }
 
-fn listener(settings: &Settings, port: u16, tls: Option<&super::TlsMaterial>) -> Result<Arc<Resource>, TranslateError> {
+/// Key headers Envoy always passes to ext_authz.
+const COMMON_KEY_HEADERS: [&str; 4] = ["api-key", "apikey", "x-api-key", "x-apikey"];
+
+/// The ext_authz filter: off unless a route turns it on, fail closed, sent only the key headers.
+fn ext_authz_filter(a: &AuthzTarget, key_headers: &BTreeSet<String>) -> HttpFilter {
+    // The usual key headers are always allowed, so the first API using one does not change (and
+    // drain) the listener; other names are added when an API starts using them.
+    let mut allowed: BTreeSet<&str> = COMMON_KEY_HEADERS.iter().copied().collect();
+    allowed.extend(key_headers.iter().map(String::as_str));
+    let patterns = allowed
+        .into_iter()
+        .map(|h| StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::Exact(h.to_string())),
+            ignore_case: true,
+        })
+        .collect();
+    let cfg = ExtAuthz {
+        services: Some(ext_authz::Services::GrpcService(GrpcService {
+            target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(grpc_service::EnvoyGrpc {
+                cluster_name: AUTHZ_CLUSTER.into(),
+                ..Default::default()
+            })),
+            timeout: Some(duration(a.timeout)),
+            ..Default::default()
+        })),
+        transport_api_version: ApiVersion::V3 as i32,
+        failure_mode_allow: false,
+        // Always set, even when empty, so Envoy sends no other request header.
+        allowed_headers: Some(ListStringMatcher { patterns }),
+        ..Default::default()
+    };
+    HttpFilter {
+        name: EXT_AUTHZ_FILTER.into(),
+        disabled: true,
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(cfg))),
+        ..Default::default()
+    }
+}
+
+/// The cluster of the ext_authz service: HTTP/2, STATIC for an IP, STRICT_DNS for a hostname.
+pub fn authz_cluster(a: &AuthzTarget) -> Result<Arc<Resource>, TranslateError> {
+    let is_ip = a.host.parse::<std::net::IpAddr>().is_ok();
+    let kind = if is_ip {
+        cluster::DiscoveryType::Static
+    } else {
+        cluster::DiscoveryType::StrictDns
+    };
+    let http2 = HttpProtocolOptions {
+        upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+            http_protocol_options::ExplicitHttpConfig {
+                protocol_config: Some(
+                    http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                        Default::default(),
+                    ),
+                ),
+            },
+        )),
+        ..Default::default()
+    };
+    let c = Cluster {
+        name: AUTHZ_CLUSTER.into(),
+        connect_timeout: Some(duration(std::time::Duration::from_secs(1))),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(kind as i32)),
+        typed_extension_protocol_options: [(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            pack_any(http2),
+        )]
+        .into_iter()
+        .collect(),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: AUTHZ_CLUSTER.into(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(socket_address(&a.host, a.port)),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(Resource::new(AUTHZ_CLUSTER, &c, vec![])?)
+}
+
+fn socket_address(host: &str, port: u16) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: host.to_string(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    }
+}
+
+fn listener(
+    settings: &Settings,
+    port: u16,
+    tls: Option<&super::TlsMaterial>,
+    key_headers: &BTreeSet<String>,
+) -> Result<Arc<Resource>, TranslateError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let name = format!("listener_{scheme}_{port}");
     let hcm = HttpConnectionManager {
@@ -44,11 +159,16 @@ fn listener(settings: &Settings, port: u16, tls: Option<&super::TlsMaterial>) ->
             }),
             route_config_name: ROUTE_CONFIG.into(),
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
-            ..Default::default()
-        }],
+        http_filters: settings
+            .authz
+            .iter()
+            .map(|a| ext_authz_filter(a, key_headers))
+            .chain(std::iter::once(HttpFilter {
+                name: "envoy.filters.http.router".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
+                ..Default::default()
+            }))
+            .collect(),
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
         generate_request_id: Some(BoolValue { value: true }),
@@ -94,7 +214,13 @@ fn listener(settings: &Settings, port: u16, tls: Option<&super::TlsMaterial>) ->
         per_connection_buffer_limit_bytes: Some(tollgate_proto::pb::google::protobuf::UInt32Value { value: 1 << 20 }),
         ..Default::default()
     };
-    Ok(Resource::new(name, &l, vec![])?)
+    // The ext_authz filter names its cluster: Envoy must hold it before the listener.
+    let deps = settings
+        .authz
+        .iter()
+        .map(|_| Dep::new(TypeKind::Cluster, AUTHZ_CLUSTER))
+        .collect();
+    Ok(Resource::new(name, &l, deps)?)
 }
 
 fn inline(bytes: &[u8]) -> DataSource {

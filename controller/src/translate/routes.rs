@@ -44,6 +44,8 @@ struct Rank {
 pub struct RouteDefaults {
     pub timeout: Duration,
     pub idle_timeout: Duration,
+    /// Whether the ext_authz filter is in the chain (so `api-key-auth` can turn it on per route).
+    pub authz: bool,
 }
 
 /// The full path template of an operation: context + operation path, without a doubled slash.
@@ -101,6 +103,15 @@ pub fn operation_route(
         name.push_str(&header_digest(&sorted));
     }
     let respond = api.policies_of(i).filter(|p| p.name == "respond").last();
+    let key_auth = api
+        .policies_of(i)
+        .filter(|p| p.name == "api-key-auth")
+        .last()
+        .filter(|_| defaults.authz);
+    let per_filter: std::collections::HashMap<String, tollgate_proto::pb::google::protobuf::Any> = key_auth
+        .map(|p| authz_per_route(&api.handle, &p.params))
+        .into_iter()
+        .collect();
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
     path_plans(&api.context, op, base_path)
         .into_iter()
@@ -121,6 +132,7 @@ pub fn operation_route(
                 }),
                 action: Some(action),
                 response_headers_to_add: response_headers,
+                typed_per_filter_config: per_filter.clone(),
                 ..Default::default()
             };
             let rank = Rank {
@@ -322,6 +334,42 @@ fn forward_action(
         }
     }
     route::Action::Route(action)
+}
+
+/// The `api-key-auth` policy on a route: turn the (disabled by default) ext_authz filter on, and
+/// tell the service the route's API and where the key is.
+fn authz_per_route(api: &str, params: &serde_json::Value) -> (String, tollgate_proto::pb::google::protobuf::Any) {
+    use tollgate_policies::authz::ctx;
+    use tollgate_proto::pb::envoy::extensions::filters::http::ext_authz::v3::{
+        CheckSettings, ExtAuthzPerRoute, ext_authz_per_route,
+    };
+    let place = params.get("in").and_then(|v| v.as_str()).unwrap_or("header");
+    let name = params.get("key").and_then(|v| v.as_str()).unwrap_or_default();
+    let name = if place == "header" {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_string()
+    };
+    let strip = params.get("stripKey").and_then(|v| v.as_bool()).unwrap_or(false);
+    let context_extensions = [
+        (ctx::API, api.to_string()),
+        (ctx::KEY_IN, place.to_string()),
+        (ctx::KEY_NAME, name),
+        (ctx::STRIP, strip.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let per_route = ExtAuthzPerRoute {
+        r#override: Some(ext_authz_per_route::Override::CheckSettings(CheckSettings {
+            context_extensions,
+            ..Default::default()
+        })),
+    };
+    (
+        super::EXT_AUTHZ_FILTER.to_string(),
+        tollgate_proto::envoy_types::util::pack_any(per_route),
+    )
 }
 
 /// The `respond` policy: a direct response with the configured status, body and headers.

@@ -22,6 +22,7 @@ fn settings() -> Settings {
         routes: RouteDefaults {
             timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
+            authz: true,
         },
         connect_timeout: Duration::from_secs(5),
         trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
@@ -31,6 +32,11 @@ fn settings() -> Settings {
             sandbox: "sandbox-*".into(),
             sandbox_domains: vec![],
         },
+        authz: Some(AuthzTarget {
+            host: "127.0.0.1".into(),
+            port: 18001,
+            timeout: Duration::from_millis(500),
+        }),
     }
 }
 
@@ -188,7 +194,11 @@ fn a_change_to_one_api_republishes_only_its_resources() {
     assert_eq!(store.generation(), before + 1);
     // Clusters unchanged: the upserts were identical, so only the route configuration changed.
     let group = store.group(DEFAULT_GROUP);
-    assert_eq!(group.len(TypeKind::Cluster), 3);
+    assert_eq!(
+        group.len(TypeKind::Cluster),
+        3 + 1,
+        "three upstreams and the ext_authz cluster"
+    );
     let u = t.set_api(&w2).unwrap();
     let generation = store.publish(DEFAULT_GROUP, u);
     assert_eq!(generation, before + 1, "an identical re-apply changes nothing");
@@ -205,20 +215,24 @@ fn shared_clusters_stay_until_their_last_api_goes() {
     t.set_api(&b).unwrap();
     let store = Store::new();
     store.publish(DEFAULT_GROUP, t.all().unwrap());
+    // One cluster per upstream host:port, plus the ext_authz cluster.
     assert_eq!(
         store.group(DEFAULT_GROUP).len(TypeKind::Cluster),
-        1,
+        2,
         "one cluster per upstream host:port"
     );
     store.publish(DEFAULT_GROUP, t.remove_api("weather").unwrap());
     assert_eq!(
         store.group(DEFAULT_GROUP).len(TypeKind::Cluster),
-        1,
+        2,
         "still used by weather-b"
     );
     store.publish(DEFAULT_GROUP, t.remove_api("weather-b").unwrap());
     let g = store.group(DEFAULT_GROUP);
-    assert_eq!((g.len(TypeKind::Cluster), g.len(TypeKind::Endpoint)), (0, 0));
+    assert_eq!(
+        (g.names(TypeKind::Cluster), g.len(TypeKind::Endpoint)),
+        (vec![AUTHZ_CLUSTER.to_string()], 0)
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod admin;
 mod deploy;
+mod keys;
 mod management;
 mod routing;
 mod stack;

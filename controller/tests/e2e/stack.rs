@@ -29,6 +29,7 @@ pub fn test_config(data: PathBuf) -> Config {
     c.server.management_port = 0;
     c.server.admin_port = 0;
     c.server.xds_port = 0;
+    c.server.authz_port = 0;
     c.server.data_dir = data;
     c.server.shutdown_timeout = Duration::from_secs(2);
     c.router.listen_address = "127.0.0.1".into();
@@ -145,4 +146,13 @@ pub async fn send(r: RequestBuilder) -> (StatusCode, Value) {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Polls `cond` until it holds (30 s at most).
+pub async fn eventually<F, Fut>(cond: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_for("condition", LIMIT, cond).await;
 }

@@ -1,0 +1,302 @@
+//! `/rest-apis/{handle}/api-keys`: create, list, regenerate and revoke API keys (reference §1.6),
+//! answering clearly where WSO2 answers 500 (bad name, past expiry, quota → 400; duplicate → 409;
+//! someone else's key → 403).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::auth::Principal;
+use crate::config::Role;
+use crate::db::KeyRow;
+use crate::gateway::{ApiEntry, GatewayError};
+use crate::keys::{KeyError, NewKey};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Expiry {
+    unit: Option<String>,
+    duration: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody {
+    name: Option<String>,
+    api_key: Option<String>,
+    expires_in: Option<Expiry>,
+    expires_at: Option<String>,
+    application_id: Option<String>,
+    application_name: Option<String>,
+    subscription_plan: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegenerateBody {
+    expires_in: Option<Expiry>,
+    expires_at: Option<String>,
+    /// e.g. `"1h"`; at most 30 days.
+    grace_period: Option<String>,
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+    Extension(who): Extension<Principal>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = (|| {
+        let api = s.gateway.get(&handle).ok_or_else(|| not_found(&handle))?;
+        let b: CreateBody = parse(body)?;
+        let expires_at = expiry(b.expires_at.as_deref(), b.expires_in.as_ref())?;
+        let new = NewKey {
+            name: b.name,
+            value: b.api_key,
+            expires_at,
+            application_id: b.application_id,
+            application_name: b.application_name,
+            plan: b.subscription_plan,
+        };
+        let (row, plain) = s.keys.create(&handle, &who.username, new).map_err(key_error)?;
+        Ok::<_, ApiError>((api, row, plain))
+    })();
+    match result {
+        Ok((api, row, plain)) => {
+            let message = if plain.is_some() {
+                "API key generated successfully"
+            } else {
+                "API key registered successfully"
+            };
+            let body = json!({
+                "status": "success",
+                "message": message,
+                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username),
+                "apiKey": key_json(&row, plain.as_deref()),
+                "invocation": invocation(&s, &api, plain.as_deref()),
+            });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    if s.gateway.get(&handle).is_none() {
+        return not_found(&handle).into_response();
+    }
+    let admin = who.roles.contains(&Role::Admin);
+    let keys: Vec<Value> = s
+        .keys
+        .list(&handle, &who.username, admin)
+        .iter()
+        .map(|k| key_json(k, None))
+        .collect();
+    Json(json!({"status": "success", "totalCount": keys.len(), "apiKeys": keys})).into_response()
+}
+
+pub async fn regenerate(
+    State(s): State<AppState>,
+    Path((handle, name)): Path<(String, String)>,
+    Extension(who): Extension<Principal>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = (|| {
+        let api = s.gateway.get(&handle).ok_or_else(|| not_found(&handle))?;
+        let b: RegenerateBody = parse(body)?;
+        let expires_at = expiry(b.expires_at.as_deref(), b.expires_in.as_ref())?;
+        let grace = match b.grace_period.as_deref() {
+            None => None,
+            Some(g) => {
+                Some(humantime::parse_duration(g).map_err(|e| ApiError::Body(format!("gracePeriod {g:?}: {e}")))?)
+            }
+        };
+        let (row, value) = s
+            .keys
+            .regenerate(&handle, &name, &who.username, expires_at, grace)
+            .map_err(key_error)?;
+        Ok::<_, ApiError>((api, row, value))
+    })();
+    match result {
+        Ok((api, row, value)) => Json(json!({
+            "status": "success",
+            "message": "API key regenerated successfully",
+            "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username),
+            "apiKey": key_json(&row, Some(&value)),
+            "invocation": invocation(&s, &api, Some(&value)),
+        }))
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplaceBody {
+    api_key: Option<String>,
+}
+
+pub async fn replace(
+    State(s): State<AppState>,
+    Path((handle, name)): Path<(String, String)>,
+    Extension(who): Extension<Principal>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = (|| {
+        s.gateway.get(&handle).ok_or_else(|| not_found(&handle))?;
+        let b: ReplaceBody = parse(body)?;
+        let value = b.api_key.ok_or_else(|| ApiError::Body("apiKey is required".into()))?;
+        let admin = who.roles.contains(&Role::Admin);
+        s.keys
+            .replace(&handle, &name, &who.username, admin, &value)
+            .map_err(key_error)
+    })();
+    match result {
+        Ok(row) => Json(
+            json!({"status": "success", "message": "API key updated successfully", "apiKey": key_json(&row, None)}),
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn revoke(State(s): State<AppState>, Path((handle, name)): Path<(String, String)>) -> Response {
+    if s.gateway.get(&handle).is_none() {
+        return not_found(&handle).into_response();
+    }
+    match s.keys.revoke(&handle, &name) {
+        Ok(_) => Json(json!({"status": "success", "message": "API key revoked successfully"})).into_response(),
+        Err(e) => key_error(e).into_response(),
+    }
+}
+
+fn not_found(handle: &str) -> ApiError {
+    ApiError::Gateway(GatewayError::NotFound(handle.to_string()))
+}
+
+fn key_error(e: KeyError) -> ApiError {
+    match e {
+        KeyError::Invalid(m) => ApiError::Body(m),
+        KeyError::NotFound(n) => ApiError::NotFoundMessage(format!("API key '{n}' not found")),
+        KeyError::Conflict(m) => ApiError::Gateway(GatewayError::Conflict(m)),
+        KeyError::Forbidden(n) => {
+            ApiError::ForbiddenMessage(format!("only the creator of API key '{n}' may regenerate it"))
+        }
+        KeyError::Db(d) => ApiError::Gateway(GatewayError::Db(d)),
+        KeyError::Random => ApiError::Gateway(GatewayError::Task),
+    }
+}
+
+/// An empty body is `{}`; JSON, or YAML (a superset) otherwise.
+fn parse<T: serde::de::DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError::Body(e.body_text()))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_yaml::from_slice(&body).map_err(|e| ApiError::Body(format!("invalid request body: {e}")))
+}
+
+/// `expiresAt` (RFC 3339) wins over `expiresIn`; Unix seconds.
+fn expiry(at: Option<&str>, within: Option<&Expiry>) -> Result<Option<i64>, ApiError> {
+    if let Some(at) = at {
+        let t = humantime::parse_rfc3339_weak(at).map_err(|e| ApiError::Body(format!("expiresAt {at:?}: {e}")))?;
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| ApiError::Body("expiresAt is before 1970".into()))?;
+        return Ok(Some(secs.as_secs() as i64));
+    }
+    let Some(w) = within else { return Ok(None) };
+    let unit = match w.unit.as_deref().unwrap_or("days") {
+        "seconds" => 1,
+        "minutes" => 60,
+        "hours" => 3600,
+        "days" => 86_400,
+        "weeks" => 7 * 86_400,
+        "months" => 30 * 86_400,
+        other => {
+            return Err(ApiError::Body(format!(
+                "expiresIn.unit '{other}' must be seconds, minutes, hours, days, weeks or months"
+            )));
+        }
+    };
+    let n = w
+        .duration
+        .filter(|d| *d > 0)
+        .ok_or_else(|| ApiError::Body("expiresIn.duration must be a positive integer".into()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    Ok(Some(now.saturating_add(n.saturating_mul(unit)) as i64))
+}
+
+fn key_json(k: &KeyRow, plain: Option<&str>) -> Value {
+    let expires = k
+        .expires_at
+        .map(|t| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)).to_string());
+    let mut v = json!({
+        "name": k.name,
+        "maskedApiKey": k.masked,
+        "apiId": k.api,
+        "status": k.status,
+        "createdAt": k.created_at,
+        "createdBy": k.created_by,
+        "expiresAt": expires,
+        "source": k.source,
+        "applicationId": k.application_id,
+        "applicationName": k.application_name,
+        "subscriptionPlan": k.plan,
+    });
+    match plain {
+        Some(p) => v["apiKey"] = json!(p),
+        None => v["apiKey"] = json!(k.masked),
+    }
+    v
+}
+
+/// Where to put the key and how to call the API with it.
+fn invocation(s: &AppState, api: &ApiEntry, plain: Option<&str>) -> Value {
+    let mut policy = api
+        .api
+        .policies
+        .iter()
+        .chain(api.api.operations.iter().flat_map(|o| o.policies.iter()));
+    let Some(p) = policy.find(|p| p.name == "api-key-auth") else {
+        return json!({"note": "this API has no api-key-auth policy: keys are not checked on its routes"});
+    };
+    let place = p.params.get("in").and_then(Value::as_str).unwrap_or("header");
+    let name = p.params.get("key").and_then(Value::as_str).unwrap_or("api-key");
+    let urls: Vec<String> = api
+        .api
+        .main_vhosts
+        .iter()
+        .map(|h| {
+            let host = if h.contains('*') {
+                "localhost".to_string()
+            } else {
+                h.clone()
+            };
+            format!("http://{host}:{}{}", s.http_port, api.api.context)
+        })
+        .collect();
+    let key = plain.unwrap_or("<your key>");
+    let first = urls.first().cloned().unwrap_or_default();
+    let curl = if place == "query" {
+        format!("curl '{first}/?{name}={key}'")
+    } else {
+        format!("curl -H '{name}: {key}' '{first}/'")
+    };
+    json!({"in": place, "name": name, "urls": urls, "curl": curl})
+}

@@ -1,0 +1,368 @@
+//! Per-API keys (reference §1.6 and §4): generated from the OS random source, shown once, stored
+//! as SHA-256 digests, and published to the ext_authz index before a write returns, so a revoked
+//! key fails on the very next request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ring::rand::{SecureRandom, SystemRandom};
+use tollgate_policies::authz::{KeyIndex, KeyRecord, SharedIndex, digest_of};
+
+use crate::db::{Db, DbError, KeyRow};
+
+/// The longest rotation grace period.
+pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The key store and the index it feeds.
+#[derive(Debug)]
+pub struct Keys {
+    db: Arc<Db>,
+    index: Arc<SharedIndex>,
+    quota: u32,
+    rows: Mutex<BTreeMap<(String, String), KeyRow>>,
+}
+
+/// What a key is created with.
+#[derive(Clone, Debug, Default)]
+pub struct NewKey {
+    pub name: Option<String>,
+    /// An external value; generated when absent.
+    pub value: Option<String>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub application_id: Option<String>,
+    pub application_name: Option<String>,
+    pub plan: Option<String>,
+}
+
+/// Why a key operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("API key '{0}' not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("only the creator of API key '{0}' may regenerate it")]
+    Forbidden(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("no OS randomness available")]
+    Random,
+}
+
+// === impl Keys ===
+
+impl Keys {
+    /// Loads every stored key and publishes the index.
+    pub fn load(db: Arc<Db>, index: Arc<SharedIndex>, quota: u32) -> Result<Keys, KeyError> {
+        let rows = db
+            .list_keys()?
+            .into_iter()
+            .map(|k| ((k.api.clone(), k.name.clone()), k))
+            .collect();
+        let keys = Keys {
+            db,
+            index,
+            quota,
+            rows: Mutex::new(rows),
+        };
+        keys.publish(&keys.lock());
+        Ok(keys)
+    }
+
+    /// Active keys of `api`: all of them for an admin, else the caller's own.
+    pub fn list(&self, api: &str, user: &str, admin: bool) -> Vec<KeyRow> {
+        self.lock()
+            .values()
+            .filter(|k| k.api == api && (admin || k.created_by == user))
+            .cloned()
+            .collect()
+    }
+
+    /// How many more keys `user` may create for `api`.
+    pub fn remaining(&self, api: &str, user: &str) -> u32 {
+        let used = self
+            .lock()
+            .values()
+            .filter(|k| k.api == api && k.created_by == user)
+            .count() as u32;
+        self.quota.saturating_sub(used)
+    }
+
+    /// Creates a key for `api`; returns it and, for generated keys, the plaintext (shown once).
+    pub fn create(&self, api: &str, user: &str, new: NewKey) -> Result<(KeyRow, Option<String>), KeyError> {
+        let now = unix_now();
+        check_expiry(new.expires_at, now)?;
+        let name = match new.name {
+            Some(n) => {
+                check_name(&n)?;
+                n
+            }
+            None => generated_name(api)?,
+        };
+        let (value, source) = match new.value {
+            Some(v) => {
+                check_external(&v)?;
+                (v, "external")
+            }
+            None => (generate()?, "local"),
+        };
+        let mut rows = self.lock();
+        if rows.contains_key(&(api.to_string(), name.clone())) {
+            return Err(KeyError::Conflict(format!(
+                "an API key named '{name}' already exists for API '{api}'"
+            )));
+        }
+        let used = rows.values().filter(|k| k.api == api && k.created_by == user).count() as u32;
+        if used >= self.quota {
+            return Err(KeyError::Invalid(format!(
+                "API key quota reached ({} per user per API)",
+                self.quota
+            )));
+        }
+        let stamp = crate::gateway::now();
+        let row = KeyRow {
+            uuid: uuid::Uuid::now_v7().to_string(),
+            api: api.to_string(),
+            name: name.clone(),
+            digest: hex(&digest_of(value.trim().as_bytes())),
+            masked: mask(&value),
+            status: "active".into(),
+            source: source.into(),
+            created_at: stamp.clone(),
+            created_by: user.to_string(),
+            updated_at: stamp,
+            expires_at: new.expires_at,
+            application_id: new.application_id,
+            application_name: new.application_name,
+            plan: new.plan,
+            previous_digest: None,
+            previous_expires_at: None,
+        };
+        self.db.put_key(&row).map_err(conflict)?;
+        rows.insert((api.to_string(), name), row.clone());
+        self.publish(&rows);
+        Ok((row, (source == "local").then_some(value)))
+    }
+
+    /// Gives key `name` a new generated value. With a grace period the old value keeps working
+    /// until it ends; without, it stops before this returns.
+    pub fn regenerate(
+        &self,
+        api: &str,
+        name: &str,
+        user: &str,
+        expires_at: Option<i64>,
+        grace: Option<Duration>,
+    ) -> Result<(KeyRow, String), KeyError> {
+        let now = unix_now();
+        check_expiry(expires_at, now)?;
+        if grace.is_some_and(|g| g > MAX_GRACE) {
+            return Err(KeyError::Invalid("gracePeriod must not exceed 30 days".into()));
+        }
+        let mut rows = self.lock();
+        let key = (api.to_string(), name.to_string());
+        let old = rows.get(&key).ok_or_else(|| KeyError::NotFound(name.into()))?;
+        if old.created_by != user {
+            return Err(KeyError::Forbidden(name.into()));
+        }
+        let value = generate()?;
+        let grace_end = grace
+            .map(|g| now + g.as_secs() as i64)
+            .map(|end| old.expires_at.map_or(end, |e| e.min(end)));
+        let row = KeyRow {
+            digest: hex(&digest_of(value.as_bytes())),
+            masked: mask(&value),
+            source: "local".into(),
+            updated_at: crate::gateway::now(),
+            expires_at: expires_at.or(old.expires_at),
+            previous_digest: grace_end.map(|_| old.digest.clone()),
+            previous_expires_at: grace_end,
+            ..old.clone()
+        };
+        self.db.put_key(&row).map_err(conflict)?;
+        rows.insert(key, row.clone());
+        self.publish(&rows);
+        Ok((row, value))
+    }
+
+    /// Replaces the value of external key `name` with a caller-supplied one; the old value stops.
+    pub fn replace(&self, api: &str, name: &str, user: &str, admin: bool, value: &str) -> Result<KeyRow, KeyError> {
+        check_external(value)?;
+        let mut rows = self.lock();
+        let key = (api.to_string(), name.to_string());
+        let old = rows.get(&key).ok_or_else(|| KeyError::NotFound(name.into()))?;
+        if old.created_by != user && !admin {
+            return Err(KeyError::Forbidden(name.into()));
+        }
+        if old.source != "external" {
+            return Err(KeyError::Invalid(format!(
+                "API key '{name}' was generated here: regenerate it instead"
+            )));
+        }
+        let row = KeyRow {
+            digest: hex(&digest_of(value.trim().as_bytes())),
+            masked: mask(value),
+            updated_at: crate::gateway::now(),
+            previous_digest: None,
+            previous_expires_at: None,
+            ..old.clone()
+        };
+        self.db.put_key(&row).map_err(conflict)?;
+        rows.insert(key, row.clone());
+        self.publish(&rows);
+        Ok(row)
+    }
+
+    /// Revokes key `name` of `api`. Revoking an unknown key is not an error.
+    pub fn revoke(&self, api: &str, name: &str) -> Result<bool, KeyError> {
+        let mut rows = self.lock();
+        let existed = self.db.delete_key(api, name)?;
+        rows.remove(&(api.to_string(), name.to_string()));
+        self.publish(&rows);
+        Ok(existed)
+    }
+
+    /// Forgets the keys of a deleted API (the database cascades).
+    pub fn api_deleted(&self, api: &str) {
+        let mut rows = self.lock();
+        rows.retain(|(a, _), _| a != api);
+        self.publish(&rows);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), KeyRow>> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds the next index and swaps it in.
+    fn publish(&self, rows: &BTreeMap<(String, String), KeyRow>) {
+        let now = unix_now();
+        let mut entries = Vec::with_capacity(rows.len());
+        for k in rows.values() {
+            let record = |expires_at: Option<i64>| KeyRecord {
+                api: Arc::from(k.api.as_str()),
+                name: Arc::from(k.name.as_str()),
+                application: k
+                    .application_name
+                    .as_deref()
+                    .or(k.application_id.as_deref())
+                    .map(Arc::from),
+                expires_at: expires_at.map(|t| t.max(0) as u64),
+            };
+            if let Some(d) = unhex(&k.digest) {
+                entries.push((d, record(k.expires_at)));
+            }
+            if let (Some(d), Some(until)) = (k.previous_digest.as_deref().and_then(unhex), k.previous_expires_at)
+                && until > now
+            {
+                entries.push((d, record(Some(until))));
+            }
+        }
+        self.index.store(KeyIndex::new(entries));
+    }
+}
+
+fn conflict(e: DbError) -> KeyError {
+    match e {
+        DbError::Conflict(m) => KeyError::Conflict(m),
+        other => KeyError::Db(other),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn check_expiry(expires_at: Option<i64>, now: i64) -> Result<(), KeyError> {
+    match expires_at {
+        Some(t) if t <= now => Err(KeyError::Invalid("expiry must be in the future".into())),
+        _ => Ok(()),
+    }
+}
+
+/// `^[a-z0-9]+([_-][a-z0-9]+)*$`, 3–63 characters.
+pub fn check_name(name: &str) -> Result<(), KeyError> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let ok_shape = !name.starts_with(['-', '_'])
+        && !name.ends_with(['-', '_'])
+        && !name.contains("--")
+        && !name.contains("__")
+        && !name.contains("-_")
+        && !name.contains("_-");
+    if (3..=63).contains(&name.len()) && ok_chars && ok_shape {
+        Ok(())
+    } else {
+        Err(KeyError::Invalid(format!(
+            "invalid API key name '{name}': use 3-63 lower-case letters, digits, '-' or '_' (not at the ends, not doubled)"
+        )))
+    }
+}
+
+fn check_external(value: &str) -> Result<(), KeyError> {
+    let len = value.trim().len();
+    if (36..=128).contains(&len) && value.trim().bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(KeyError::Invalid("apiKey must be 36-128 printable characters".into()))
+    }
+}
+
+/// `apip_` and 64 hex digits: 256 bits from the OS random source.
+fn generate() -> Result<String, KeyError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| KeyError::Random)?;
+    Ok(format!("apip_{}", hex(&bytes)))
+}
+
+fn generated_name(api: &str) -> Result<String, KeyError> {
+    let mut bytes = [0u8; 4];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| KeyError::Random)?;
+    let base: String = api
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let base: String = base.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
+    let base = if base.is_empty() {
+        "api".to_string()
+    } else {
+        base.chars().take(40).collect()
+    };
+    Ok(format!("{base}-key-{}", hex(&bytes)))
+}
+
+/// `***` and the last five characters (`********` for five or fewer).
+pub fn mask(value: &str) -> String {
+    let v = value.trim();
+    if v.len() <= 5 {
+        "********".into()
+    } else {
+        format!("***{}", &v[v.len() - 5..])
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+use tollgate_policies::authz::Decision;
+
+use super::*;
+use crate::db::ApiRow;
+
+fn setup() -> (Arc<Db>, Arc<SharedIndex>, Keys) {
+    let db = Arc::new(Db::memory().unwrap());
+    for h in ["orders", "billing"] {
+        db.insert_api(&ApiRow {
+            handle: h.into(),
+            uuid: format!("u-{h}"),
+            display_name: h.into(),
+            version: "v1".into(),
+            document: "{}".into(),
+            deployed: true,
+            origin: "gateway_api".into(),
+            created_at: "t".into(),
+            updated_at: "t".into(),
+            deployed_at: None,
+        })
+        .unwrap();
+    }
+    let index = Arc::new(SharedIndex::default());
+    let keys = Keys::load(db.clone(), index.clone(), 3).unwrap();
+    (db, index, keys)
+}
+
+fn allows(index: &SharedIndex, api: &str, key: &str) -> bool {
+    matches!(
+        index.load().decide(api, key.as_bytes(), unix_now() as u64),
+        Decision::Allow(_)
+    )
+}
+
+#[test]
+fn a_created_key_opens_its_api_only_and_is_stored_as_a_digest() {
+    let (db, index, keys) = setup();
+    let (row, plain) = keys
+        .create(
+            "orders",
+            "alice",
+            NewKey {
+                name: Some("ci-key".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let plain = plain.unwrap();
+    assert!(plain.starts_with("apip_") && plain.len() == 69);
+    assert!(allows(&index, "orders", &plain));
+    assert!(!allows(&index, "billing", &plain));
+    assert_eq!(row.masked, format!("***{}", &plain[64..]));
+    let stored = format!("{:?}", db.list_keys().unwrap());
+    assert!(!stored.contains(&plain), "plaintext never stored");
+    assert!(stored.contains(&row.digest));
+}
+
+#[test]
+fn regenerate_without_grace_stops_the_old_value_at_once_with_grace_later() {
+    let (_, index, keys) = setup();
+    let (_, old) = keys
+        .create(
+            "orders",
+            "alice",
+            NewKey {
+                name: Some("key1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let old = old.unwrap();
+    let (_, new) = keys.regenerate("orders", "key1", "alice", None, None).unwrap();
+    assert!(allows(&index, "orders", &new));
+    assert!(!allows(&index, "orders", &old));
+    let (_, newer) = keys
+        .regenerate("orders", "key1", "alice", None, Some(Duration::from_secs(3600)))
+        .unwrap();
+    assert!(allows(&index, "orders", &newer));
+    assert!(
+        allows(&index, "orders", &new),
+        "previous value works during the grace period"
+    );
+    assert!(matches!(
+        keys.regenerate("orders", "key1", "bob", None, None),
+        Err(KeyError::Forbidden(_))
+    ));
+    assert!(matches!(
+        keys.regenerate("orders", "nope", "alice", None, None),
+        Err(KeyError::NotFound(_))
+    ));
+    assert!(matches!(
+        keys.regenerate("orders", "key1", "alice", None, Some(MAX_GRACE * 2)),
+        Err(KeyError::Invalid(_))
+    ));
+}
+
+#[test]
+fn revocation_bites_immediately_and_is_idempotent() {
+    let (_, index, keys) = setup();
+    let (_, v) = keys.create("orders", "alice", NewKey::default()).unwrap();
+    let v = v.unwrap();
+    let name = keys.list("orders", "alice", false)[0].name.clone();
+    assert!(allows(&index, "orders", &v));
+    assert!(keys.revoke("orders", &name).unwrap());
+    assert!(!allows(&index, "orders", &v));
+    assert!(
+        !keys.revoke("orders", &name).unwrap(),
+        "second revoke finds nothing, without error"
+    );
+}
+
+#[test]
+fn names_quota_duplicates_expiry_and_external_values() {
+    let (_, index, keys) = setup();
+    for bad in ["ab", "Upper", "-lead", "trail_", "dou--ble", "sp ace"] {
+        assert!(matches!(check_name(bad), Err(KeyError::Invalid(_))), "{bad}");
+    }
+    check_name("my-api-key_v1").unwrap();
+    let named = |n: &str| NewKey {
+        name: Some(n.into()),
+        ..Default::default()
+    };
+    keys.create("orders", "alice", named("one")).unwrap();
+    assert!(matches!(
+        keys.create("orders", "alice", named("one")),
+        Err(KeyError::Conflict(_))
+    ));
+    keys.create("orders", "alice", named("two")).unwrap();
+    assert_eq!(keys.remaining("orders", "alice"), 1);
+    keys.create("orders", "alice", named("three")).unwrap();
+    assert!(
+        matches!(keys.create("orders", "alice", named("four")), Err(KeyError::Invalid(_))),
+        "quota"
+    );
+    assert_eq!(keys.remaining("orders", "bob"), 3);
+    let past = NewKey {
+        expires_at: Some(unix_now() - 1),
+        ..named("past")
+    };
+    assert!(matches!(keys.create("orders", "bob", past), Err(KeyError::Invalid(_))));
+    let short = NewKey {
+        value: Some("too-short".into()),
+        ..named("ext")
+    };
+    assert!(matches!(keys.create("orders", "bob", short), Err(KeyError::Invalid(_))));
+    let ext = "external-value-0123456789-abcdefghijklmnop";
+    let (row, shown) = keys
+        .create(
+            "orders",
+            "bob",
+            NewKey {
+                value: Some(ext.into()),
+                ..named("ext")
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (row.source.as_str(), shown),
+        ("external", None),
+        "external values are not echoed"
+    );
+    assert!(allows(&index, "orders", ext));
+}
+
+#[test]
+fn keys_survive_a_reload_and_expire() {
+    let (db, index, keys) = setup();
+    let soon = NewKey {
+        name: Some("soon".into()),
+        expires_at: Some(unix_now() + 1),
+        ..Default::default()
+    };
+    let (_, v) = keys.create("orders", "alice", soon).unwrap();
+    let v = v.unwrap();
+    let (_, w) = keys.create("orders", "alice", NewKey::default()).unwrap();
+    let w = w.unwrap();
+    drop(keys);
+    let index2 = Arc::new(SharedIndex::default());
+    let _keys = Keys::load(db, index2.clone(), 3).unwrap();
+    assert!(allows(&index2, "orders", &w));
+    assert!(matches!(
+        index2.load().decide("orders", v.as_bytes(), unix_now() as u64 + 5),
+        Decision::Deny
+    ));
+    drop(index);
+}
