@@ -165,3 +165,77 @@ async fn key_requests_are_checked_and_answered_clearly() {
     let (st, body) = send(s.mgmt(Method::GET, "/rest-apis/checks/api-keys?limit=10&offset=0")).await;
     assert_eq!((st.as_u16(), body["status"].as_str()), (200, Some("success")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_keys_expiry_grace_and_no_key_in_the_logs() {
+    crate::stack::capture_logs();
+    let echo = Echo::start("backend").await;
+    let s = Stack::start().await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    let doc = api_yaml("q-api", "/q-api", &url, "    - {method: GET, path: /*}\n").replace(
+        "  operations:",
+        "  policies:\n    - {name: api-key-auth, version: v1, params: {key: apikey, in: query}}\n  operations:",
+    );
+    assert_eq!(s.deploy(&doc).await.0, StatusCode::CREATED);
+    s.wait_status("/q-api/x", None, 401).await;
+    let (_, body) = create_key(&s, "q-api", json!({"name": "query-key"})).await;
+    let key = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
+    assert_eq!(body["invocation"]["in"], "query");
+    assert_eq!(
+        s.call(Method::GET, &format!("/q-api/x?apikey={key}"), None).await.0,
+        200
+    );
+    assert_eq!(s.call(Method::GET, "/q-api/x?apikey=apip_nope", None).await.0, 401);
+    assert_eq!(s.call(Method::GET, &format!("/q-api/x?other={key}"), None).await.0, 401);
+
+    // A key that expires in one second works, then stops.
+    let (_, short) = create_key(
+        &s,
+        "q-api",
+        json!({"name": "short", "expiresIn": {"unit": "seconds", "duration": 1}}),
+    )
+    .await;
+    let short = short["apiKey"]["apiKey"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.call(Method::GET, &format!("/q-api/x?apikey={short}"), None).await.0,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        s.call(Method::GET, &format!("/q-api/x?apikey={short}"), None).await.0,
+        401,
+        "expired"
+    );
+
+    // Rotation with a grace period: both values work.
+    let (st, regen) = send(
+        s.mgmt(Method::POST, "/rest-apis/q-api/api-keys/query-key/regenerate")
+            .json(&json!({"gracePeriod": "1h"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{regen}");
+    let new_key = regen["apiKey"]["apiKey"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.call(Method::GET, &format!("/q-api/x?apikey={new_key}"), None).await.0,
+        200
+    );
+    assert_eq!(
+        s.call(Method::GET, &format!("/q-api/x?apikey={key}"), None).await.0,
+        200,
+        "old value in grace"
+    );
+    let too_long = json!({"gracePeriod": "31days"});
+    let (st, _) = send(
+        s.mgmt(Method::POST, "/rest-apis/q-api/api-keys/query-key/regenerate")
+            .json(&too_long),
+    )
+    .await;
+    assert_eq!(st, 400);
+
+    let logs = crate::stack::logs();
+    assert!(logs.contains("api written"), "the controller's logs were captured");
+    for k in [&key, &short, &new_key] {
+        assert!(!logs.contains(k.as_str()), "a key appeared in the logs");
+        assert!(!logs.contains(&k[5..]), "a key's hex appeared in the logs");
+    }
+}
