@@ -1,0 +1,128 @@
+//! `envoy.service.auth.v3.Authorization/Check` over loopback gRPC: p50/p99 and checks per second with
+//! 1 and 64 requests in flight. The service runs on its own one-thread runtime (one core), as in the
+//! controller; the client on another.
+//!
+//! Usage: `cargo run --release -p tollgate-bench --bin authz-grpc [-- CHECKS]` (default 50000).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tollgate_bench::{micros, percentile};
+use tollgate_policies::AuthzService;
+use tollgate_policies::authz::{KeyIndex, KeyRecord, SharedIndex, ctx, digest_of};
+use tollgate_proto::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use tollgate_proto::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
+
+fn key(i: usize) -> String {
+    format!("apip_{i:064x}")
+}
+
+fn request(k: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            context_extensions: [
+                (ctx::API, "orders"),
+                (ctx::KEY_IN, "header"),
+                (ctx::KEY_NAME, "x-api-key"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    path: "/orders/1".into(),
+                    headers: [("x-api-key".to_string(), k.to_string())].into_iter().collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let checks: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let index = Arc::new(SharedIndex::default());
+    index.store(KeyIndex::new((0..1000).map(|i| {
+        let r = KeyRecord {
+            api: "orders".into(),
+            name: format!("k{i}").into(),
+            application: None,
+            expires_at: None,
+        };
+        (digest_of(key(i).as_bytes()), r)
+    })));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let server_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::spawn(move || {
+        server_rt.block_on(async move {
+            let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let _ = tonic::transport::Server::builder()
+                .add_service(AuthorizationServer::new(AuthzService::new(index)))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+                .await;
+        });
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let client = AuthorizationClient::connect(format!("http://{addr}")).await?;
+        println!("| in flight | checks | p50 | p99 | checks/s (server on one core) |");
+        println!("|---|---|---|---|---|");
+        for inflight in [1usize, 64] {
+            // Warm up.
+            run(&client, 2000.min(checks), inflight).await?;
+            let (mut lat, elapsed) = run(&client, checks, inflight).await?;
+            lat.sort_unstable();
+            println!(
+                "| {inflight} | {checks} | {} | {} | {:.0} |",
+                micros(percentile(&lat, 50.0)),
+                micros(percentile(&lat, 99.0)),
+                checks as f64 / elapsed.as_secs_f64()
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+async fn run(
+    client: &AuthorizationClient<tonic::transport::Channel>,
+    checks: usize,
+    inflight: usize,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let start = Instant::now();
+    let per_task = checks / inflight;
+    let mut tasks = Vec::new();
+    for t in 0..inflight {
+        let mut c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for i in 0..per_task {
+                // Nine in ten valid, one unknown.
+                let k = if i % 10 == 9 {
+                    "apip_unknown".to_string()
+                } else {
+                    key((t * 31 + i) % 1000)
+                };
+                let req = request(&k);
+                let t0 = Instant::now();
+                c.check(req).await?;
+                lat.push(t0.elapsed());
+            }
+            Ok::<_, tonic::Status>(lat)
+        }));
+    }
+    let mut all = Vec::with_capacity(checks);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((all, start.elapsed()))
+}
