@@ -64,6 +64,11 @@ impl Envoy {
             .replace("${XDS_HOST}", &xds.ip().to_string())
             .replace("${XDS_PORT}", &xds.port().to_string())
             .replace("${ADMIN_PORT}", &admin.to_string());
+        Self::start_with(bootstrap, admin).await
+    }
+
+    /// Starts Envoy with a complete bootstrap whose admin listener is on `admin`.
+    pub async fn start_with(bootstrap: String, admin: u16) -> Envoy {
         let dir = std::env::temp_dir().join(format!("tollgate-envoy-{}-{admin}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("bootstrap.yaml");
