@@ -17,7 +17,7 @@ use tollgate_proto::pb::envoy::service::auth::v3::{
 use tollgate_proto::pb::envoy::r#type::v3::{HttpStatus, StatusCode};
 use tollgate_proto::pb::google::rpc::Status as RpcStatus;
 
-pub use index::{Decision, KeyIndex, KeyRecord, SharedIndex, digest_of};
+pub use index::{Decision, KeyIndex, KeyRecord, KeyView, SharedIndex, digest_of};
 
 /// The `context_extensions` keys a protected route carries.
 pub mod ctx {
@@ -122,9 +122,9 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-fn allow(record: &KeyRecord, strip: bool, in_query: bool, name: &str) -> CheckResponse {
+fn allow(record: KeyView<'_>, strip: bool, in_query: bool, name: &str) -> CheckResponse {
     let mut ok = OkHttpResponse {
-        headers: vec![header(KEY_NAME_HEADER, &record.name)],
+        headers: vec![header(KEY_NAME_HEADER, record.name)],
         ..Default::default()
     };
     if let Some(app) = &record.application {

@@ -24,10 +24,35 @@ pub struct KeyRecord {
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
 
-/// Immutable key index.
+/// Immutable key index, laid out compactly: digest → slot, slots of fixed size, and the names in
+/// one string arena (so a key costs its digest, a 24-byte slot and its name's bytes).
 #[derive(Debug, Default)]
 pub struct KeyIndex {
-    keys: HashMap<Digest, KeyRecord, BuildHasherDefault<DigestHasher>>,
+    slots: HashMap<Digest, u32, BuildHasherDefault<DigestHasher>>,
+    keys: Vec<Slot>,
+    apis: Vec<Arc<str>>,
+    text: String,
+}
+
+/// One key's facts; strings live in the index's arena.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Unix seconds; `u64::MAX` for never.
+    expires_at: u64,
+    text_start: u32,
+    name_len: u16,
+    /// Length of the application name stored after the key name; 0 for none.
+    app_len: u16,
+    api: u32,
+}
+
+/// What an allowed key is, borrowed from the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyView<'a> {
+    pub api: &'a str,
+    pub name: &'a str,
+    pub application: Option<&'a str>,
+    pub expires_at: Option<u64>,
 }
 
 /// The index shared by the authz service and the writers that replace it.
@@ -40,7 +65,7 @@ pub struct SharedIndex {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision<'a> {
     /// The key is known, unexpired and belongs to the route's API.
-    Allow(&'a KeyRecord),
+    Allow(KeyView<'a>),
     /// Anything else; the reason is deliberately not told apart.
     Deny,
 }
@@ -52,21 +77,48 @@ pub struct DigestHasher(u64);
 // === impl KeyIndex ===
 
 impl KeyIndex {
-    /// An index of these `(digest, record)` pairs.
+    /// An index of these `(digest, record)` pairs. Names longer than 65,535 bytes are cut.
     pub fn new(entries: impl IntoIterator<Item = (Digest, KeyRecord)>) -> Self {
-        KeyIndex {
-            keys: entries.into_iter().collect(),
+        let entries = entries.into_iter();
+        let mut index = KeyIndex {
+            slots: HashMap::with_capacity_and_hasher(entries.size_hint().0, Default::default()),
+            keys: Vec::with_capacity(entries.size_hint().0),
+            ..Default::default()
+        };
+        let mut api_ids: HashMap<Arc<str>, u32> = HashMap::new();
+        for (digest, r) in entries {
+            let api = *api_ids.entry(r.api.clone()).or_insert_with(|| {
+                index.apis.push(r.api.clone());
+                (index.apis.len() - 1) as u32
+            });
+            let text_start = index.text.len() as u32;
+            let name = clip(&r.name);
+            let app = r.application.as_deref().map(clip).unwrap_or("");
+            index.text.push_str(name);
+            index.text.push_str(app);
+            let slot = Slot {
+                expires_at: r.expires_at.unwrap_or(u64::MAX),
+                text_start,
+                name_len: name.len() as u16,
+                app_len: app.len() as u16,
+                api,
+            };
+            index.slots.insert(digest, index.keys.len() as u32);
+            index.keys.push(slot);
         }
+        index.keys.shrink_to_fit();
+        index.text.shrink_to_fit();
+        index
     }
 
     /// How many keys the index holds.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.slots.len()
     }
 
     /// Whether the index holds no key.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.slots.is_empty()
     }
 
     /// Decides for a key presented on a route of `api` at time `now` (Unix seconds). Does not
@@ -75,16 +127,43 @@ impl KeyIndex {
         if presented.is_empty() {
             return Decision::Deny;
         }
-        match self.keys.get(&digest_of(presented)) {
-            Some(r) if &*r.api == api && r.expires_at.is_none_or(|t| now < t) => Decision::Allow(r),
-            _ => Decision::Deny,
+        let Some(slot) = self
+            .slots
+            .get(&digest_of(presented))
+            .and_then(|i| self.keys.get(*i as usize))
+        else {
+            return Decision::Deny;
+        };
+        let Some(slot_api) = self.apis.get(slot.api as usize) else {
+            return Decision::Deny;
+        };
+        if &**slot_api != api || now >= slot.expires_at {
+            return Decision::Deny;
         }
+        let start = slot.text_start as usize;
+        let (name_end, app_end) = (
+            start + slot.name_len as usize,
+            start + slot.name_len as usize + slot.app_len as usize,
+        );
+        Decision::Allow(KeyView {
+            api: slot_api,
+            name: self.text.get(start..name_end).unwrap_or(""),
+            application: (slot.app_len > 0).then(|| self.text.get(name_end..app_end).unwrap_or("")),
+            expires_at: (slot.expires_at != u64::MAX).then_some(slot.expires_at),
+        })
     }
+}
 
-    /// Every entry (for building the next index).
-    pub fn entries(&self) -> impl Iterator<Item = (&Digest, &KeyRecord)> {
-        self.keys.iter()
+/// At most 65,535 bytes, cut on a character boundary.
+fn clip(s: &str) -> &str {
+    if s.len() <= u16::MAX as usize {
+        return s;
     }
+    let mut end = u16::MAX as usize;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The SHA-256 digest of a key, as stored.
@@ -148,8 +227,16 @@ mod tests {
             (digest_of(b"old"), record("a", Some(100))),
             (digest_of(b"other"), record("b", None)),
         ]);
-        assert!(matches!(index.decide("a", b"good", 50), Decision::Allow(r) if &*r.api == "a"));
-        assert_eq!(index.decide("a", b"old", 99), Decision::Allow(&record("a", Some(100))));
+        assert!(matches!(index.decide("a", b"good", 50), Decision::Allow(r) if r.api == "a" && r.name == "k"));
+        assert_eq!(
+            index.decide("a", b"old", 99),
+            Decision::Allow(KeyView {
+                api: "a",
+                name: "k",
+                application: None,
+                expires_at: Some(100)
+            })
+        );
         assert_eq!(
             index.decide("a", b"old", 100),
             Decision::Deny,
@@ -173,6 +260,50 @@ mod tests {
             Decision::Deny,
             "revocation bites on the next check"
         );
+    }
+
+    #[test]
+    fn names_and_applications_come_back_from_the_arena() {
+        let index = KeyIndex::new([
+            (
+                digest_of(b"1"),
+                KeyRecord {
+                    api: "a".into(),
+                    name: "first".into(),
+                    application: Some("shop".into()),
+                    expires_at: None,
+                },
+            ),
+            (
+                digest_of(b"2"),
+                KeyRecord {
+                    api: "b".into(),
+                    name: "second".into(),
+                    application: None,
+                    expires_at: None,
+                },
+            ),
+        ]);
+        assert_eq!(
+            index.decide("a", b"1", 0),
+            Decision::Allow(KeyView {
+                api: "a",
+                name: "first",
+                application: Some("shop"),
+                expires_at: None
+            })
+        );
+        assert_eq!(
+            index.decide("b", b"2", 0),
+            Decision::Allow(KeyView {
+                api: "b",
+                name: "second",
+                application: None,
+                expires_at: None
+            })
+        );
+        let long = "n".repeat(70_000);
+        assert_eq!(clip(&long).len(), 65_535);
     }
 
     #[test]
