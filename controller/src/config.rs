@@ -241,6 +241,30 @@ impl Config {
         Ok(())
     }
 
+    /// Everything on loopback with ephemeral controller ports, data in `data_dir`, Envoy's HTTP
+    /// listener on `http_port`, and one plaintext admin user: for tests and benchmarks that run the
+    /// controller in process.
+    pub fn loopback(data_dir: PathBuf, http_port: u16, user: &str, password: &str) -> Config {
+        let mut c = Config::default();
+        c.server.bind = "127.0.0.1".into();
+        c.server.grpc_bind = "127.0.0.1".into();
+        c.server.management_port = 0;
+        c.server.admin_port = 0;
+        c.server.xds_port = 0;
+        c.server.authz_port = 0;
+        c.server.data_dir = data_dir;
+        c.server.shutdown_timeout = Duration::from_secs(2);
+        c.router.listen_address = "127.0.0.1".into();
+        c.router.http_port = http_port;
+        c.auth.users = vec![User {
+            username: user.into(),
+            password: password.into(),
+            password_hashed: false,
+            roles: vec![Role::Admin],
+        }];
+        c
+    }
+
     /// The virtual-host defaults in the model's terms.
     pub fn vhost_defaults(&self) -> VhostDefaults {
         let v = &self.router.vhosts;

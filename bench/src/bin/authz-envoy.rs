@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tollgate::config::{Config, Role, User};
+use tollgate::config::Config;
 use tollgate::runtime;
 use tollgate_bench::{micros, percentile};
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
@@ -26,22 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("tollgate-authz-envoy-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let _dir = TempDir(dir.clone());
-    let mut c = Config::default();
-    c.server.bind = "127.0.0.1".into();
-    c.server.grpc_bind = "127.0.0.1".into();
-    c.server.management_port = 0;
-    c.server.admin_port = 0;
-    c.server.xds_port = 0;
-    c.server.authz_port = 0;
-    c.server.data_dir = dir;
-    c.router.listen_address = "127.0.0.1".into();
-    c.router.http_port = free_port();
-    c.auth.users = vec![User {
-        username: "b".into(),
-        password: "b".into(),
-        password_hashed: false,
-        roles: vec![Role::Admin],
-    }];
+    let c = Config::loopback(dir, free_port(), "b", "b");
     let running = runtime::start(&c).await?;
     let _envoy = Envoy::start("delta", "bench", "default", running.xds).await;
     let http = reqwest::Client::builder().no_proxy().build()?;

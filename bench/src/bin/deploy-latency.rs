@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tollgate::config::{Config, Role, User};
+use tollgate::config::Config;
 use tollgate::runtime::{self, Running};
 use tollgate_bench::percentile;
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
@@ -111,22 +111,7 @@ impl Stack {
     async fn start(upstream: u16, tag: usize) -> anyhow::Result<Stack> {
         let dir = std::env::temp_dir().join(format!("tollgate-bench-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut c = Config::default();
-        c.server.bind = "127.0.0.1".into();
-        c.server.grpc_bind = "127.0.0.1".into();
-        c.server.management_port = 0;
-        c.server.admin_port = 0;
-        c.server.xds_port = 0;
-        c.server.authz_port = 0;
-        c.server.data_dir = dir.clone();
-        c.router.listen_address = "127.0.0.1".into();
-        c.router.http_port = free_port();
-        c.auth.users = vec![User {
-            username: "bench".into(),
-            password: "bench".into(),
-            password_hashed: false,
-            roles: vec![Role::Admin],
-        }];
+        let c = Config::loopback(dir.clone(), free_port(), "bench", "bench");
         let running = runtime::start(&c).await?;
         let envoy = Envoy::start("delta", "bench", "default", running.xds).await;
         let http = reqwest::Client::builder().no_proxy().build()?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
-use tollgate::config::{Config, Role, User};
+use tollgate::config::Config;
 use tollgate::runtime::{self, Running};
 use tollgate_testkit::{Envoy, envoy::TempDir, free_port, wait_for};
 
@@ -23,24 +23,7 @@ pub struct Stack {
 
 /// Config for a test: ephemeral controller ports, loopback only, user admin/admin.
 pub fn test_config(data: PathBuf) -> Config {
-    let mut c = Config::default();
-    c.server.bind = "127.0.0.1".into();
-    c.server.grpc_bind = "127.0.0.1".into();
-    c.server.management_port = 0;
-    c.server.admin_port = 0;
-    c.server.xds_port = 0;
-    c.server.authz_port = 0;
-    c.server.data_dir = data;
-    c.server.shutdown_timeout = Duration::from_secs(2);
-    c.router.listen_address = "127.0.0.1".into();
-    c.router.http_port = free_port();
-    c.auth.users = vec![User {
-        username: "admin".into(),
-        password: "admin".into(),
-        password_hashed: false,
-        roles: vec![Role::Admin],
-    }];
-    c
+    Config::loopback(data, free_port(), "admin", "admin")
 }
 
 impl Stack {
