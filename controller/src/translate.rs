@@ -88,8 +88,6 @@ pub struct Translator {
     settings: Settings,
     fragments: BTreeMap<String, Fragment>,
     fixed: FixedRoutes,
-    /// The key headers the published listeners allow through to ext_authz.
-    key_headers: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// The routes every virtual host has, encoded once.
@@ -111,7 +109,6 @@ impl Translator {
             settings,
             fragments: BTreeMap::new(),
             fixed,
-            key_headers: Default::default(),
         }
     }
 
@@ -171,14 +168,8 @@ impl Translator {
             }
         }
         u.upsert(self.route_config()?);
-        let headers: BTreeSet<String> = self
-            .fragments
-            .values()
-            .flat_map(|f| f.key_headers.iter().cloned())
-            .collect();
-        if *self.key_headers.lock().unwrap_or_else(|p| p.into_inner()) != headers {
-            self.listeners_into(&mut u)?;
-        }
+        // Unchanged listeners encode to the same version, which the store ignores.
+        self.listeners_into(&mut u)?;
         Ok(u)
     }
 
@@ -192,7 +183,6 @@ impl Translator {
         for l in listener::listeners(&self.settings, &headers)? {
             u.upsert(l);
         }
-        *self.key_headers.lock().unwrap_or_else(|p| p.into_inner()) = headers;
         Ok(())
     }
 
