@@ -26,6 +26,7 @@ pub struct AdminState {
     pub gateway: Arc<Gateway>,
     pub auth: Arc<Authenticator>,
     pub status: Arc<StatusRegistry>,
+    pub link: Arc<crate::platform::LinkStatus>,
 }
 
 /// The admin router.
@@ -33,6 +34,7 @@ pub fn router(state: AdminState) -> Router {
     let protected = Router::new()
         .route("/config_dump", get(config_dump))
         .route("/xds_sync_status", get(xds_sync_status))
+        .route("/control_plane", get(control_plane))
         .layer(middleware::from_fn_with_state(state.clone(), admin_only));
     Router::new()
         .nest(BASE, protected.route("/health", get(health)))
@@ -98,6 +100,11 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
         },
         "xds": {"generation": store.generation(), "resources": resources},
     }))
+}
+
+/// The control-plane link: state, gateway id, why it stopped (if it did), event counters, last sync.
+async fn control_plane(State(s): State<AdminState>) -> Json<Value> {
+    Json(json!({"status": "success", "controlPlane": s.link.snapshot()}))
 }
 
 async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {

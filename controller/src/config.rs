@@ -18,6 +18,7 @@ pub struct Config {
     pub api_keys: ApiKeys,
     pub logging: Logging,
     pub envoy: Envoy,
+    pub control_plane: ControlPlane,
 }
 
 /// Ports, addresses and limits of the controller's own servers.
@@ -157,6 +158,94 @@ pub struct Envoy {
     pub args: Vec<String>,
 }
 
+/// The link to a WSO2 API Platform control plane (`platform-api`). Off while `host` is empty.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlPlane {
+    /// `host[:port]` of the platform API; Tollgate connects to `wss://{host}` and `https://{host}`.
+    /// `TOLLGATE_CONTROL_PLANE_HOST` overrides.
+    pub host: String,
+    /// The gateway token issued by the platform API. `TOLLGATE_CONTROL_PLANE_TOKEN` overrides.
+    /// Never logged.
+    pub token: String,
+    /// Accept any server certificate (test set-ups only).
+    pub insecure_skip_verify: bool,
+    /// Extra trusted CA certificates (PEM), on top of the system trust store.
+    pub ca_cert_path: Option<PathBuf>,
+    /// First reconnect delay; doubles per failure, with ±25 % jitter.
+    #[serde(with = "duration")]
+    pub reconnect_initial: Duration,
+    /// Longest reconnect delay.
+    #[serde(with = "duration")]
+    pub reconnect_max: Duration,
+    /// A link with no ping for this long is dead and is reconnected.
+    #[serde(with = "duration")]
+    pub ping_timeout: Duration,
+    /// Timeout of each REST call to the platform API.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Deployments fetched per `fetch-batch` call during sync.
+    pub sync_batch_size: usize,
+    /// The gateway version reported in the manifest (1.2.0 or later gets `v1` artifacts).
+    pub gateway_version: String,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("host", &self.host)
+            .field("token", &if self.token.is_empty() { "" } else { "[redacted]" })
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .field("ca_cert_path", &self.ca_cert_path)
+            .field("reconnect_initial", &self.reconnect_initial)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("sync_batch_size", &self.sync_batch_size)
+            .field("gateway_version", &self.gateway_version)
+            .finish()
+    }
+}
+
+impl Default for ControlPlane {
+    fn default() -> Self {
+        ControlPlane {
+            host: String::new(),
+            token: String::new(),
+            insecure_skip_verify: false,
+            ca_cert_path: None,
+            reconnect_initial: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(300),
+            ping_timeout: Duration::from_secs(35),
+            request_timeout: Duration::from_secs(30),
+            sync_batch_size: 50,
+            gateway_version: "1.2.0".into(),
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Applies `TOLLGATE_CONTROL_PLANE_HOST` and `TOLLGATE_CONTROL_PLANE_TOKEN`.
+    pub fn with_env(mut self) -> ControlPlane {
+        if let Ok(h) = std::env::var("TOLLGATE_CONTROL_PLANE_HOST")
+            && !h.trim().is_empty()
+        {
+            self.host = h.trim().to_string();
+        }
+        if let Ok(t) = std::env::var("TOLLGATE_CONTROL_PLANE_TOKEN")
+            && !t.trim().is_empty()
+        {
+            self.token = t.trim().to_string();
+        }
+        self
+    }
+
+    /// Whether a control plane is configured.
+    pub fn enabled(&self) -> bool {
+        !self.host.is_empty()
+    }
+}
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -238,6 +327,25 @@ impl Config {
         if self.api_keys.per_user_per_api == 0 {
             return invalid("api_keys.per_user_per_api", "must be at least 1");
         }
+        let cp = &self.control_plane;
+        if cp.host.contains("://") || cp.host.contains('/') {
+            return invalid("control_plane.host", "must be host[:port], without a scheme or path");
+        }
+        if cp.sync_batch_size == 0 {
+            return invalid("control_plane.sync_batch_size", "must be at least 1");
+        }
+        if cp.reconnect_initial.is_zero() || cp.reconnect_max < cp.reconnect_initial {
+            return invalid(
+                "control_plane.reconnect_max",
+                "reconnect_initial must be > 0 and reconnect_max at least reconnect_initial",
+            );
+        }
+        if crate::platform::semver_below(&cp.gateway_version, (1, 2)) {
+            return invalid(
+                "control_plane.gateway_version",
+                "must be a version of at least 1.2.0 (older versions get legacy artifacts)",
+            );
+        }
         Ok(())
     }
 
@@ -281,6 +389,9 @@ impl Config {
         let mut c = self.clone();
         for u in &mut c.auth.users {
             u.password = "[redacted]".into();
+        }
+        if !c.control_plane.token.is_empty() {
+            c.control_plane.token = "[redacted]".into();
         }
         serde_json::to_value(&c).unwrap_or_default()
     }

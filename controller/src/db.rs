@@ -45,6 +45,19 @@ const MIGRATIONS: &[&str] = &[
         origin TEXT NOT NULL DEFAULT 'gateway_api',
         UNIQUE (api, name)
     );",
+    // 3: the control-plane link: which deployment an API came from and its concurrency token,
+    // and what the platform API pushes besides APIs and keys (subscriptions, plans,
+    // applications, revoked-key tombstones), stored as JSON by kind and id.
+    "ALTER TABLE apis ADD COLUMN cp_deployment_id TEXT;
+    ALTER TABLE apis ADD COLUMN cp_performed_at TEXT;
+    CREATE TABLE cp_objects (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        api TEXT,
+        body TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    );",
 ];
 
 /// The database.
@@ -68,6 +81,9 @@ pub struct ApiRow {
     pub created_at: String,
     pub updated_at: String,
     pub deployed_at: Option<String>,
+    /// For control-plane APIs: the platform API's deployment id and `performedAt` (verbatim).
+    pub cp_deployment_id: Option<String>,
+    pub cp_performed_at: Option<String>,
 }
 
 /// Storage failures.
@@ -126,10 +142,23 @@ impl Db {
     pub fn insert_api(&self, row: &ApiRow) -> Result<(), DbError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO apis (handle, uuid, display_name, version, document, deployed, origin, created_at, updated_at, deployed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![row.handle, row.uuid, row.display_name, row.version, row.document, row.deployed, row.origin,
-                    row.created_at, row.updated_at, row.deployed_at],
+            "INSERT INTO apis (handle, uuid, display_name, version, document, deployed, origin, created_at, updated_at,
+             deployed_at, cp_deployment_id, cp_performed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                row.handle,
+                row.uuid,
+                row.display_name,
+                row.version,
+                row.document,
+                row.deployed,
+                row.origin,
+                row.created_at,
+                row.updated_at,
+                row.deployed_at,
+                row.cp_deployment_id,
+                row.cp_performed_at
+            ],
         )
         .map_err(|e| conflict(e, row))?;
         Ok(())
@@ -141,7 +170,8 @@ impl Db {
         let n = conn
             .execute(
                 "UPDATE apis SET display_name = ?2, version = ?3, document = ?4, deployed = ?5, origin = ?6,
-                 updated_at = ?7, deployed_at = ?8 WHERE handle = ?1",
+                 updated_at = ?7, deployed_at = ?8, uuid = ?9, cp_deployment_id = ?10, cp_performed_at = ?11
+                 WHERE handle = ?1",
                 params![
                     row.handle,
                     row.display_name,
@@ -150,7 +180,10 @@ impl Db {
                     row.deployed,
                     row.origin,
                     row.updated_at,
-                    row.deployed_at
+                    row.deployed_at,
+                    row.uuid,
+                    row.cp_deployment_id,
+                    row.cp_performed_at
                 ],
             )
             .map_err(|e| conflict(e, row))?;
@@ -166,8 +199,8 @@ impl Db {
     pub fn list_apis(&self) -> Result<Vec<ApiRow>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT handle, uuid, display_name, version, document, deployed, origin, created_at, updated_at, deployed_at
-             FROM apis ORDER BY handle",
+            "SELECT handle, uuid, display_name, version, document, deployed, origin, created_at, updated_at, deployed_at,
+             cp_deployment_id, cp_performed_at FROM apis ORDER BY handle",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(ApiRow {
@@ -181,6 +214,8 @@ impl Db {
                 created_at: r.get(7)?,
                 updated_at: r.get(8)?,
                 deployed_at: r.get(9)?,
+                cp_deployment_id: r.get(10)?,
+                cp_performed_at: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -201,6 +236,88 @@ impl Db {
             [key, value],
         )?;
         Ok(())
+    }
+}
+
+/// Something the control plane pushed that Tollgate stores but does not enforce yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpObject {
+    /// `subscription`, `plan`, `application` or `revoked_key`.
+    pub kind: String,
+    pub id: String,
+    /// The artifact UUID it belongs to, when it belongs to one.
+    pub api: Option<String>,
+    /// JSON.
+    pub body: String,
+    pub updated_at: String,
+}
+
+impl Db {
+    /// Inserts or replaces a control-plane object.
+    pub fn put_cp_object(&self, o: &CpObject) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO cp_objects (kind, id, api, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (kind, id) DO UPDATE SET api = excluded.api, body = excluded.body,
+             updated_at = excluded.updated_at",
+            params![o.kind, o.id, o.api, o.body, o.updated_at],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a control-plane object; false when there was none.
+    pub fn delete_cp_object(&self, kind: &str, id: &str) -> Result<bool, DbError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM cp_objects WHERE kind = ?1 AND id = ?2", [kind, id])?
+            == 1)
+    }
+
+    /// Replaces every object of `kind` (of `api`, when given) with `objects`, in one transaction.
+    pub fn replace_cp_objects(&self, kind: &str, api: Option<&str>, objects: &[CpObject]) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        match api {
+            Some(a) => tx.execute("DELETE FROM cp_objects WHERE kind = ?1 AND api = ?2", [kind, a])?,
+            None => tx.execute("DELETE FROM cp_objects WHERE kind = ?1", [kind])?,
+        };
+        for o in objects {
+            tx.execute(
+                "INSERT OR REPLACE INTO cp_objects (kind, id, api, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![o.kind, o.id, o.api, o.body, o.updated_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every control-plane object of `kind`, by id.
+    pub fn list_cp_objects(&self, kind: &str) -> Result<Vec<CpObject>, DbError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT kind, id, api, body, updated_at FROM cp_objects WHERE kind = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([kind], |r| {
+            Ok(CpObject {
+                kind: r.get(0)?,
+                id: r.get(1)?,
+                api: r.get(2)?,
+                body: r.get(3)?,
+                updated_at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether a control-plane object exists.
+    pub fn has_cp_object(&self, kind: &str, id: &str) -> Result<bool, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM cp_objects WHERE kind = ?1 AND id = ?2",
+                [kind, id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 }
 
@@ -228,17 +345,19 @@ pub struct KeyRow {
     /// The value before the last regeneration, valid until `previous_expires_at`.
     pub previous_digest: Option<String>,
     pub previous_expires_at: Option<i64>,
+    /// `gateway_api` (made here) or `control_plane` (pushed by the platform API).
+    pub origin: String,
 }
 
 const KEY_COLUMNS: &str = "uuid, api, name, digest, masked, status, source, created_at, created_by, updated_at, \
-     expires_at, application_id, application_name, plan, previous_digest, previous_expires_at";
+     expires_at, application_id, application_name, plan, previous_digest, previous_expires_at, origin";
 
 impl Db {
     /// Inserts or replaces (by uuid) a key. A duplicate name on the API, or a digest already stored,
     /// is a conflict.
     pub fn put_key(&self, k: &KeyRow) -> Result<(), DbError> {
         let sql = format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              ON CONFLICT (uuid) DO UPDATE SET digest = excluded.digest, masked = excluded.masked,
              status = excluded.status, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
              previous_digest = excluded.previous_digest, previous_expires_at = excluded.previous_expires_at"
@@ -262,7 +381,8 @@ impl Db {
                     k.application_name,
                     k.plan,
                     k.previous_digest,
-                    k.previous_expires_at
+                    k.previous_expires_at,
+                    k.origin
                 ],
             )
             .map_err(|e| match &e {
@@ -307,6 +427,7 @@ impl Db {
                 plan: r.get(13)?,
                 previous_digest: r.get(14)?,
                 previous_expires_at: r.get(15)?,
+                origin: r.get(16)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -345,6 +466,8 @@ mod tests {
             created_at: "t0".into(),
             updated_at: "t0".into(),
             deployed_at: Some("t0".into()),
+            cp_deployment_id: None,
+            cp_performed_at: None,
         }
     }
 

@@ -58,6 +58,20 @@ pub enum GatewayError {
     Task,
 }
 
+/// Where a control-plane API comes from.
+pub const CONTROL_PLANE: &str = "control_plane";
+
+/// A control-plane deployment to apply.
+#[derive(Clone, Debug)]
+pub struct CpDeploy {
+    pub artifact_id: String,
+    pub deployment_id: String,
+    /// The event's `performedAt`, verbatim.
+    pub performed_at: String,
+    /// False for an undeploy: the API stays stored but is not served.
+    pub deployed: bool,
+}
+
 /// The outcome of a write: the entry and the store generation that carries it.
 #[derive(Debug)]
 pub struct Written {
@@ -121,6 +135,11 @@ impl Gateway {
         self.read().get(handle).cloned()
     }
 
+    /// The API stored under artifact UUID `uuid`.
+    pub fn by_uuid(&self, uuid: &str) -> Option<Arc<ApiEntry>> {
+        self.read().values().find(|e| e.row.uuid == uuid).cloned()
+    }
+
     /// Every API, by handle.
     pub fn list(&self) -> Vec<Arc<ApiEntry>> {
         self.read().values().cloned().collect()
@@ -150,6 +169,8 @@ impl Gateway {
             created_at: now.clone(),
             updated_at: now.clone(),
             deployed_at: api.deployed.then_some(now),
+            cp_deployment_id: None,
+            cp_performed_at: None,
         };
         let db = self.db.clone();
         let r = row.clone();
@@ -208,6 +229,80 @@ impl Gateway {
             entry: None,
             generation,
         })
+    }
+
+    /// Stores and serves (or, with `deployed` false, keeps but stops serving) an API the control
+    /// plane deployed. The artifact UUID becomes the API's id. A locally created API with the same
+    /// handle is never overwritten.
+    pub async fn apply_cp(&self, mut doc: RestApiDoc, d: &CpDeploy) -> Result<Written, GatewayError> {
+        doc.spec.deployment_state = (!d.deployed).then(|| "undeployed".to_string());
+        let (doc, api) = self.prepare(doc)?;
+        let mut translator = self.writer.lock().await;
+        let by_uuid = self.by_uuid(&d.artifact_id);
+        if let Some(old) = &by_uuid
+            && old.row.handle != api.handle
+        {
+            return Err(GatewayError::Conflict(format!(
+                "artifact {} is stored as API '{}' but now has handle '{}'",
+                d.artifact_id, old.row.handle, api.handle
+            )));
+        }
+        let now = now();
+        let existing = self.get(&api.handle);
+        let row = match existing {
+            Some(old) if old.row.origin != CONTROL_PLANE && old.row.uuid != d.artifact_id => {
+                return Err(GatewayError::Conflict(format!(
+                    "an API with handle '{}' was created through the management API; it is not replaced",
+                    api.handle
+                )));
+            }
+            Some(old) => {
+                self.check_unique(&api, Some(&api.handle))?;
+                let row = ApiRow {
+                    uuid: d.artifact_id.clone(),
+                    display_name: api.display_name.clone(),
+                    version: api.version.clone(),
+                    document: serde_json::to_string(&doc).unwrap_or_default(),
+                    deployed: api.deployed,
+                    origin: CONTROL_PLANE.into(),
+                    updated_at: now.clone(),
+                    deployed_at: if api.deployed {
+                        Some(now)
+                    } else {
+                        old.row.deployed_at.clone()
+                    },
+                    cp_deployment_id: Some(d.deployment_id.clone()),
+                    cp_performed_at: Some(d.performed_at.clone()),
+                    ..old.row.clone()
+                };
+                let db = self.db.clone();
+                let r = row.clone();
+                blocking(move || db.update_api(&r)).await?.map_err(conflict)?;
+                row
+            }
+            None => {
+                self.check_unique(&api, None)?;
+                let row = ApiRow {
+                    handle: api.handle.clone(),
+                    uuid: d.artifact_id.clone(),
+                    display_name: api.display_name.clone(),
+                    version: api.version.clone(),
+                    document: serde_json::to_string(&doc).unwrap_or_default(),
+                    deployed: api.deployed,
+                    origin: CONTROL_PLANE.into(),
+                    created_at: now.clone(),
+                    updated_at: now.clone(),
+                    deployed_at: api.deployed.then_some(now),
+                    cp_deployment_id: Some(d.deployment_id.clone()),
+                    cp_performed_at: Some(d.performed_at.clone()),
+                };
+                let db = self.db.clone();
+                let r = row.clone();
+                blocking(move || db.insert_api(&r)).await?.map_err(conflict)?;
+                row
+            }
+        };
+        self.apply(&mut translator, row, doc, api).await
     }
 
     async fn apply(

@@ -36,6 +36,36 @@ pub struct NewKey {
     pub plan: Option<String>,
 }
 
+/// A key pushed by the control plane: its digest, never its value.
+#[derive(Clone, Debug, Default)]
+pub struct PushedKey {
+    /// The platform API's key UUID; empty when the event does not carry one (`apikey.updated`).
+    pub uuid: String,
+    /// The API handle.
+    pub api: String,
+    pub name: String,
+    /// Lower-case hex SHA-256 of the trimmed key.
+    pub digest: String,
+    pub masked: String,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub created_by: String,
+}
+
+/// What storing a pushed key did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Applied,
+    /// The same key was already stored.
+    Unchanged,
+    /// Stale, or revoked before.
+    Ignored,
+}
+
+const TOMBSTONE: &str = "revoked_key";
+
 /// Why a key operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -141,6 +171,7 @@ impl Keys {
             plan: new.plan,
             previous_digest: None,
             previous_expires_at: None,
+            origin: "gateway_api".into(),
         };
         self.db.put_key(&row).map_err(conflict)?;
         rows.insert((api.to_string(), name), row.clone());
@@ -224,6 +255,126 @@ impl Keys {
         rows.remove(&(api.to_string(), name.to_string()));
         self.publish(&rows);
         Ok(existed)
+    }
+
+    /// Stores a key the control plane pushed (digest only). Idempotent: the same key twice, a
+    /// stale update or a key that was revoked change nothing.
+    pub fn put_pushed(&self, k: PushedKey) -> Result<Pushed, KeyError> {
+        if unhex(&k.digest).is_none() {
+            return Err(KeyError::Invalid("apiKeyHashes.sha256 must be 64 hex digits".into()));
+        }
+        if self.db.has_cp_object(TOMBSTONE, &k.uuid)? {
+            return Ok(Pushed::Ignored);
+        }
+        let mut rows = self.lock();
+        let slot = (k.api.clone(), k.name.clone());
+        let mut replaced = None;
+        if let Some(old) = rows.get(&slot) {
+            if old.origin != "control_plane" {
+                return Err(KeyError::Conflict(format!(
+                    "a locally created API key named '{}' already exists for API '{}'",
+                    k.name, k.api
+                )));
+            }
+            if old.uuid == k.uuid || k.uuid.is_empty() {
+                let stale = match (
+                    crate::platform::time::unix_millis(&old.updated_at),
+                    crate::platform::time::unix_millis(&k.updated_at),
+                ) {
+                    (Some(have), Some(got)) => got < have,
+                    _ => false,
+                };
+                if stale {
+                    return Ok(Pushed::Ignored);
+                }
+                if old.digest == k.digest && old.expires_at == k.expires_at && old.masked == k.masked {
+                    return Ok(Pushed::Unchanged);
+                }
+            } else {
+                replaced = Some(old.uuid.clone());
+            }
+        }
+        let uuid = match (&k.uuid, rows.get(&slot)) {
+            (u, _) if !u.is_empty() => u.clone(),
+            (_, Some(old)) => old.uuid.clone(),
+            _ => uuid::Uuid::now_v7().to_string(),
+        };
+        let row = KeyRow {
+            uuid,
+            api: k.api.clone(),
+            name: k.name.clone(),
+            digest: k.digest,
+            masked: k.masked,
+            status: "active".into(),
+            source: "external".into(),
+            created_at: k.created_at,
+            created_by: k.created_by,
+            updated_at: k.updated_at,
+            expires_at: k.expires_at,
+            application_id: None,
+            application_name: None,
+            plan: None,
+            previous_digest: None,
+            previous_expires_at: None,
+            origin: "control_plane".into(),
+        };
+        if replaced.is_some() {
+            self.db.delete_key(&k.api, &k.name)?;
+        }
+        self.db.put_key(&row).map_err(conflict)?;
+        rows.insert(slot, row);
+        self.publish(&rows);
+        Ok(Pushed::Applied)
+    }
+
+    /// Revokes a key the control plane revoked, leaving a tombstone so that a replayed creation
+    /// does not bring it back.
+    pub fn revoke_pushed(&self, api: &str, name: &str) -> Result<bool, KeyError> {
+        let mut rows = self.lock();
+        let Some(old) = rows.get(&(api.to_string(), name.to_string())).cloned() else {
+            return Ok(false);
+        };
+        self.db.put_cp_object(&crate::db::CpObject {
+            kind: TOMBSTONE.into(),
+            id: old.uuid.clone(),
+            api: Some(api.into()),
+            body: serde_json::json!({"name": name}).to_string(),
+            updated_at: crate::gateway::now(),
+        })?;
+        self.db.delete_key(api, name)?;
+        rows.remove(&(api.to_string(), name.to_string()));
+        self.publish(&rows);
+        Ok(true)
+    }
+
+    /// Records that the control plane lists key `uuid` as revoked (bulk sync).
+    pub fn tombstone(&self, uuid: &str, api: &str, name: &str) -> Result<(), KeyError> {
+        let existing = self
+            .lock()
+            .values()
+            .find(|k| k.uuid == uuid)
+            .map(|k| (k.api.clone(), k.name.clone()));
+        if let Some((a, n)) = existing {
+            self.revoke_pushed(&a, &n)?;
+        } else {
+            self.db.put_cp_object(&crate::db::CpObject {
+                kind: TOMBSTONE.into(),
+                id: uuid.into(),
+                api: Some(api.into()),
+                body: serde_json::json!({"name": name}).to_string(),
+                updated_at: crate::gateway::now(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every key the control plane pushed.
+    pub fn pushed(&self) -> Vec<KeyRow> {
+        self.lock()
+            .values()
+            .filter(|k| k.origin == "control_plane")
+            .cloned()
+            .collect()
     }
 
     /// Forgets the keys of a deleted API (the database cascades).

@@ -6,6 +6,7 @@
 //! - [`translate`]: pure translation of APIs into Envoy listeners, routes, clusters and endpoints.
 //! - [`gateway`]: the write path (validate → persist → translate → publish).
 //! - [`auth`], [`api`], [`admin`]: the management and admin REST APIs.
+//! - [`platform`]: the link to a WSO2 API Platform control plane (WebSocket events, REST sync).
 //! - [`envoy`]: the managed Envoy child of `tollgate run`.
 //! - [`runtime`]: wiring of it all, and shutdown.
 
@@ -18,5 +19,6 @@ pub mod envoy;
 pub mod gateway;
 pub mod keys;
 pub mod model;
+pub mod platform;
 pub mod runtime;
 pub mod translate;

@@ -23,6 +23,7 @@ use crate::db::Db;
 use crate::envoy::EnvoySpec;
 use crate::gateway::Gateway;
 use crate::keys::Keys;
+use crate::platform::{Link, LinkDeps, LinkStatus};
 use crate::translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 /// A running controller.
@@ -33,6 +34,9 @@ pub struct Running {
     pub xds: SocketAddr,
     pub gateway: Arc<Gateway>,
     pub status: Arc<StatusRegistry>,
+    /// The control-plane link's state.
+    pub link: Arc<LinkStatus>,
+    link_task: Link,
     xds_server: ServerHandle,
     authz: Authz,
     stop: watch::Sender<bool>,
@@ -42,6 +46,12 @@ pub struct Running {
 
 /// Starts everything `config` describes. Ports of 0 bind ephemeral ports (tests).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let cp = config.control_plane.clone().with_env();
+    if cp.enabled() && cp.token.is_empty() {
+        anyhow::bail!(
+            "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN"
+        );
+    }
     let data = &config.server.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
     let db = Arc::new(Db::open(&data.join("tollgate.db")).context("opening database")?);
@@ -70,7 +80,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let authz = Authz::start(&config.server.grpc_bind, config.server.authz_port, index)?;
     let translator = Translator::new(settings(config, authz.addr.port())?);
     let gateway = Arc::new(Gateway::load(
-        db,
+        db.clone(),
         store.clone(),
         Catalogue::builtin(),
         config.vhost_defaults(),
@@ -83,6 +93,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let (stop, stopped) = watch::channel(false);
     let auth = Arc::new(auth);
+    let link_task = if cp.enabled() {
+        let deps = LinkDeps {
+            gateway: gateway.clone(),
+            keys: keys.clone(),
+            db,
+        };
+        Link::start(&cp, deps, stopped.clone())?
+    } else {
+        Link::disabled()
+    };
+    let link = link_task.status.clone();
     let app = api::router(AppState {
         gateway: gateway.clone(),
         auth: auth.clone(),
@@ -94,6 +115,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         gateway: gateway.clone(),
         auth,
         status: status.clone(),
+        link: link.clone(),
     });
     let m = bind(&config.server.bind, config.server.management_port).await?;
     let a = bind(&config.server.bind, config.server.admin_port).await?;
@@ -106,6 +128,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         xds,
         gateway,
         status,
+        link,
+        link_task,
         xds_server,
         authz,
         stop,
@@ -147,6 +171,7 @@ impl Running {
     /// Stops accepting, ends xDS streams, and waits at most the configured grace period.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
+        self.link_task.stopped(self.grace).await;
         self.authz.stop();
         if let Err(e) = self.xds_server.shutdown(self.grace).await {
             warn!(error = %e, "xds server shutdown");

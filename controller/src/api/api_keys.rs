@@ -255,6 +255,7 @@ fn key_json(k: &KeyRow, plain: Option<&str>) -> Value {
         "createdBy": k.created_by,
         "expiresAt": expires,
         "source": k.source,
+        "origin": k.origin,
         "applicationId": k.application_id,
         "applicationName": k.application_name,
         "subscriptionPlan": k.plan,

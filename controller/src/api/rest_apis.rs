@@ -128,6 +128,7 @@ fn resource(e: &ApiEntry, resolve_context: bool) -> Value {
     doc["status"] = json!({
         "id": e.row.handle,
         "state": state(e),
+        "origin": e.row.origin,
         "createdAt": e.row.created_at,
         "updatedAt": e.row.updated_at,
         "deployedAt": e.row.deployed_at,

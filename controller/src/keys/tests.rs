@@ -17,6 +17,8 @@ fn setup() -> (Arc<Db>, Arc<SharedIndex>, Keys) {
             created_at: "t".into(),
             updated_at: "t".into(),
             deployed_at: None,
+            cp_deployment_id: None,
+            cp_performed_at: None,
         })
         .unwrap();
     }
@@ -183,4 +185,65 @@ fn keys_survive_a_reload_and_expire() {
         Decision::Deny
     ));
     drop(index);
+}
+
+fn pushed(uuid: &str, name: &str, value: &str, updated_at: &str) -> PushedKey {
+    PushedKey {
+        uuid: uuid.into(),
+        api: "orders".into(),
+        name: name.into(),
+        digest: hex(&digest_of(value.as_bytes())),
+        masked: mask(value),
+        expires_at: None,
+        created_at: updated_at.into(),
+        updated_at: updated_at.into(),
+        created_by: "control-plane".into(),
+    }
+}
+
+#[test]
+fn pushed_keys_are_idempotent_and_revocation_is_final() {
+    let (db, index, keys) = setup();
+    let v1 = "cp-key-value-0123456789-0123456789-abcdef";
+    let k = pushed("k-1", "from-cp", v1, "2026-03-04T10:00:00Z");
+    assert_eq!(keys.put_pushed(k.clone()).unwrap(), Pushed::Applied);
+    assert!(allows(&index, "orders", v1));
+    assert!(!allows(&index, "billing", v1));
+    assert_eq!(keys.put_pushed(k.clone()).unwrap(), Pushed::Unchanged);
+    assert_eq!(db.list_keys().unwrap()[0].origin, "control_plane");
+
+    // An update by name (no uuid) rotates the value; an older update is ignored.
+    let v2 = "cp-key-value-rotated-0123456789-0123456789";
+    let mut upd = pushed("", "from-cp", v2, "2026-03-04T11:00:00Z");
+    assert_eq!(keys.put_pushed(upd.clone()).unwrap(), Pushed::Applied);
+    assert!(allows(&index, "orders", v2) && !allows(&index, "orders", v1));
+    upd.digest = hex(&digest_of(v1.as_bytes()));
+    upd.updated_at = "2026-03-04T09:00:00Z".into();
+    assert_eq!(keys.put_pushed(upd).unwrap(), Pushed::Ignored);
+    assert!(allows(&index, "orders", v2));
+
+    // Revoked: a replayed creation does not bring it back.
+    assert!(keys.revoke_pushed("orders", "from-cp").unwrap());
+    assert!(!allows(&index, "orders", v2));
+    assert!(!keys.revoke_pushed("orders", "from-cp").unwrap());
+    assert_eq!(keys.put_pushed(k).unwrap(), Pushed::Ignored);
+    assert!(!allows(&index, "orders", v1));
+
+    // A local key's name cannot be taken over, and bad digests are refused.
+    keys.create(
+        "orders",
+        "alice",
+        NewKey {
+            name: Some("mine".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        keys.put_pushed(pushed("k-2", "mine", v1, "2026-03-04T10:00:00Z")),
+        Err(KeyError::Conflict(_))
+    ));
+    let mut bad = pushed("k-3", "bad", v1, "2026-03-04T10:00:00Z");
+    bad.digest = "xyz".into();
+    assert!(matches!(keys.put_pushed(bad), Err(KeyError::Invalid(_))));
 }

@@ -6,6 +6,7 @@ mod admin;
 mod deploy;
 mod keys;
 mod management;
+mod platform;
 mod routing;
 mod stack;
 

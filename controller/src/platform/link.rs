@@ -1,0 +1,359 @@
+//! The WebSocket link (reference §2): connect with the gateway token, require `connection.ack`
+//! within 5 s, answer pings, treat a silent link as dead, reconnect with exponential backoff and
+//! jitter, and give up for good on 401/403/404/409/422. One worker applies sync runs and events in
+//! the order they arrive, so a stale-event check and the write it guards never interleave.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+use tracing::{error, info, warn};
+
+use super::client::Rest;
+use super::events::Applier;
+use super::status::{Counter, LinkStatus};
+use crate::config::ControlPlane;
+use crate::db::Db;
+use crate::gateway::Gateway;
+use crate::keys::Keys;
+
+/// How long the platform API has to send `connection.ack`.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upgrade handshake limit.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Envelopes are at most 1 MiB; leave room.
+const MAX_FRAME: usize = 2 * 1024 * 1024;
+
+/// What the link writes to.
+#[derive(Clone, Debug)]
+pub struct LinkDeps {
+    pub gateway: Arc<Gateway>,
+    pub keys: Arc<Keys>,
+    pub db: Arc<Db>,
+}
+
+/// A running link.
+#[derive(Debug)]
+pub struct Link {
+    pub status: Arc<LinkStatus>,
+    task: Option<JoinHandle<()>>,
+}
+
+enum Job {
+    Sync {
+        gateway_id: String,
+        permanent: oneshot::Sender<String>,
+    },
+    Event {
+        text: String,
+        out: mpsc::UnboundedSender<Message>,
+    },
+}
+
+enum Ended {
+    Stop,
+    Permanent(String),
+    Lost { connected: bool, why: String },
+}
+
+// === impl Link ===
+
+impl Link {
+    /// A link that is off (no control plane configured).
+    pub fn disabled() -> Link {
+        let status = Arc::new(LinkStatus::default());
+        status.update(|s| s.state = "disabled".into());
+        Link { status, task: None }
+    }
+
+    /// Starts the link in the background; it runs until `stop` turns true.
+    pub fn start(cp: &ControlPlane, deps: LinkDeps, stop: watch::Receiver<bool>) -> anyhow::Result<Link> {
+        let tls = super::tls::client_config(cp)?;
+        let rest = Rest::new(cp, tls.clone())?;
+        let status = Arc::new(LinkStatus::default());
+        status.update(|s| {
+            s.enabled = true;
+            s.host = cp.host.clone();
+            s.state = "connecting".into();
+        });
+        let manifest = super::manifest(deps.gateway.catalogue(), &cp.gateway_version);
+        let applier = Arc::new(Applier {
+            gateway: deps.gateway,
+            keys: deps.keys,
+            db: deps.db,
+            rest: rest.clone(),
+            status: status.clone(),
+        });
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let worker = tokio::spawn(work(applier, queue, manifest, cp.sync_batch_size));
+        let ctx = Ctx {
+            cp: cp.clone(),
+            tls,
+            rest,
+            status: status.clone(),
+            jobs,
+        };
+        let task = tokio::spawn(async move {
+            run(ctx, stop).await;
+            let _ = worker.await;
+        });
+        info!(host = %cp.host, "control-plane link started");
+        Ok(Link {
+            status,
+            task: Some(task),
+        })
+    }
+
+    /// Waits (at most `grace`) for the link to wind down after the stop signal.
+    pub async fn stopped(mut self, grace: Duration) {
+        if let Some(t) = self.task.take()
+            && tokio::time::timeout(grace, t).await.is_err()
+        {
+            warn!("control-plane link did not stop within the grace period");
+        }
+    }
+}
+
+struct Ctx {
+    cp: ControlPlane,
+    tls: Arc<rustls::ClientConfig>,
+    rest: Rest,
+    status: Arc<LinkStatus>,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+async fn work(applier: Arc<Applier>, mut queue: mpsc::UnboundedReceiver<Job>, manifest: Value, batch: usize) {
+    while let Some(job) = queue.recv().await {
+        match job {
+            Job::Sync { gateway_id, permanent } => {
+                applier.status.update(|s| s.state = "syncing".into());
+                match applier.sync(&gateway_id, &manifest, batch).await {
+                    Ok(report) => applier.status.update(|s| {
+                        if s.state == "syncing" {
+                            s.state = "connected".into();
+                        }
+                        s.last_sync = serde_json::to_value(&report).ok();
+                    }),
+                    Err(p) => {
+                        let _ = permanent.send(p.0);
+                    }
+                }
+            }
+            Job::Event { text, out } => {
+                let (_, ack) = applier.handle(&text).await;
+                if let Some(ack) = ack
+                    && out.send(Message::text(ack.frame())).is_ok()
+                {
+                    applier.status.count(Counter::AckSent);
+                }
+            }
+        }
+    }
+}
+
+async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let mut delay = ctx.cp.reconnect_initial;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        ctx.status.update(|s| s.state = "connecting".into());
+        match connect_once(&ctx, &mut stop).await {
+            Ended::Stop => break,
+            Ended::Permanent(why) => {
+                error!(reason = %why, "control-plane link stopped for good; serving what is already deployed");
+                ctx.status.update(|s| {
+                    s.state = "stopped".into();
+                    s.stopped_reason = Some(why);
+                    s.gateway_id = None;
+                    s.connection_id = None;
+                });
+                break;
+            }
+            Ended::Lost { connected, why } => {
+                if connected {
+                    delay = ctx.cp.reconnect_initial;
+                }
+                let wait = jitter(delay);
+                warn!(reason = %why, retry_in_ms = wait.as_millis() as u64, "control-plane link down");
+                ctx.status.update(|s| {
+                    s.state = "waiting".into();
+                    s.last_error = Some(why);
+                    s.connection_id = None;
+                });
+                delay = (delay * 2).min(ctx.cp.reconnect_max);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        }
+    }
+}
+
+async fn connect_once(ctx: &Ctx, stop: &mut watch::Receiver<bool>) -> Ended {
+    let lost = |why: String| Ended::Lost { connected: false, why };
+    if let Some(path) = ctx.rest.well_known().await {
+        warn!(gateway_path = %path, "the control plane is an on-prem API Manager; Tollgate speaks the platform-api protocol only");
+    }
+    let url = format!("wss://{}/api/internal/v1/ws/gateways/connect", ctx.cp.host);
+    let mut req = match url.into_client_request() {
+        Ok(r) => r,
+        Err(e) => return Ended::Permanent(format!("bad control-plane URL: {e}")),
+    };
+    match HeaderValue::from_str(&ctx.cp.token) {
+        Ok(v) => req.headers_mut().insert("api-key", v),
+        Err(_) => return Ended::Permanent("the gateway token is not a valid header value".into()),
+    };
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME));
+    let connector = Connector::Rustls(ctx.tls.clone());
+    let connecting = connect_async_tls_with_config(req, Some(config), false, Some(connector));
+    let ws = tokio::select! {
+        r = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => match r {
+            Err(_) => return lost("WebSocket upgrade timed out".into()),
+            Ok(Err(WsError::Http(resp))) => {
+                let code = resp.status().as_u16();
+                let body = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().to_string();
+                let why = format!("WebSocket upgrade refused with HTTP {code}: {}", body.trim());
+                return if super::is_permanent(code) { Ended::Permanent(why) } else { lost(why) };
+            }
+            Ok(Err(e)) => return lost(format!("WebSocket connect failed: {e}")),
+            Ok(Ok((ws, _))) => ws,
+        },
+        _ = stop.wait_for(|s| *s) => return Ended::Stop,
+    };
+    let (mut sink, mut stream) = ws.split();
+
+    // The first frame must be connection.ack.
+    let first = tokio::time::timeout(ACK_TIMEOUT, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => return Err(format!("unexpected first frame {other:?}")),
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("closed before connection.ack".into()),
+            }
+        }
+    })
+    .await;
+    let ack: Value = match first {
+        Err(_) => return lost("no connection.ack within 5 s".into()),
+        Ok(Err(why)) => return lost(why),
+        Ok(Ok(text)) => serde_json::from_str(&text).unwrap_or(Value::Null),
+    };
+    if ack.get("type").and_then(Value::as_str) != Some("connection.ack") {
+        let msg = ack.get("message").and_then(Value::as_str).unwrap_or("");
+        return lost(format!("expected connection.ack, got {:?} {msg}", ack.get("type")));
+    }
+    let gateway_id = ack.get("gatewayId").and_then(Value::as_str).unwrap_or("").to_string();
+    let connection_id = ack
+        .get("connectionId")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    info!(%gateway_id, %connection_id, "connected to the control plane");
+    ctx.status.update(|s| {
+        s.state = "connected".into();
+        s.gateway_id = Some(gateway_id.clone());
+        s.connection_id = Some(connection_id.clone());
+        s.connected_at = Some(crate::gateway::now());
+        s.connections += 1;
+    });
+
+    // Outgoing frames (acks, close) go through one writer.
+    let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = outgoing.recv().await {
+            let close = matches!(m, Message::Close(_));
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let (perm_tx, mut perm_rx) = oneshot::channel();
+    let _ = ctx.jobs.send(Job::Sync {
+        gateway_id,
+        permanent: perm_tx,
+    });
+    let mut last_ping = Instant::now();
+    let mut sync_done = false;
+    let ended = loop {
+        let deadline = last_ping + ctx.cp.ping_timeout;
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let _ = ctx.jobs.send(Job::Event { text: t.to_string(), out: out.clone() });
+                }
+                Some(Ok(Message::Ping(_))) => last_ping = Instant::now(),
+                Some(Ok(Message::Close(frame))) => {
+                    let why = frame.map(|f| format!("closed by the platform API ({} {})", u16::from(f.code), f.reason))
+                        .unwrap_or_else(|| "closed by the platform API".into());
+                    break Ended::Lost { connected: true, why };
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Ended::Lost { connected: true, why: format!("WebSocket error: {e}") },
+                None => break Ended::Lost { connected: true, why: "connection dropped".into() },
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                break Ended::Lost { connected: true, why: format!("no ping for {} s", ctx.cp.ping_timeout.as_secs()) };
+            }
+            why = &mut perm_rx, if !sync_done => {
+                sync_done = true;
+                if let Ok(why) = why {
+                    let _ = out.send(Message::Close(None));
+                    break Ended::Permanent(why);
+                }
+            }
+            _ = stop.wait_for(|s| *s) => {
+                let _ = out.send(Message::Close(None));
+                break Ended::Stop;
+            }
+        }
+    };
+    drop(out);
+    if matches!(ended, Ended::Lost { .. }) {
+        writer.abort();
+    } else {
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    }
+    ended
+}
+
+/// `base` ± 25 %.
+fn jitter(base: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let r = if SystemRandom::new().fill(&mut b).is_ok() {
+        u32::from_le_bytes(b) as f64 / u32::MAX as f64
+    } else {
+        0.5
+    };
+    base.mul_f64(0.75 + 0.5 * r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        for _ in 0..200 {
+            let d = jitter(Duration::from_secs(8));
+            assert!(d >= Duration::from_secs(6) && d <= Duration::from_secs(10), "{d:?}");
+        }
+    }
+}

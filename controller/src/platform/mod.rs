@@ -1,0 +1,73 @@
+//! The link to a WSO2 API Platform control plane (`platform-api`, reference
+//! `platform-api-protocol.md`): a WebSocket for events and acks, REST calls for artifacts and the
+//! startup/reconnect sync, and the store writes they lead to. Everything the control plane sends
+//! goes through the same write path as the management API; the database stays the source of
+//! what is served, so a control plane that is down changes nothing.
+
+pub mod archive;
+pub mod client;
+pub mod events;
+mod link;
+pub mod status;
+pub mod sync;
+pub mod time;
+mod tls;
+
+use serde_json::{Value, json};
+use tollgate_policies::Catalogue;
+
+pub use link::{Link, LinkDeps};
+pub use status::{LinkState, LinkStatus};
+
+/// Upgrade or manifest statuses after which the Go gateway gives up for good, and so does Tollgate
+/// (reference §2.8): the token or the gateway is wrong, and retrying cannot fix it.
+pub fn is_permanent(status: u16) -> bool {
+    matches!(status, 401 | 403 | 404 | 409 | 422)
+}
+
+/// Whether `version` (`major.minor[.patch]`) is below `min`, or not a version at all.
+pub fn semver_below(version: &str, min: (u64, u64)) -> bool {
+    let mut parts = version.trim().trim_start_matches('v').split('.');
+    let major = parts.next().and_then(|p| p.parse::<u64>().ok());
+    let minor = parts.next().map_or(Some(0), |p| p.parse::<u64>().ok());
+    match (major, minor) {
+        (Some(a), Some(b)) => (a, b) < min,
+        _ => true,
+    }
+}
+
+/// The manifest pushed after a sync (reference §3.10): version, functionality and the policies
+/// this gateway provides.
+pub fn manifest(catalogue: &Catalogue, version: &str) -> Value {
+    let policies: Vec<Value> = catalogue
+        .list()
+        .into_iter()
+        .map(|(name, v)| json!({"name": name, "version": v, "managedBy": "wso2"}))
+        .collect();
+    json!({"version": version, "functionalityType": "regular", "policies": policies})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_below_1_2_are_detected() {
+        assert!(!semver_below("1.2.0", (1, 2)));
+        assert!(!semver_below("1.10", (1, 2)));
+        assert!(!semver_below("2.0.0", (1, 2)));
+        assert!(semver_below("1.1.9", (1, 2)));
+        assert!(semver_below("it-e2e", (1, 2)));
+        assert!(semver_below("", (1, 2)));
+    }
+
+    #[test]
+    fn permanent_statuses_are_those_of_the_go_gateway() {
+        for s in [401, 403, 404, 409, 422] {
+            assert!(is_permanent(s));
+        }
+        for s in [400, 429, 500, 502, 503] {
+            assert!(!is_permanent(s));
+        }
+    }
+}
