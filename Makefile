@@ -6,7 +6,7 @@ ENVOY_BIN := $(CURDIR)/.tools/envoy/bin/envoy
 # Optional: make run CONFIG=path/to/tollgate.toml
 CONFIG ?=
 
-.PHONY: all envoy build run test lint bench
+.PHONY: all envoy build run test lint bench fake-platform
 
 all: build
 
@@ -21,6 +21,10 @@ run: envoy build
 
 test: envoy
 	TOLLGATE_ENVOY_BIN="$(ENVOY_BIN)" cargo test --workspace --all-targets
+
+# A fake WSO2 platform API (control plane) to try the control-plane link by hand.
+fake-platform:
+	cargo run -p tollgate-testkit --bin fake-platform-api
 
 lint:
 	cargo fmt --all --check

@@ -27,6 +27,7 @@ pub struct AdminState {
     pub auth: Arc<Authenticator>,
     pub status: Arc<StatusRegistry>,
     pub link: Arc<crate::platform::LinkStatus>,
+    pub db: Arc<crate::db::Db>,
 }
 
 /// The admin router.
@@ -104,7 +105,14 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
 
 /// The control-plane link: state, gateway id, why it stopped (if it did), event counters, last sync.
 async fn control_plane(State(s): State<AdminState>) -> Json<Value> {
-    Json(json!({"status": "success", "controlPlane": s.link.snapshot()}))
+    let count = |kind: &str| s.db.list_cp_objects(kind).map(|v| v.len()).unwrap_or(0);
+    let stored = json!({
+        "subscriptions": count("subscription"),
+        "subscriptionPlans": count("plan"),
+        "applications": count("application"),
+        "revokedKeys": count("revoked_key"),
+    });
+    Json(json!({"status": "success", "controlPlane": s.link.snapshot(), "stored": stored}))
 }
 
 async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {

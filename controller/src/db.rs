@@ -307,6 +307,26 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// One control-plane object.
+    pub fn get_cp_object(&self, kind: &str, id: &str) -> Result<Option<CpObject>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT kind, id, api, body, updated_at FROM cp_objects WHERE kind = ?1 AND id = ?2",
+                [kind, id],
+                |r| {
+                    Ok(CpObject {
+                        kind: r.get(0)?,
+                        id: r.get(1)?,
+                        api: r.get(2)?,
+                        body: r.get(3)?,
+                        updated_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// Whether a control-plane object exists.
     pub fn has_cp_object(&self, kind: &str, id: &str) -> Result<bool, DbError> {
         Ok(self

@@ -97,7 +97,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let deps = LinkDeps {
             gateway: gateway.clone(),
             keys: keys.clone(),
-            db,
+            db: db.clone(),
         };
         Link::start(&cp, deps, stopped.clone())?
     } else {
@@ -116,6 +116,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         auth,
         status: status.clone(),
         link: link.clone(),
+        db,
     });
     let m = bind(&config.server.bind, config.server.management_port).await?;
     let a = bind(&config.server.bind, config.server.admin_port).await?;
@@ -213,7 +214,14 @@ impl Authz {
                     return;
                 };
                 let svc = AuthorizationServer::new(AuthzService::new(index));
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // Checks are on Envoy's request path: no Nagle delay on their answers.
+                let incoming =
+                    tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
+                        if let Ok(c) = &conn {
+                            let _ = c.set_nodelay(true);
+                        }
+                        conn
+                    });
                 let served = tonic::transport::Server::builder()
                     .add_service(svc)
                     .serve_with_incoming_shutdown(incoming, async move {

@@ -121,7 +121,13 @@ impl XdsServer {
             .add_service(self.service::<Eds>())
             .add_service(self.service::<Lds>())
             .add_service(self.service::<Rds>());
-        let incoming = TcpListenerStream::new(listener);
+        // Small xDS responses must not wait for the peer's delayed ACK (Nagle): up to 40 ms each.
+        let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+            if let Ok(c) = &conn {
+                let _ = c.set_nodelay(true);
+            }
+            conn
+        });
         let task = tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(incoming, async move {

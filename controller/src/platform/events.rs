@@ -452,9 +452,9 @@ impl Applier {
         };
         let same = self
             .db
-            .list_cp_objects(kind)
+            .get_cp_object(kind, &o.id)
             .ok()
-            .and_then(|all| all.into_iter().find(|x| x.id == o.id))
+            .flatten()
             .is_some_and(|x| x.body == o.body && x.api == o.api);
         if same {
             return Outcome::Duplicate;

@@ -186,6 +186,38 @@ async fn live_deploy_undeploy_and_failures_are_acked_exactly() {
     assert_eq!(fake.total_connections(), 1);
     assert_eq!(fake.acks().len(), 5);
     assert!(!state.to_string().contains(TOKEN), "the token is never shown");
+
+    // Subscriptions, plans and applications are stored (once, however often they arrive); the
+    // subscription token only as a digest.
+    let sub = json!({"id": "sub-1", "apiId": id, "subscriptionToken": "sub-token-plaintext-123", "status": "ACTIVE"});
+    let plan = json!({"id": "plan-1", "handle": "gold", "planName": "Gold"});
+    for _ in 0..2 {
+        fake.push(&fake.subscription_event("subscription.created", &sub));
+        fake.push(&fake.plan_event("subscriptionPlan.created", &plan));
+    }
+    fake.push(&fake.envelope(
+        "application.updated",
+        json!({"applicationId": "app", "applicationUuid": "app-1", "applicationName": "App",
+               "applicationType": "web", "mappings": [{"apiKeyUuid": "k"}]}),
+        Some("admin"),
+    ));
+    let stored = |s: &Stack| {
+        let s = s.admin("/control_plane");
+        async move { send(s).await.1["stored"].clone() }
+    };
+    eventually(|| async { stored(&s).await["applications"] == 1 }).await;
+    let got = stored(&s).await;
+    assert_eq!(
+        (got["subscriptions"].as_u64(), got["subscriptionPlans"].as_u64()),
+        (Some(1), Some(1)),
+        "{got}"
+    );
+    fake.push(&fake.subscription_event("subscription.deleted", &sub));
+    eventually(|| async { stored(&s).await["subscriptions"] == 0 }).await;
+
+    // api.deleted removes a control-plane API entirely.
+    fake.push(&fake.deleted_event(id));
+    eventually(|| async { send(s.mgmt(Method::GET, "/rest-apis/weather")).await.0 == StatusCode::NOT_FOUND }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
