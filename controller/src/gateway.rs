@@ -24,7 +24,8 @@ pub struct Gateway {
     writer: tokio::sync::Mutex<Translator>,
 }
 
-/// One stored API: its row, its source document and its resolved model.
+/// One stored API: its row (without the stored document text, which `doc` holds parsed), its
+/// source document and its resolved model.
 #[derive(Clone, Debug)]
 pub struct ApiEntry {
     pub row: ApiRow,
@@ -102,6 +103,9 @@ impl Gateway {
             match model::resolve(&doc, &vhosts, &catalogue) {
                 Ok(api) => {
                     translator.set_api(&api)?;
+                    let mut row = row;
+                    // Stored text is only read back at start; `doc` is the in-memory copy.
+                    row.document = String::new();
                     apis.insert(row.handle.clone(), Arc::new(ApiEntry { row, doc, api }));
                 }
                 Err(errors) => warn!(handle = %row.handle, ?errors, "stored API no longer validates; skipped"),
@@ -314,6 +318,8 @@ impl Gateway {
     ) -> Result<Written, GatewayError> {
         let update = translator.set_api(&api)?;
         let generation = self.xds.publish(&self.group, update);
+        let mut row = row;
+        row.document = String::new();
         let entry = Arc::new(ApiEntry { row, doc, api });
         self.write().insert(entry.row.handle.clone(), entry.clone());
         info!(handle = %entry.row.handle, deployed = entry.api.deployed, generation, "api written");

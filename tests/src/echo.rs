@@ -1,6 +1,7 @@
 //! An HTTP/1.1 upstream that answers with what it received, as JSON: `upstream` (its name),
 //! `method`, `path`, `query`, `headers` and `body`. `?statusCode=N` chooses the status;
-//! `?delayMs=N` or a path ending in `/delay/N` (seconds, as httpbin) delays the answer.
+//! `?delayMs=N` or a path ending in `/delay/N` (seconds, as httpbin) delays the answer. Over TLS
+//! ([`Echo::start_tls`]) the answer also carries `sni`, the server name the client asked for.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -46,9 +47,40 @@ impl Echo {
         });
         Echo { port, task }
     }
+
+    /// Starts an HTTPS echo upstream named `name` serving a fresh self-signed certificate for
+    /// `names`; returns it and the certificate (PEM) to trust.
+    pub async fn start_tls(name: &str, names: &[&str]) -> (Echo, String) {
+        let (cert, key) = crate::tls::self_signed(names);
+        let acceptor = crate::tls::acceptor(&cert, &key);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+        let port = listener.local_addr().expect("addr").port();
+        let name = name.to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else { return };
+                let (name, acceptor) = (name.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(sock).await else { return };
+                    let sni = tls.get_ref().1.server_name().map(str::to_string);
+                    let svc = service_fn(move |req| answer_with(name.clone(), sni.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                });
+            }
+        });
+        (Echo { port, task }, cert)
+    }
 }
 
 async fn answer(name: String, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    answer_with(name, None, req).await
+}
+
+async fn answer_with(
+    name: String,
+    sni: Option<String>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -86,6 +118,7 @@ async fn answer(name: String, req: Request<Incoming>) -> Result<Response<Full<By
         "query": query,
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
+        "sni": sni,
     });
     let resp = Response::builder()
         .status(status)

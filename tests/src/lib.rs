@@ -6,6 +6,7 @@
 pub mod echo;
 pub mod envoy;
 pub mod platform;
+pub mod tls;
 
 pub use echo::Echo;
 pub use envoy::{Envoy, client, free_port, get, wait_for};

@@ -9,6 +9,7 @@ mod management;
 mod platform;
 mod routing;
 mod stack;
+mod tls;
 
 /// A minimal RestApi document with the given context and operations, upstream `url`.
 pub fn api_yaml(name: &str, context: &str, url: &str, operations: &str) -> String {
