@@ -17,7 +17,7 @@ build:
 	cargo build --release --bin tollgate
 
 run: envoy build
-	MALLOC_ARENA_MAX=2 TOLLGATE_ENVOY_BIN="$(ENVOY_BIN)" ./target/release/tollgate run$(if $(CONFIG), --config "$(CONFIG)")
+	TOLLGATE_ENVOY_BIN="$(ENVOY_BIN)" ./target/release/tollgate run$(if $(CONFIG), --config "$(CONFIG)")
 
 test: envoy
 	TOLLGATE_ENVOY_BIN="$(ENVOY_BIN)" cargo test --workspace --all-targets

@@ -37,8 +37,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/xds_sync_status", get(xds_sync_status))
         .route("/control_plane", get(control_plane))
         .layer(middleware::from_fn_with_state(state.clone(), admin_only));
+    let routes = protected.route("/health", get(health));
+    let legacy = routes.clone().layer(middleware::from_fn(|req: Request, next: Next| {
+        crate::api::deprecated(BASE, req, next)
+    }));
     Router::new()
-        .nest(BASE, protected.route("/health", get(health)))
+        .nest(BASE, routes)
+        .merge(legacy)
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state)
 }

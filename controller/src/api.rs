@@ -54,8 +54,13 @@ pub fn router(state: AppState) -> Router {
             "/rest-apis/{handle}/api-keys/{name}",
             put(api_keys::replace).delete(api_keys::revoke),
         );
+    // WSO2 also serves every route unprefixed (deprecated); so do we, with its deprecation headers.
+    let legacy = routes.clone().layer(middleware::from_fn(|req: Request, next: Next| {
+        deprecated(BASE, req, next)
+    }));
     Router::new()
         .nest(BASE, routes)
+        .merge(legacy)
         .fallback(|| async { ApiError::NoRoute })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         // Checked while reading, so an oversized body is refused without buffering it whole.
@@ -65,7 +70,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Roles allowed on a route pattern; `None` means nobody (deny by default).
 fn allowed(pattern: &str) -> Option<&'static [Role]> {
-    let rest = pattern.strip_prefix(BASE)?;
+    let rest = pattern.strip_prefix(BASE).unwrap_or(pattern);
     if rest.contains("/api-keys") {
         return Some(&[Role::Admin, Role::Consumer]);
     }
@@ -73,6 +78,21 @@ fn allowed(pattern: &str) -> Option<&'static [Role]> {
         return Some(&[Role::Admin, Role::Developer]);
     }
     None
+}
+
+/// Marks a response to an unprefixed (legacy) route as deprecated, naming its successor.
+pub async fn deprecated(base: &'static str, req: Request, next: Next) -> Response {
+    let successor = format!("{base}{}", req.uri().path());
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("deprecation", axum::http::HeaderValue::from_static("true"));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\"")) {
+        h.insert("link", v);
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("299 - \"Deprecated API: migrate to {base} prefix\"")) {
+        h.insert("warning", v);
+    }
+    resp
 }
 
 async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -260,13 +260,44 @@ impl Keys {
     /// Stores a key the control plane pushed (digest only). Idempotent: the same key twice, a
     /// stale update or a key that was revoked change nothing.
     pub fn put_pushed(&self, k: PushedKey) -> Result<Pushed, KeyError> {
+        let mut rows = self.lock();
+        let out = self.put_pushed_locked(&mut rows, k)?;
+        if out == Pushed::Applied {
+            self.publish(&rows);
+        }
+        Ok(out)
+    }
+
+    /// [`Keys::put_pushed`] for many keys, with one index rebuild at the end (sync).
+    pub fn put_pushed_all(&self, keys: Vec<PushedKey>) -> Vec<(String, Result<Pushed, KeyError>)> {
+        let mut rows = self.lock();
+        let mut changed = false;
+        let out = keys
+            .into_iter()
+            .map(|k| {
+                let uuid = k.uuid.clone();
+                let r = self.put_pushed_locked(&mut rows, k);
+                changed |= matches!(r, Ok(Pushed::Applied));
+                (uuid, r)
+            })
+            .collect();
+        if changed {
+            self.publish(&rows);
+        }
+        out
+    }
+
+    fn put_pushed_locked(
+        &self,
+        rows: &mut BTreeMap<(String, String), KeyRow>,
+        k: PushedKey,
+    ) -> Result<Pushed, KeyError> {
         if unhex(&k.digest).is_none() {
             return Err(KeyError::Invalid("apiKeyHashes.sha256 must be 64 hex digits".into()));
         }
         if self.db.has_cp_object(TOMBSTONE, &k.uuid)? {
             return Ok(Pushed::Ignored);
         }
-        let mut rows = self.lock();
         let slot = (k.api.clone(), k.name.clone());
         let mut replaced = None;
         if let Some(old) = rows.get(&slot) {
@@ -323,7 +354,6 @@ impl Keys {
         }
         self.db.put_key(&row).map_err(conflict)?;
         rows.insert(slot, row);
-        self.publish(&rows);
         Ok(Pushed::Applied)
     }
 

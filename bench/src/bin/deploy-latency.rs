@@ -11,10 +11,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tollgate::config::Config;
 use tollgate::runtime::{self, Running};
 use tollgate_bench::percentile;
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
+
+/// Counts heap bytes, so the live heap can be told apart from allocator overhead in RSS.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+/// Bytes allocated and not yet freed, process-wide.
+fn live_heap_mib() -> f64 {
+    let s = GLOBAL.stats();
+    (s.bytes_allocated as f64 - s.bytes_deallocated as f64) / (1024.0 * 1024.0)
+}
 
 struct Stack {
     running: Running,
@@ -53,9 +64,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let echo = Echo::start("backend").await;
     println!(
-        "| APIs already deployed | samples | p50 | p99 | max | POST answered p50 | controller RSS after preload |"
+        "| APIs already deployed | samples | p50 | p99 | max | POST answered p50 | controller RSS after preload | live heap |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for size in sizes {
         let stack = Stack::start(echo.port, size).await?;
         let t = Instant::now();
@@ -64,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let preload = t.elapsed();
         let rss = rss_kib();
+        let heap = live_heap_mib();
         let (mut lat, mut post) = (Vec::new(), Vec::new());
         for i in 0..samples {
             let (answered, served) = stack.deploy_and_wait(&format!("sample-{i}")).await?;
@@ -73,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         lat.sort_unstable();
         post.sort_unstable();
         println!(
-            "| {size} | {samples} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MiB (preload took {:.1} s) |",
+            "| {size} | {samples} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MiB (preload took {:.1} s) | {heap:.1} MiB |",
             ms(percentile(&lat, 50.0)),
             ms(percentile(&lat, 99.0)),
             ms(*lat.last().unwrap_or(&Duration::ZERO)),

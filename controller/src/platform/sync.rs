@@ -237,6 +237,7 @@ impl Applier {
             Err(e) => return r.errors.push(e.to_string()),
         };
         let mut listed = std::collections::HashSet::new();
+        let mut batch = Vec::new();
         for k in &list {
             let s = |f: &str| k.get(f).and_then(Value::as_str).unwrap_or("").to_string();
             let (uuid, name, artifact) = (s("uuid"), s("name"), s("artifactUuid"));
@@ -265,7 +266,10 @@ impl Applier {
                 updated_at: s("updatedAt"),
                 created_by: "control-plane".into(),
             };
-            match self.keys.put_pushed(key) {
+            batch.push(key);
+        }
+        for (uuid, result) in self.keys.put_pushed_all(batch) {
+            match result {
                 Ok(_) => r.keys += 1,
                 Err(e) => r.errors.push(format!("API key {uuid}: {e}")),
             }

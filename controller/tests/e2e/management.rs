@@ -221,3 +221,42 @@ async fn authentication_is_required_and_bodies_are_bounded() {
     let dump = format!("http://{}/api/admin/v1/config_dump", s.running().admin);
     assert_eq!(s.http.get(&dump).send().await.unwrap().status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprefixed_legacy_routes_work_and_say_they_are_deprecated() {
+    let s = Stack::start().await;
+    let legacy = format!("http://{}/rest-apis", s.running().management);
+    assert_eq!(
+        s.http.get(&legacy).send().await.unwrap().status(),
+        401,
+        "still authenticated"
+    );
+    let r = s
+        .http
+        .get(&legacy)
+        .basic_auth("admin", Some("admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["deprecation"], "true");
+    assert_eq!(
+        r.headers()["link"],
+        "</api/management/v1/rest-apis>; rel=\"successor-version\""
+    );
+    assert!(r.headers()["warning"].to_str().unwrap().contains("/api/management/v1"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "success");
+    // The prefixed form carries no deprecation.
+    let r = s.mgmt(Method::GET, "/rest-apis").send().await.unwrap();
+    assert!(r.headers().get("deprecation").is_none());
+    // Admin too.
+    let r = s
+        .http
+        .get(format!("http://{}/health", s.running().admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["deprecation"], "true");
+}
