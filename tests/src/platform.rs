@@ -40,6 +40,8 @@ pub enum Refusal {
     /// Upgrade, then one text frame `{"type":"error","message":"maximum connection limit reached (1000)"}`
     /// and drop the TCP connection without a close frame (global connection cap).
     Capacity,
+    /// Upgrade, then say nothing (no `connection.ack`) until the client gives up.
+    Silent,
 }
 
 /// One deploy/undeploy action of a REST API on this gateway: what an `api.deployed` /

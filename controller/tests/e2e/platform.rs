@@ -468,6 +468,17 @@ async fn refusals_pings_and_dead_links() {
     })
     .await;
     let before = fake.total_connections();
+
+    // An upgrade that is never acknowledged is abandoned after 5 s and retried.
+    fake.set_refusal(Refusal::Silent);
+    fake.kill_all();
+    eventually(|| async {
+        link_state(&s).await["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("no connection.ack within 5 s"))
+    })
+    .await;
+
     fake.set_refusal(Refusal::None);
     fake.wait_connections(before + 1, WAIT).await;
 

@@ -589,6 +589,12 @@ async fn connect(shared: Arc<Shared>, parts: &mut http::request::Parts) -> Respo
         Err(rejection) => return rejection.into_response(),
     };
     let capacity = refusal == Refusal::Capacity;
+    if refusal == Refusal::Silent {
+        return upgrade.on_upgrade(|mut socket: WebSocket| async move {
+            // Read (and discard) until the client closes; never acknowledge the connection.
+            while let Some(Ok(_)) = socket.recv().await {}
+        });
+    }
     upgrade.on_upgrade(move |socket| run_connection(shared, socket, epoch, capacity))
 }
 
