@@ -295,15 +295,7 @@ impl Db {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT kind, id, api, body, updated_at FROM cp_objects WHERE kind = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([kind], |r| {
-            Ok(CpObject {
-                kind: r.get(0)?,
-                id: r.get(1)?,
-                api: r.get(2)?,
-                body: r.get(3)?,
-                updated_at: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map([kind], cp_object)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -314,15 +306,7 @@ impl Db {
             .query_row(
                 "SELECT kind, id, api, body, updated_at FROM cp_objects WHERE kind = ?1 AND id = ?2",
                 [kind, id],
-                |r| {
-                    Ok(CpObject {
-                        kind: r.get(0)?,
-                        id: r.get(1)?,
-                        api: r.get(2)?,
-                        body: r.get(3)?,
-                        updated_at: r.get(4)?,
-                    })
-                },
+                cp_object,
             )
             .optional()?)
     }
@@ -339,6 +323,17 @@ impl Db {
             .optional()?
             .is_some())
     }
+}
+
+/// A `cp_objects` row selected as `kind, id, api, body, updated_at`.
+fn cp_object(r: &rusqlite::Row<'_>) -> rusqlite::Result<CpObject> {
+    Ok(CpObject {
+        kind: r.get(0)?,
+        id: r.get(1)?,
+        api: r.get(2)?,
+        body: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
 }
 
 /// A stored API key: its SHA-256 digest (hex) and bookkeeping, never the key.

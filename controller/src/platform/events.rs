@@ -506,7 +506,7 @@ pub fn sha256_of(hashes: &Value) -> Option<String> {
 }
 
 /// Subscription tokens are credentials: only their SHA-256 digest is stored.
-fn redact_tokens(p: &Value) -> Value {
+pub(super) fn redact_tokens(p: &Value) -> Value {
     let mut v = p.clone();
     if let Some(obj) = v.as_object_mut()
         && let Some(Value::String(token)) = obj.remove("subscriptionToken")

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::{info, warn};
 
 use super::client::{DeploymentInfo, RestError};
-use super::events::{Applier, is_id, sha256_of};
+use super::events::{Applier, is_id, redact_tokens, sha256_of};
 use super::time::{unix_millis, unix_seconds};
 use crate::db::CpObject;
 use crate::gateway::CONTROL_PLANE;
@@ -289,14 +289,7 @@ fn objects(kind: &str, list: &[Value], id_field: &str, api: impl Fn(&Value) -> O
     list.iter()
         .filter_map(|v| {
             let id = v.get(id_field)?.as_str()?.to_string();
-            let mut body = v.clone();
-            if let Some(obj) = body.as_object_mut()
-                && let Some(Value::String(token)) = obj.remove("subscriptionToken")
-            {
-                let digest = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
-                let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                obj.insert("subscriptionTokenSha256".into(), json!(hex));
-            }
+            let body = redact_tokens(v);
             Some(CpObject {
                 kind: kind.into(),
                 id,
