@@ -110,12 +110,12 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
 
 /// The control-plane link: state, gateway id, why it stopped (if it did), event counters, last sync.
 async fn control_plane(State(s): State<AdminState>) -> Json<Value> {
-    let count = |kind: &str| s.db.list_cp_objects(kind).map(|v| v.len()).unwrap_or(0);
+    let count = |kind: &str| s.db.count_cp_objects(kind).unwrap_or(0);
     let stored = json!({
         "subscriptions": count("subscription"),
         "subscriptionPlans": count("plan"),
         "applications": count("application"),
-        "revokedKeys": count("revoked_key"),
+        "revokedKeys": count(crate::keys::TOMBSTONE),
     });
     Json(json!({"status": "success", "controlPlane": s.link.snapshot(), "stored": stored}))
 }

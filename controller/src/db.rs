@@ -299,6 +299,13 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many control-plane objects of `kind` there are.
+    pub fn count_cp_objects(&self, kind: &str) -> Result<u64, DbError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM cp_objects WHERE kind = ?1", [kind], |r| r.get(0))?)
+    }
+
     /// One control-plane object.
     pub fn get_cp_object(&self, kind: &str, id: &str) -> Result<Option<CpObject>, DbError> {
         Ok(self

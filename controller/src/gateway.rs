@@ -253,59 +253,47 @@ impl Gateway {
         }
         let now = now();
         let existing = self.get(&api.handle);
-        let row = match existing {
-            Some(old) if old.row.origin != CONTROL_PLANE && old.row.uuid != d.artifact_id => {
-                return Err(GatewayError::Conflict(format!(
-                    "an API with handle '{}' was created through the management API; it is not replaced",
-                    api.handle
-                )));
-            }
-            Some(old) => {
-                self.check_unique(&api, Some(&api.handle))?;
-                let row = ApiRow {
-                    uuid: d.artifact_id.clone(),
-                    display_name: api.display_name.clone(),
-                    version: api.version.clone(),
-                    document: serde_json::to_string(&doc).unwrap_or_default(),
-                    deployed: api.deployed,
-                    origin: CONTROL_PLANE.into(),
-                    updated_at: now.clone(),
-                    deployed_at: if api.deployed {
-                        Some(now)
-                    } else {
-                        old.row.deployed_at.clone()
-                    },
-                    cp_deployment_id: Some(d.deployment_id.clone()),
-                    cp_performed_at: Some(d.performed_at.clone()),
-                    ..old.row.clone()
-                };
-                let db = self.db.clone();
-                let r = row.clone();
-                blocking(move || db.update_api(&r)).await?.map_err(conflict)?;
-                row
-            }
-            None => {
-                self.check_unique(&api, None)?;
-                let row = ApiRow {
-                    handle: api.handle.clone(),
-                    uuid: d.artifact_id.clone(),
-                    display_name: api.display_name.clone(),
-                    version: api.version.clone(),
-                    document: serde_json::to_string(&doc).unwrap_or_default(),
-                    deployed: api.deployed,
-                    origin: CONTROL_PLANE.into(),
-                    created_at: now.clone(),
-                    updated_at: now.clone(),
-                    deployed_at: api.deployed.then_some(now),
-                    cp_deployment_id: Some(d.deployment_id.clone()),
-                    cp_performed_at: Some(d.performed_at.clone()),
-                };
-                let db = self.db.clone();
-                let r = row.clone();
-                blocking(move || db.insert_api(&r)).await?.map_err(conflict)?;
-                row
-            }
+        if let Some(old) = &existing
+            && old.row.origin != CONTROL_PLANE
+            && old.row.uuid != d.artifact_id
+        {
+            return Err(GatewayError::Conflict(format!(
+                "an API with handle '{}' was created through the management API; it is not replaced",
+                api.handle
+            )));
+        }
+        self.check_unique(&api, existing.as_ref().map(|_| api.handle.as_str()))?;
+        let old = existing.as_ref().map(|e| &e.row);
+        let row = ApiRow {
+            handle: api.handle.clone(),
+            uuid: d.artifact_id.clone(),
+            display_name: api.display_name.clone(),
+            version: api.version.clone(),
+            document: serde_json::to_string(&doc).unwrap_or_default(),
+            deployed: api.deployed,
+            origin: CONTROL_PLANE.into(),
+            created_at: old.map_or_else(|| now.clone(), |o| o.created_at.clone()),
+            updated_at: now.clone(),
+            deployed_at: if api.deployed {
+                Some(now)
+            } else {
+                old.and_then(|o| o.deployed_at.clone())
+            },
+            cp_deployment_id: Some(d.deployment_id.clone()),
+            cp_performed_at: Some(d.performed_at.clone()),
         };
+        let db = self.db.clone();
+        let r = row.clone();
+        let update = existing.is_some();
+        blocking(move || {
+            if update {
+                db.update_api(&r).map(|_| ())
+            } else {
+                db.insert_api(&r)
+            }
+        })
+        .await?
+        .map_err(conflict)?;
         self.apply(&mut translator, row, doc, api).await
     }
 

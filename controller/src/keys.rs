@@ -64,7 +64,8 @@ pub enum Pushed {
     Ignored,
 }
 
-const TOMBSTONE: &str = "revoked_key";
+/// The `cp_objects` kind that marks a key the control plane revoked.
+pub const TOMBSTONE: &str = "revoked_key";
 
 /// Why a key operation was refused.
 #[derive(Debug, thiserror::Error)]

@@ -215,13 +215,7 @@ impl Authz {
                 };
                 let svc = AuthorizationServer::new(AuthzService::new(index));
                 // Checks are on Envoy's request path: no Nagle delay on their answers.
-                let incoming =
-                    tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
-                        if let Ok(c) = &conn {
-                            let _ = c.set_nodelay(true);
-                        }
-                        conn
-                    });
+                let incoming = tollgate_xds::nodelay_incoming(listener);
                 let served = tonic::transport::Server::builder()
                     .add_service(svc)
                     .serve_with_incoming_shutdown(incoming, async move {

@@ -32,48 +32,43 @@ impl Drop for Echo {
 impl Echo {
     /// Starts an echo upstream named `name`.
     pub async fn start(name: &str) -> Echo {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
-        let port = listener.local_addr().expect("addr").port();
-        let name = name.to_string();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
-                let name = name.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| answer(name.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(sock), svc).await;
-                });
-            }
-        });
-        Echo { port, task }
+        Self::spawn(name, None).await
     }
 
     /// Starts an HTTPS echo upstream named `name` serving a fresh self-signed certificate for
     /// `names`; returns it and the certificate (PEM) to trust.
     pub async fn start_tls(name: &str, names: &[&str]) -> (Echo, String) {
         let (cert, key) = crate::tls::self_signed(names);
-        let acceptor = crate::tls::acceptor(&cert, &key);
+        let echo = Self::spawn(name, Some(crate::tls::acceptor(&cert, &key))).await;
+        (echo, cert)
+    }
+
+    async fn spawn(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Echo {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
         let port = listener.local_addr().expect("addr").port();
         let name = name.to_string();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
-                let (name, acceptor) = (name.clone(), acceptor.clone());
+                let (name, tls) = (name.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(sock).await else { return };
-                    let sni = tls.get_ref().1.server_name().map(str::to_string);
-                    let svc = service_fn(move |req| answer_with(name.clone(), sni.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                    match tls {
+                        None => {
+                            let svc = service_fn(move |req| answer_with(name.clone(), None, req));
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(sock), svc).await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(tls) = acceptor.accept(sock).await else { return };
+                            let sni = tls.get_ref().1.server_name().map(str::to_string);
+                            let svc = service_fn(move |req| answer_with(name.clone(), sni.clone(), req));
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                        }
+                    }
                 });
             }
         });
-        (Echo { port, task }, cert)
+        Echo { port, task }
     }
-}
-
-async fn answer(name: String, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    answer_with(name, None, req).await
 }
 
 async fn answer_with(

@@ -122,12 +122,7 @@ impl XdsServer {
             .add_service(self.service::<Lds>())
             .add_service(self.service::<Rds>());
         // Small xDS responses must not wait for the peer's delayed ACK (Nagle): up to 40 ms each.
-        let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
-            if let Ok(c) = &conn {
-                let _ = c.set_nodelay(true);
-            }
-            conn
-        });
+        let incoming = nodelay_incoming(listener);
         let task = tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(incoming, async move {
@@ -435,4 +430,17 @@ impl Outbound for DeltaResponse {
             Outgoing::Sotw(_) => None,
         }
     }
+}
+
+/// The connections `listener` accepts, with TCP_NODELAY set: for gRPC servers whose small answers
+/// must not wait for the peer's delayed ACK.
+pub fn nodelay_incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    })
 }

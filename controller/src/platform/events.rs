@@ -478,7 +478,7 @@ impl Applier {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(p: &Value) -> Result<T, String> {
-    serde_json::from_value(p.clone()).map_err(|e| format!("malformed payload: {e}"))
+    T::deserialize(p).map_err(|e| format!("malformed payload: {e}"))
 }
 
 /// The event's `performedAt` in Unix ms, when every field is usable. Artifact ids go into URL
