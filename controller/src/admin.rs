@@ -68,7 +68,7 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
         .map(|e| {
             json!({
                 "id": e.row.uuid,
-                "configuration": e.doc,
+                "configuration": e.doc_json(),
                 "metadata": {
                     "status": if e.api.deployed { "deployed" } else { "undeployed" },
                     "origin": e.row.origin,

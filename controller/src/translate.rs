@@ -75,11 +75,13 @@ pub struct Settings {
 /// One API, translated.
 #[derive(Debug, Default)]
 struct Fragment {
-    clusters: BTreeSet<ClusterSpec>,
+    /// Sorted, without duplicates. (Boxed slices, not sets or vectors: one fragment per API is
+    /// held, and a set's node or a vector's spare capacity would cost more than the contents.)
+    clusters: Box<[ClusterSpec]>,
     /// Header names its `api-key-auth` policies read (Envoy must send them to ext_authz).
-    key_headers: BTreeSet<String>,
+    key_headers: Box<[String]>,
     /// `(virtual host, route)` in operation order.
-    routes: Vec<(String, SortableRoute)>,
+    routes: Box<[(String, SortableRoute)]>,
 }
 
 /// Incremental translator: holds every deployed API's fragment.
@@ -191,12 +193,12 @@ impl Translator {
     }
 
     fn fragment(&self, api: &Api) -> Fragment {
-        let mut frag = Fragment::default();
+        let mut key_headers = BTreeSet::new();
         for i in 0..api.operations.len() {
             if let Some(p) = api.policies_of(i).filter(|p| p.name == "api-key-auth").last() {
                 let header = p.params.get("in").and_then(|v| v.as_str()) != Some("query");
                 if let (true, Some(name)) = (header, p.params.get("key").and_then(|v| v.as_str())) {
-                    frag.key_headers.insert(name.to_ascii_lowercase());
+                    key_headers.insert(name.to_ascii_lowercase());
                 }
             }
         }
@@ -204,6 +206,8 @@ impl Translator {
         if let (Some(vhost), Some(sandbox)) = (&api.sandbox_vhost, &api.sandbox) {
             targets.push((vec![vhost.clone()], sandbox));
         }
+        let mut clusters = BTreeSet::new();
+        let mut all_routes = Vec::new();
         for (vhosts, upstream) in targets {
             let spec = ClusterSpec::for_upstream(upstream, self.settings.connect_timeout);
             for vhost in &vhosts {
@@ -217,12 +221,16 @@ impl Translator {
                         upstream.host_rewrite,
                         self.settings.routes,
                     );
-                    frag.routes.extend(routes.into_iter().map(|r| (vhost.clone(), r)));
+                    all_routes.extend(routes.into_iter().map(|r| (vhost.clone(), r)));
                 }
             }
-            frag.clusters.insert(spec);
+            clusters.insert(spec);
         }
-        frag
+        Fragment {
+            clusters: clusters.into_iter().collect(),
+            key_headers: key_headers.into_iter().collect(),
+            routes: all_routes.into_boxed_slice(),
+        }
     }
 
     /// The shared route configuration: one virtual host per distinct vhost, each with the health

@@ -52,7 +52,7 @@ impl IntoResponse for ApiError {
                 GatewayError::NotFound(_) => (StatusCode::NOT_FOUND, None),
                 GatewayError::Conflict(_) => (StatusCode::CONFLICT, None),
                 GatewayError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
-                GatewayError::Db(_) | GatewayError::Translate(_) | GatewayError::Task => {
+                GatewayError::Db(_) | GatewayError::Translate(_) | GatewayError::Task | GatewayError::Corrupt(_) => {
                     error!(error = %g, "internal error");
                     let body = json!({"status": "error", "message": "internal server error"});
                     return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();

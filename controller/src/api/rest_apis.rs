@@ -70,7 +70,7 @@ pub async fn list(State(s): State<AppState>, Query(f): Query<Filters>) -> Respon
         .filter(|e| {
             f.context
                 .as_ref()
-                .is_none_or(|v| *v == e.api.context || Some(v) == e.doc.spec.context.as_ref())
+                .is_none_or(|v| *v == e.api.context || e.doc().is_ok_and(|d| d.spec.context.as_ref() == Some(v)))
         })
         .filter(|e| f.status.as_ref().is_none_or(|v| *v == state(e)))
         .map(|e| resource(e, true))
@@ -121,7 +121,7 @@ fn state(e: &ApiEntry) -> &'static str {
 
 /// The stored document plus server-managed `status`. Lists show `spec.context` resolved.
 fn resource(e: &ApiEntry, resolve_context: bool) -> Value {
-    let mut doc = serde_json::to_value(&e.doc).unwrap_or_else(|_| json!({}));
+    let mut doc = e.doc_json();
     if resolve_context {
         doc["spec"]["context"] = json!(e.api.context);
     }

@@ -13,7 +13,7 @@ use super::client::Rest;
 use super::status::{Counter, LinkStatus};
 use super::time::{unix_millis, unix_seconds};
 use crate::db::{CpObject, Db};
-use crate::gateway::{CONTROL_PLANE, CpDeploy, Gateway};
+use crate::gateway::{ApiEntry, CONTROL_PLANE, CpDeploy, Gateway};
 use crate::keys::{Keys, Pushed, PushedKey};
 use crate::model::RestApiDoc;
 
@@ -315,10 +315,7 @@ impl Applier {
             );
             return (Outcome::Failed(why), Some(ack(false, Some(DEPLOYMENT_ID_MISMATCH))));
         }
-        match self
-            .undeploy(&old.doc, &e.api_id, &e.deployment_id, &e.performed_at)
-            .await
-        {
+        match self.undeploy(&old, &e.api_id, &e.deployment_id, &e.performed_at).await {
             Ok(()) => (Outcome::Applied, Some(ack(true, None))),
             Err(why) => (Outcome::Failed(why), Some(ack(false, Some(PROCESSING_ERROR)))),
         }
@@ -326,7 +323,7 @@ impl Applier {
 
     pub(super) async fn undeploy(
         &self,
-        doc: &RestApiDoc,
+        entry: &ApiEntry,
         artifact_id: &str,
         deployment_id: &str,
         performed_at: &str,
@@ -337,7 +334,8 @@ impl Applier {
             performed_at: performed_at.into(),
             deployed: false,
         };
-        let w = self.gateway.apply_cp(doc.clone(), &d).await.map_err(|e| describe(&e))?;
+        let doc = entry.doc().map_err(|e| describe(&e))?;
+        let w = self.gateway.apply_cp(doc, &d).await.map_err(|e| describe(&e))?;
         info!(
             artifact = artifact_id,
             generation = w.generation,

@@ -134,7 +134,7 @@ impl Applier {
                 ("DEPLOYED", _) => r.unchanged += 1,
                 ("UNDEPLOYED", Some(e)) if e.row.origin == CONTROL_PLANE && e.api.deployed && fresh => {
                     match self
-                        .undeploy(&e.doc, &d.artifact_id, &d.deployment_id, &d.deployed_at)
+                        .undeploy(e, &d.artifact_id, &d.deployment_id, &d.deployed_at)
                         .await
                     {
                         Ok(()) => r.undeployed += 1,
