@@ -10,8 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tollgate_policies::authz::SharedIndex;
-use tollgate_policies::{AuthzService, Catalogue};
-use tollgate_proto::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use tollgate_policies::{AuthzServer, Catalogue};
 use tollgate_xds::{ServerHandle, StatusRegistry, Store, XdsServer};
 use tracing::{info, warn};
 
@@ -213,7 +212,7 @@ impl Authz {
                 let Ok(listener) = TcpListener::from_std(listener) else {
                     return;
                 };
-                let svc = AuthorizationServer::new(AuthzService::new(index));
+                let svc = AuthzServer::new(index);
                 // Checks are on Envoy's request path: no Nagle delay on their answers.
                 let incoming = tollgate_xds::nodelay_incoming(listener);
                 let served = tonic::transport::Server::builder()

@@ -5,19 +5,21 @@
 //! or digest is ever logged.
 
 pub mod index;
+pub mod server;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use prost::Message;
 use tollgate_proto::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
-use tollgate_proto::pb::envoy::service::auth::v3::authorization_server::Authorization;
-use tollgate_proto::pb::envoy::service::auth::v3::{
-    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response,
-};
+use tollgate_proto::pb::envoy::service::auth::v3::{CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response};
 use tollgate_proto::pb::envoy::r#type::v3::{HttpStatus, StatusCode};
 use tollgate_proto::pb::google::rpc::Status as RpcStatus;
 
 pub use index::{Decision, KeyIndex, KeyRecord, KeyView, SharedIndex, digest_of};
+pub use server::AuthzServer;
 
 /// The `context_extensions` keys a protected route carries.
 pub mod ctx {
@@ -38,11 +40,13 @@ pub const KEY_NAME_HEADER: &str = "x-tollgate-key-name";
 /// The header naming the application of that key, when known.
 pub const APPLICATION_HEADER: &str = "x-tollgate-application";
 
-/// The Authorization service.
+/// The Authorization service's decisions, made on the encoded request and answered with encoded
+/// responses (see [`server`] for the gRPC side).
 #[derive(Debug)]
 pub struct AuthzService {
     index: Arc<SharedIndex>,
-    deny: CheckResponse,
+    /// The encoded refusal, shared: sending it clones a reference count, nothing else.
+    deny: Bytes,
 }
 
 // === impl AuthzService ===
@@ -51,49 +55,49 @@ impl AuthzService {
     pub fn new(index: Arc<SharedIndex>) -> Self {
         AuthzService {
             index,
-            deny: deny_response(),
+            deny: Bytes::from(deny_response().encode_to_vec()),
         }
     }
 
-    /// The decision for one request, as a response to send.
-    pub fn respond(&self, req: &CheckRequest, now: u64) -> CheckResponse {
-        let Some(attrs) = req.attributes.as_ref() else {
+    /// The encoded refusal every denied check gets.
+    pub fn deny(&self) -> &Bytes {
+        &self.deny
+    }
+
+    /// The encoded `CheckResponse` for an encoded `CheckRequest`. A refusal allocates nothing: the
+    /// request is read in place ([`wire`]) and the answer is the shared pre-encoded 401. Anything
+    /// malformed or missing is refused.
+    pub fn respond(&self, check_request: &[u8], now: u64) -> Bytes {
+        let Some(facts) = wire::facts(check_request) else {
             return self.deny.clone();
         };
-        let ext = &attrs.context_extensions;
-        let Some(http) = attrs.request.as_ref().and_then(|r| r.http.as_ref()) else {
+        let (Some(api), Some(name), Some(http)) = (facts.api, facts.key_name, facts.http) else {
             return self.deny.clone();
         };
-        let (Some(api), Some(name)) = (ext.get(ctx::API), ext.get(ctx::KEY_NAME)) else {
+        let (Ok(api), Ok(name)) = (std::str::from_utf8(api), std::str::from_utf8(name)) else {
             return self.deny.clone();
         };
-        let in_query = ext.get(ctx::KEY_IN).is_some_and(|v| v == "query");
+        let in_query = facts.key_in == Some(b"query");
         let presented = if in_query {
-            query_param(&http.path, name)
+            wire::path(http)
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .and_then(|p| query_param(p, name))
+                .map(str::as_bytes)
         } else {
-            http.headers.get(name.as_str()).map(|v| v.trim())
+            wire::header(http, name.as_bytes()).map(<[u8]>::trim_ascii)
         };
         let index = self.index.load();
-        match presented.map(|p| index.decide(api, p.as_bytes(), now)) {
+        match presented.map(|p| index.decide(api, p, now)) {
             Some(Decision::Allow(record)) => {
-                allow(record, ext.get(ctx::STRIP).is_some_and(|v| v == "true"), in_query, name)
+                let strip = facts.strip == Some(b"true");
+                Bytes::from(allow(record, strip, in_query, name).encode_to_vec())
             }
             _ => self.deny.clone(),
         }
     }
 }
 
-#[tonic::async_trait]
-impl Authorization for AuthzService {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        Ok(tonic::Response::new(self.respond(request.get_ref(), unix_now())))
-    }
-}
-
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -3,5 +3,5 @@
 pub mod authz;
 pub mod catalogue;
 
-pub use authz::AuthzService;
+pub use authz::{AuthzServer, AuthzService};
 pub use catalogue::Catalogue;

@@ -1,5 +1,8 @@
 //! The in-process API-key check: latency and heap allocations per `KeyIndex::decide` with 1,000
-//! and 1,000,000 keys (hits, misses and other-API keys mixed), and resident memory per key.
+//! and 1,000,000 keys (hits, misses and other-API keys mixed), and resident memory per key; then
+//! the whole decision the gRPC service makes, `AuthzService::respond` (read the encoded
+//! `CheckRequest` Envoy sends, decide, produce the encoded `CheckResponse`), for refused and for
+//! allowed requests separately.
 //!
 //! Usage: `cargo run --release -p tollgate-bench --bin authz-check [-- CHECKS]` (default 200000).
 //! Each check is timed alone, so the figures include one `Instant::now()` pair (tens of ns).
@@ -9,9 +12,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tollgate_bench::percentile;
-use tollgate_policies::authz::{Decision, KeyIndex, KeyRecord, digest_of};
+use tollgate_policies::AuthzService;
+use tollgate_policies::authz::{Decision, KeyIndex, KeyRecord, SharedIndex, ctx, digest_of};
+use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -27,6 +33,7 @@ fn main() {
     let checks: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     println!("| keys | checks | p50 | p99 | heap allocations per check | RSS per key |");
     println!("|---|---|---|---|---|---|");
+    let mut service_rows = Vec::new();
     for n in [1_000usize, 1_000_000] {
         let api: Arc<str> = Arc::from("orders");
         let other: Arc<str> = Arc::from("billing");
@@ -71,8 +78,87 @@ fn main() {
             ns(percentile(&times, 50.0)),
             ns(percentile(&times, 99.0))
         );
-        drop(index);
+        let shared = Arc::new(SharedIndex::default());
+        shared.store(index);
+        let service = AuthzService::new(shared);
+        for (case, denied) in [("refused (unknown key)", true), ("allowed", false)] {
+            // What Envoy sends for a protected route: the route's context extensions, the
+            // pseudo-headers and the key header.
+            let requests: Vec<Vec<u8>> = (0..1024)
+                .map(|j| {
+                    let presented = if denied {
+                        format!("apip_unknown_{j}")
+                    } else {
+                        key((j * 10 + 1) % n)
+                    };
+                    check_request(&presented)
+                })
+                .collect();
+            let mut times = Vec::with_capacity(checks);
+            let mut bytes = 0usize;
+            let region = Region::new(GLOBAL);
+            for c in 0..checks {
+                let req = &requests[c % requests.len()];
+                let t = Instant::now();
+                let answer = service.respond(black_box(req), black_box(1_000));
+                times.push(t.elapsed());
+                bytes += answer.len();
+            }
+            let stats = region.change();
+            let allocs = stats.allocations as f64 / checks as f64;
+            times.sort_unstable();
+            black_box(bytes);
+            service_rows.push(format!(
+                "| {n} | {case} | {checks} | {} | {} | {allocs:.3} |",
+                ns(percentile(&times, 50.0)),
+                ns(percentile(&times, 99.0))
+            ));
+        }
     }
+    println!();
+    println!("`AuthzService::respond` (encoded request in, encoded response out):");
+    println!();
+    println!("| keys | requests | checks | p50 | p99 | heap allocations per check |");
+    println!("|---|---|---|---|---|---|");
+    for row in service_rows {
+        println!("{row}");
+    }
+}
+
+/// An encoded `CheckRequest` as Envoy sends it for a route protected by a header key.
+fn check_request(presented: &str) -> Vec<u8> {
+    let ext = [
+        (ctx::API, "orders"),
+        (ctx::KEY_IN, "header"),
+        (ctx::KEY_NAME, "x-api-key"),
+    ];
+    let headers = [
+        (":authority", "localhost:8080"),
+        (":method", "GET"),
+        (":path", "/orders/items?page=2"),
+        (":scheme", "http"),
+        ("x-api-key", presented),
+    ];
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            context_extensions: ext.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    id: "12345678901234567890".into(),
+                    method: "GET".into(),
+                    path: "/orders/items?page=2".into(),
+                    host: "localhost:8080".into(),
+                    scheme: "http".into(),
+                    protocol: "HTTP/1.1".into(),
+                    headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec()
 }
 
 fn ns(d: Duration) -> String {

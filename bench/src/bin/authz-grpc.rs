@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate_bench::{micros, percentile};
-use tollgate_policies::AuthzService;
+use tollgate_policies::AuthzServer;
 use tollgate_policies::authz::{KeyIndex, KeyRecord, SharedIndex, ctx, digest_of};
 use tollgate_proto::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use tollgate_proto::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
 
 fn key(i: usize) -> String {
@@ -64,8 +63,9 @@ fn main() -> anyhow::Result<()> {
                 return;
             };
             let _ = tonic::transport::Server::builder()
-                .add_service(AuthorizationServer::new(AuthzService::new(index)))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+                .add_service(AuthzServer::new(index))
+                // As in the controller: no Nagle delay on answers.
+                .serve_with_incoming(tollgate_xds::nodelay_incoming(l))
                 .await;
         });
     });

@@ -1,8 +1,13 @@
 use std::collections::HashMap;
 
-use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
 
 use super::*;
+
+/// What the service answers to `req`, decoded.
+fn answer(s: &AuthzService, req: &CheckRequest, now: u64) -> CheckResponse {
+    CheckResponse::decode(s.respond(&req.encode_to_vec(), now)).unwrap()
+}
 
 fn request(ext: &[(&str, &str)], headers: &[(&str, &str)], path: &str) -> CheckRequest {
     CheckRequest {
@@ -63,7 +68,11 @@ fn allowed(r: &CheckResponse) -> bool {
 #[test]
 fn a_valid_key_in_the_header_or_query_is_allowed_and_named() {
     let s = service();
-    let r = s.respond(&request(HEADER_ROUTE, &[("x-api-key", "apip_good")], "/orders"), 100);
+    let r = answer(
+        &s,
+        &request(HEADER_ROUTE, &[("x-api-key", "apip_good")], "/orders"),
+        100,
+    );
     assert!(allowed(&r));
     let Some(check_response::HttpResponse::OkResponse(ok)) = r.http_response else {
         panic!("ok response")
@@ -79,7 +88,7 @@ fn a_valid_key_in_the_header_or_query_is_allowed_and_named() {
         !format!("{headers:?}").contains("apip_good"),
         "the key never goes upstream in our headers"
     );
-    let r = s.respond(&request(QUERY_ROUTE, &[], "/orders?a=1&key=apip_good"), 100);
+    let r = answer(&s, &request(QUERY_ROUTE, &[], "/orders?a=1&key=apip_good"), 100);
     assert!(allowed(&r));
 }
 
@@ -104,9 +113,14 @@ fn every_refusal_is_the_same_401() {
         request(&[], &[("x-api-key", "apip_good")], "/orders"),
         CheckRequest::default(),
     ];
+    // Not a CheckRequest at all, or cut short.
+    let whole = request(HEADER_ROUTE, &[("x-api-key", "apip_good")], "/orders").encode_to_vec();
+    assert_eq!(&s.respond(&whole[..whole.len() - 3], 100), s.deny());
+    assert_eq!(&s.respond(b"\xff\xff\xff", 100), s.deny());
     for (i, c) in cases.iter().enumerate() {
-        let r = s.respond(c, 100);
-        assert_eq!(r, deny_response(), "case {i}");
+        let r = s.respond(&c.encode_to_vec(), 100);
+        assert_eq!(r, s.deny(), "case {i}");
+        assert_eq!(CheckResponse::decode(r).unwrap(), deny_response(), "case {i}");
     }
     let Some(check_response::HttpResponse::DeniedResponse(d)) = deny_response().http_response else {
         panic!()
@@ -120,14 +134,14 @@ fn strip_removes_the_key_before_the_upstream() {
     let s = service();
     let mut ext = HEADER_ROUTE.to_vec();
     ext.push((ctx::STRIP, "true"));
-    let r = s.respond(&request(&ext, &[("x-api-key", "apip_good")], "/"), 0);
+    let r = answer(&s, &request(&ext, &[("x-api-key", "apip_good")], "/"), 0);
     let Some(check_response::HttpResponse::OkResponse(ok)) = r.http_response else {
         panic!("ok")
     };
     assert_eq!(ok.headers_to_remove, vec!["x-api-key".to_string()]);
     let mut ext = QUERY_ROUTE.to_vec();
     ext.push((ctx::STRIP, "true"));
-    let r = s.respond(&request(&ext, &[], "/?key=apip_good"), 0);
+    let r = answer(&s, &request(&ext, &[], "/?key=apip_good"), 0);
     let Some(check_response::HttpResponse::OkResponse(ok)) = r.http_response else {
         panic!("ok")
     };
