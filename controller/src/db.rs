@@ -429,9 +429,42 @@ impl Db {
 
     /// Every stored key.
     pub fn list_keys(&self) -> Result<Vec<KeyRow>, DbError> {
+        self.query_keys("ORDER BY api, name", [])
+    }
+
+    /// The keys of `api`, by name.
+    pub fn list_keys_of(&self, api: &str) -> Result<Vec<KeyRow>, DbError> {
+        self.query_keys("WHERE api = ?1 ORDER BY name", [api])
+    }
+
+    /// The keys stored with this origin.
+    pub fn list_keys_by_origin(&self, origin: &str) -> Result<Vec<KeyRow>, DbError> {
+        self.query_keys("WHERE origin = ?1 ORDER BY api, name", [origin])
+    }
+
+    /// The key `name` of `api`.
+    pub fn get_key(&self, api: &str, name: &str) -> Result<Option<KeyRow>, DbError> {
+        Ok(self.query_keys("WHERE api = ?1 AND name = ?2", [api, name])?.pop())
+    }
+
+    /// The key with this UUID.
+    pub fn key_by_uuid(&self, uuid: &str) -> Result<Option<KeyRow>, DbError> {
+        Ok(self.query_keys("WHERE uuid = ?1", [uuid])?.pop())
+    }
+
+    /// How many keys `user` created for `api`.
+    pub fn count_keys(&self, api: &str, user: &str) -> Result<u32, DbError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM api_keys WHERE api = ?1 AND created_by = ?2",
+            [api, user],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn query_keys<P: rusqlite::Params>(&self, filter: &str, params: P) -> Result<Vec<KeyRow>, DbError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY api, name"))?;
-        let rows = stmt.query_map([], |r| {
+        let mut stmt = conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys {filter}"))?;
+        let rows = stmt.query_map(params, |r| {
             Ok(KeyRow {
                 uuid: r.get(0)?,
                 api: r.get(1)?,

@@ -2,25 +2,27 @@
 //! as SHA-256 digests, and published to the ext_authz index before a write returns, so a revoked
 //! key fails on the very next request.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use tollgate_policies::authz::{KeyIndex, KeyRecord, SharedIndex, digest_of};
+use tollgate_policies::authz::index::Digest;
+use tollgate_policies::authz::{IndexWriter, KeyRecord, SharedIndex, digest_of};
+use tracing::warn;
 
 use crate::db::{Db, DbError, KeyRow};
 
 /// The longest rotation grace period.
 pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The key store and the index it feeds.
+/// The key store and the index it feeds. SQLite holds the keys; memory holds only the authz
+/// index (digest, API, name, application, expiry), so a key costs about a hundred bytes here.
 #[derive(Debug)]
 pub struct Keys {
     db: Arc<Db>,
-    index: Arc<SharedIndex>,
     quota: u32,
-    rows: Mutex<BTreeMap<(String, String), KeyRow>>,
+    /// Serialises writes; each one updates the index before it returns.
+    index: Mutex<IndexWriter>,
 }
 
 /// What a key is created with.
@@ -89,38 +91,33 @@ pub enum KeyError {
 impl Keys {
     /// Loads every stored key and publishes the index.
     pub fn load(db: Arc<Db>, index: Arc<SharedIndex>, quota: u32) -> Result<Keys, KeyError> {
-        let rows = db
-            .list_keys()?
-            .into_iter()
-            .map(|k| ((k.api.clone(), k.name.clone()), k))
-            .collect();
-        let keys = Keys {
+        let now = unix_now();
+        let rows = db.list_keys()?;
+        let writer = IndexWriter::new(index, rows.iter().flat_map(|k| entries_of(k, now)));
+        drop(rows);
+        Ok(Keys {
             db,
-            index,
             quota,
-            rows: Mutex::new(rows),
-        };
-        keys.publish(&keys.lock());
-        Ok(keys)
+            index: Mutex::new(writer),
+        })
     }
 
     /// Active keys of `api`: all of them for an admin, else the caller's own.
-    pub fn list(&self, api: &str, user: &str, admin: bool) -> Vec<KeyRow> {
-        self.lock()
-            .values()
-            .filter(|k| k.api == api && (admin || k.created_by == user))
-            .cloned()
-            .collect()
+    pub fn list(&self, api: &str, user: &str, admin: bool) -> Result<Vec<KeyRow>, KeyError> {
+        let mut rows = self.db.list_keys_of(api)?;
+        rows.retain(|k| admin || k.created_by == user);
+        Ok(rows)
     }
 
-    /// How many more keys `user` may create for `api`.
+    /// How many more keys `user` may create for `api` (0 if that cannot be read).
     pub fn remaining(&self, api: &str, user: &str) -> u32 {
-        let used = self
-            .lock()
-            .values()
-            .filter(|k| k.api == api && k.created_by == user)
-            .count() as u32;
-        self.quota.saturating_sub(used)
+        match self.db.count_keys(api, user) {
+            Ok(used) => self.quota.saturating_sub(used),
+            Err(e) => {
+                warn!(error = %e, "cannot count keys");
+                0
+            }
+        }
     }
 
     /// Creates a key for `api`; returns it and, for generated keys, the plaintext (shown once).
@@ -141,14 +138,13 @@ impl Keys {
             }
             None => (generate()?, "local"),
         };
-        let mut rows = self.lock();
-        if rows.contains_key(&(api.to_string(), name.clone())) {
+        let mut index = self.lock();
+        if self.db.get_key(api, &name)?.is_some() {
             return Err(KeyError::Conflict(format!(
                 "an API key named '{name}' already exists for API '{api}'"
             )));
         }
-        let used = rows.values().filter(|k| k.api == api && k.created_by == user).count() as u32;
-        if used >= self.quota {
+        if self.db.count_keys(api, user)? >= self.quota {
             return Err(KeyError::Invalid(format!(
                 "API key quota reached ({} per user per API)",
                 self.quota
@@ -158,7 +154,7 @@ impl Keys {
         let row = KeyRow {
             uuid: uuid::Uuid::now_v7().to_string(),
             api: api.to_string(),
-            name: name.clone(),
+            name,
             digest: hex(&digest_of(value.trim().as_bytes())),
             masked: mask(&value),
             status: "active".into(),
@@ -175,8 +171,7 @@ impl Keys {
             origin: "gateway_api".into(),
         };
         self.db.put_key(&row).map_err(conflict)?;
-        rows.insert((api.to_string(), name), row.clone());
-        self.publish(&rows);
+        index.change([], entries_of(&row, now));
         Ok((row, (source == "local").then_some(value)))
     }
 
@@ -195,9 +190,11 @@ impl Keys {
         if grace.is_some_and(|g| g > MAX_GRACE) {
             return Err(KeyError::Invalid("gracePeriod must not exceed 30 days".into()));
         }
-        let mut rows = self.lock();
-        let key = (api.to_string(), name.to_string());
-        let old = rows.get(&key).ok_or_else(|| KeyError::NotFound(name.into()))?;
+        let mut index = self.lock();
+        let old = self
+            .db
+            .get_key(api, name)?
+            .ok_or_else(|| KeyError::NotFound(name.into()))?;
         if old.created_by != user {
             return Err(KeyError::Forbidden(name.into()));
         }
@@ -216,17 +213,18 @@ impl Keys {
             ..old.clone()
         };
         self.db.put_key(&row).map_err(conflict)?;
-        rows.insert(key, row.clone());
-        self.publish(&rows);
+        index.change(digests_of(&old), entries_of(&row, now));
         Ok((row, value))
     }
 
     /// Replaces the value of external key `name` with a caller-supplied one; the old value stops.
     pub fn replace(&self, api: &str, name: &str, user: &str, admin: bool, value: &str) -> Result<KeyRow, KeyError> {
         check_external(value)?;
-        let mut rows = self.lock();
-        let key = (api.to_string(), name.to_string());
-        let old = rows.get(&key).ok_or_else(|| KeyError::NotFound(name.into()))?;
+        let mut index = self.lock();
+        let old = self
+            .db
+            .get_key(api, name)?
+            .ok_or_else(|| KeyError::NotFound(name.into()))?;
         if old.created_by != user && !admin {
             return Err(KeyError::Forbidden(name.into()));
         }
@@ -244,64 +242,56 @@ impl Keys {
             ..old.clone()
         };
         self.db.put_key(&row).map_err(conflict)?;
-        rows.insert(key, row.clone());
-        self.publish(&rows);
+        index.change(digests_of(&old), entries_of(&row, unix_now()));
         Ok(row)
     }
 
     /// Revokes key `name` of `api`. Revoking an unknown key is not an error.
     pub fn revoke(&self, api: &str, name: &str) -> Result<bool, KeyError> {
-        let mut rows = self.lock();
+        let mut index = self.lock();
+        let old = self.db.get_key(api, name)?;
         let existed = self.db.delete_key(api, name)?;
-        rows.remove(&(api.to_string(), name.to_string()));
-        self.publish(&rows);
+        if let Some(old) = old {
+            index.change(digests_of(&old), []);
+        }
         Ok(existed)
     }
 
     /// Stores a key the control plane pushed (digest only). Idempotent: the same key twice, a
     /// stale update or a key that was revoked change nothing.
     pub fn put_pushed(&self, k: PushedKey) -> Result<Pushed, KeyError> {
-        let mut rows = self.lock();
-        let out = self.put_pushed_locked(&mut rows, k)?;
-        if out == Pushed::Applied {
-            self.publish(&rows);
-        }
+        let mut index = self.lock();
+        let mut change = Change::default();
+        let out = self.put_pushed_locked(&mut change, k)?;
+        change.apply(&mut index);
         Ok(out)
     }
 
-    /// [`Keys::put_pushed`] for many keys, with one index rebuild at the end (sync).
+    /// [`Keys::put_pushed`] for many keys, with one index update at the end (sync).
     pub fn put_pushed_all(&self, keys: Vec<PushedKey>) -> Vec<(String, Result<Pushed, KeyError>)> {
-        let mut rows = self.lock();
-        let mut changed = false;
+        let mut index = self.lock();
+        let mut change = Change::default();
         let out = keys
             .into_iter()
             .map(|k| {
                 let uuid = k.uuid.clone();
-                let r = self.put_pushed_locked(&mut rows, k);
-                changed |= matches!(r, Ok(Pushed::Applied));
-                (uuid, r)
+                (uuid, self.put_pushed_locked(&mut change, k))
             })
             .collect();
-        if changed {
-            self.publish(&rows);
-        }
+        change.apply(&mut index);
         out
     }
 
-    fn put_pushed_locked(
-        &self,
-        rows: &mut BTreeMap<(String, String), KeyRow>,
-        k: PushedKey,
-    ) -> Result<Pushed, KeyError> {
+    fn put_pushed_locked(&self, change: &mut Change, k: PushedKey) -> Result<Pushed, KeyError> {
         if unhex(&k.digest).is_none() {
             return Err(KeyError::Invalid("apiKeyHashes.sha256 must be 64 hex digits".into()));
         }
         if self.db.has_cp_object(TOMBSTONE, &k.uuid)? {
             return Ok(Pushed::Ignored);
         }
-        let slot = (k.api.clone(), k.name.clone());
-        let mut replaced = None;
-        if let Some(old) = rows.get(&slot) {
+        let existing = self.db.get_key(&k.api, &k.name)?;
+        let mut replaced = false;
+        if let Some(old) = &existing {
             if old.origin != "control_plane" {
                 return Err(KeyError::Conflict(format!(
                     "a locally created API key named '{}' already exists for API '{}'",
@@ -323,10 +313,10 @@ impl Keys {
                     return Ok(Pushed::Unchanged);
                 }
             } else {
-                replaced = Some(old.uuid.clone());
+                replaced = true;
             }
         }
-        let uuid = match (&k.uuid, rows.get(&slot)) {
+        let uuid = match (&k.uuid, &existing) {
             (u, _) if !u.is_empty() => u.clone(),
             (_, Some(old)) => old.uuid.clone(),
             _ => uuid::Uuid::now_v7().to_string(),
@@ -350,19 +340,22 @@ impl Keys {
             previous_expires_at: None,
             origin: "control_plane".into(),
         };
-        if replaced.is_some() {
+        if replaced {
             self.db.delete_key(&k.api, &k.name)?;
         }
         self.db.put_key(&row).map_err(conflict)?;
-        rows.insert(slot, row);
+        if let Some(old) = &existing {
+            change.remove.extend(digests_of(old));
+        }
+        change.add.extend(entries_of(&row, unix_now()));
         Ok(Pushed::Applied)
     }
 
     /// Revokes a key the control plane revoked, leaving a tombstone so that a replayed creation
     /// does not bring it back.
     pub fn revoke_pushed(&self, api: &str, name: &str) -> Result<bool, KeyError> {
-        let mut rows = self.lock();
-        let Some(old) = rows.get(&(api.to_string(), name.to_string())).cloned() else {
+        let mut index = self.lock();
+        let Some(old) = self.db.get_key(api, name)? else {
             return Ok(false);
         };
         self.db.put_cp_object(&crate::db::CpObject {
@@ -373,20 +366,14 @@ impl Keys {
             updated_at: crate::gateway::now(),
         })?;
         self.db.delete_key(api, name)?;
-        rows.remove(&(api.to_string(), name.to_string()));
-        self.publish(&rows);
+        index.change(digests_of(&old), []);
         Ok(true)
     }
 
     /// Records that the control plane lists key `uuid` as revoked (bulk sync).
     pub fn tombstone(&self, uuid: &str, api: &str, name: &str) -> Result<(), KeyError> {
-        let existing = self
-            .lock()
-            .values()
-            .find(|k| k.uuid == uuid)
-            .map(|k| (k.api.clone(), k.name.clone()));
-        if let Some((a, n)) = existing {
-            self.revoke_pushed(&a, &n)?;
+        if let Some(k) = self.db.key_by_uuid(uuid)? {
+            self.revoke_pushed(&k.api, &k.name)?;
         } else {
             self.db.put_cp_object(&crate::db::CpObject {
                 kind: TOMBSTONE.into(),
@@ -400,51 +387,67 @@ impl Keys {
     }
 
     /// Every key the control plane pushed.
-    pub fn pushed(&self) -> Vec<KeyRow> {
-        self.lock()
-            .values()
-            .filter(|k| k.origin == "control_plane")
-            .cloned()
-            .collect()
+    pub fn pushed(&self) -> Result<Vec<KeyRow>, KeyError> {
+        Ok(self.db.list_keys_by_origin("control_plane")?)
     }
 
     /// Forgets the keys of a deleted API (the database cascades).
     pub fn api_deleted(&self, api: &str) {
-        let mut rows = self.lock();
-        rows.retain(|(a, _), _| a != api);
-        self.publish(&rows);
+        self.lock().remove_api(api);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), KeyRow>> {
-        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    /// Builds the next index and swaps it in.
-    fn publish(&self, rows: &BTreeMap<(String, String), KeyRow>) {
-        let now = unix_now();
-        let mut entries = Vec::with_capacity(rows.len());
-        for k in rows.values() {
-            let record = |expires_at: Option<i64>| KeyRecord {
-                api: Arc::from(k.api.as_str()),
-                name: Arc::from(k.name.as_str()),
-                application: k
-                    .application_name
-                    .as_deref()
-                    .or(k.application_id.as_deref())
-                    .map(Arc::from),
-                expires_at: expires_at.map(|t| t.max(0) as u64),
-            };
-            if let Some(d) = unhex(&k.digest) {
-                entries.push((d, record(k.expires_at)));
-            }
-            if let (Some(d), Some(until)) = (k.previous_digest.as_deref().and_then(unhex), k.previous_expires_at)
-                && until > now
-            {
-                entries.push((d, record(Some(until))));
-            }
+/// Index changes collected over several pushed keys, applied at once.
+#[derive(Default)]
+struct Change {
+    remove: Vec<Digest>,
+    add: Vec<(Digest, KeyRecord)>,
+}
+
+impl Change {
+    fn apply(self, index: &mut IndexWriter) {
+        if !self.remove.is_empty() || !self.add.is_empty() {
+            index.change(self.remove, self.add);
         }
-        self.index.store(KeyIndex::new(entries));
     }
+}
+
+/// What a stored key puts in the index: its digest, and its previous one while a rotation's grace
+/// period lasts.
+fn entries_of(k: &KeyRow, now: i64) -> Vec<(Digest, KeyRecord)> {
+    let record = |expires_at: Option<i64>| KeyRecord {
+        api: Arc::from(k.api.as_str()),
+        name: Arc::from(k.name.as_str()),
+        application: k
+            .application_name
+            .as_deref()
+            .or(k.application_id.as_deref())
+            .map(Arc::from),
+        expires_at: expires_at.map(|t| t.max(0) as u64),
+    };
+    let mut out = Vec::with_capacity(2);
+    if let Some(d) = unhex(&k.digest) {
+        out.push((d, record(k.expires_at)));
+    }
+    if let (Some(d), Some(until)) = (k.previous_digest.as_deref().and_then(unhex), k.previous_expires_at)
+        && until > now
+    {
+        out.push((d, record(Some(until))));
+    }
+    out
+}
+
+/// The digests a stored key may have put in the index.
+fn digests_of(k: &KeyRow) -> Vec<Digest> {
+    [Some(k.digest.as_str()), k.previous_digest.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(unhex)
+        .collect()
 }
 
 fn conflict(e: DbError) -> KeyError {

@@ -18,7 +18,7 @@ use tollgate_proto::pb::envoy::service::auth::v3::{CheckResponse, DeniedHttpResp
 use tollgate_proto::pb::envoy::r#type::v3::{HttpStatus, StatusCode};
 use tollgate_proto::pb::google::rpc::Status as RpcStatus;
 
-pub use index::{Decision, KeyIndex, KeyRecord, KeyView, SharedIndex, digest_of};
+pub use index::{COMPACT_AT, Decision, IndexWriter, KeyIndex, KeyRecord, KeyView, SharedIndex, Snapshot, digest_of};
 pub use server::AuthzServer;
 
 /// The `context_extensions` keys a protected route carries.

@@ -2,7 +2,8 @@
 //! and 1,000,000 keys (hits, misses and other-API keys mixed), and resident memory per key; then
 //! the whole decision the gRPC service makes, `AuthzService::respond` (read the encoded
 //! `CheckRequest` Envoy sends, decide, produce the encoded `CheckResponse`), for refused and for
-//! allowed requests separately.
+//! allowed requests separately; then the cost of one key write with 1,000,000 keys stored, as a
+//! full index rebuild (how writes worked before) and as a change to the layered index (now).
 //!
 //! Usage: `cargo run --release -p tollgate-bench --bin authz-check [-- CHECKS]` (default 200000).
 //! Each check is timed alone, so the figures include one `Instant::now()` pair (tens of ns).
@@ -16,7 +17,7 @@ use prost::Message;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tollgate_bench::percentile;
 use tollgate_policies::AuthzService;
-use tollgate_policies::authz::{Decision, KeyIndex, KeyRecord, SharedIndex, ctx, digest_of};
+use tollgate_policies::authz::{COMPACT_AT, Decision, IndexWriter, KeyIndex, KeyRecord, SharedIndex, ctx, digest_of};
 use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
 
 #[global_allocator]
@@ -122,6 +123,81 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for row in service_rows {
         println!("{row}");
+    }
+    writes();
+}
+
+/// One key write with 1,000,000 keys stored: rebuilding the whole index vs a layered change.
+fn writes() {
+    let n = 1_000_000usize;
+    let record = |i: usize| KeyRecord {
+        api: Arc::from(if i.is_multiple_of(10) { "billing" } else { "orders" }),
+        name: Arc::from(format!("key-{i}")),
+        application: None,
+        expires_at: None,
+    };
+    // Digests and records ready, so only building the index is timed.
+    let all: Vec<_> = (0..n + 10).map(|i| (digest_of(key(i).as_bytes()), record(i))).collect();
+    let mut rebuilds = Vec::new();
+    for w in 0..10 {
+        let t = Instant::now();
+        let index = KeyIndex::new(all[..n + w].iter().cloned());
+        rebuilds.push(t.elapsed());
+        black_box(index.len());
+    }
+    drop(all);
+    let shared = Arc::new(SharedIndex::default());
+    let mut writer = IndexWriter::new(
+        shared.clone(),
+        (0..n).map(|i| (digest_of(key(i).as_bytes()), record(i))),
+    );
+    let mut changes = Vec::new();
+    let mut merges = Vec::new();
+    // Enough writes to fill the layer twice: every write is timed, merges included.
+    for w in 0..2 * (COMPACT_AT + 1) {
+        let i = n + w;
+        let before = shared.load().layered();
+        let t = Instant::now();
+        writer.change([], [(digest_of(key(i).as_bytes()), record(i))]);
+        let took = t.elapsed();
+        if shared.load().layered() < before {
+            merges.push(took);
+        } else {
+            changes.push(took);
+        }
+    }
+    assert!(matches!(
+        shared.load().decide("orders", key(n + 1).as_bytes(), 0),
+        Decision::Allow(_)
+    ));
+    rebuilds.sort_unstable();
+    changes.sort_unstable();
+    merges.sort_unstable();
+    println!();
+    println!("One key write with {n} keys stored:");
+    println!();
+    println!("| how | writes | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    for (how, t) in [
+        ("full rebuild (before)", &rebuilds),
+        ("layered change (now)", &changes),
+        ("layered: the writes that merged the layer", &merges),
+    ] {
+        println!(
+            "| {how} | {} | {} | {} | {} |",
+            t.len(),
+            human(percentile(t, 50.0)),
+            human(percentile(t, 99.0)),
+            human(*t.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d >= Duration::from_millis(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
     }
 }
 

@@ -98,12 +98,10 @@ pub async fn list(
         return not_found(&handle).into_response();
     }
     let admin = who.roles.contains(&Role::Admin);
-    let keys: Vec<Value> = s
-        .keys
-        .list(&handle, &who.username, admin)
-        .iter()
-        .map(|k| key_json(k, None))
-        .collect();
+    let keys: Vec<Value> = match s.keys.list(&handle, &who.username, admin) {
+        Ok(rows) => rows.iter().map(|k| key_json(k, None)).collect(),
+        Err(e) => return key_error(e).into_response(),
+    };
     Json(json!({"status": "success", "totalCount": keys.len(), "apiKeys": keys})).into_response()
 }
 

@@ -101,7 +101,7 @@ fn revocation_bites_immediately_and_is_idempotent() {
     let (_, index, keys) = setup();
     let (_, v) = keys.create("orders", "alice", NewKey::default()).unwrap();
     let v = v.unwrap();
-    let name = keys.list("orders", "alice", false)[0].name.clone();
+    let name = keys.list("orders", "alice", false).unwrap()[0].name.clone();
     assert!(allows(&index, "orders", &v));
     assert!(keys.revoke("orders", &name).unwrap());
     assert!(!allows(&index, "orders", &v));

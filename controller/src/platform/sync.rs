@@ -133,10 +133,7 @@ impl Applier {
                 ("DEPLOYED", _) if fresh || local.as_ref().is_some_and(|e| !e.api.deployed) => wanted.push(d),
                 ("DEPLOYED", _) => r.unchanged += 1,
                 ("UNDEPLOYED", Some(e)) if e.row.origin == CONTROL_PLANE && e.api.deployed && fresh => {
-                    match self
-                        .undeploy(e, &d.artifact_id, &d.deployment_id, &d.deployed_at)
-                        .await
-                    {
+                    match self.undeploy(e, &d.artifact_id, &d.deployment_id, &d.deployed_at).await {
                         Ok(()) => r.undeployed += 1,
                         Err(why) => {
                             r.failed += 1;
@@ -275,7 +272,14 @@ impl Applier {
             }
         }
         // Keys the platform API no longer lists were deleted there.
-        for k in self.keys.pushed() {
+        let pushed = match self.keys.pushed() {
+            Ok(p) => p,
+            Err(e) => {
+                r.errors.push(e.to_string());
+                Vec::new()
+            }
+        };
+        for k in pushed {
             if !listed.contains(&k.uuid)
                 && let Err(e) = self.keys.revoke_pushed(&k.api, &k.name)
             {
