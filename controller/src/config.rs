@@ -41,6 +41,10 @@ pub struct Server {
     pub authz_port: u16,
     /// The address Envoy uses to reach the ext_authz service (an IP, or a hostname resolved by DNS).
     pub authz_advertise: String,
+    /// Run the ext_authz service in this process. `false`: Envoy is sent to
+    /// `authz_advertise:authz_port`, where `tollgate authz-replica` processes serve the checks
+    /// (needs `api_keys.publish_to_replicas`).
+    pub authz_embedded: bool,
     /// Where the SQLite database and generated secrets live.
     pub data_dir: PathBuf,
     /// Largest request body the management API accepts, in bytes.
@@ -125,6 +129,9 @@ pub enum Role {
 pub struct ApiKeys {
     /// Active keys one user may hold per API.
     pub per_user_per_api: u32,
+    /// Serve each API's key digests over xDS (`tollgate.keys.v1.ApiKeySet`) to remote ext_authz
+    /// replicas. Off by default: anyone who can reach the xDS port could read the digests.
+    pub publish_to_replicas: bool,
 }
 
 /// Log output.
@@ -327,6 +334,12 @@ impl Config {
         if self.api_keys.per_user_per_api == 0 {
             return invalid("api_keys.per_user_per_api", "must be at least 1");
         }
+        if !self.server.authz_embedded && !self.api_keys.publish_to_replicas {
+            return invalid(
+                "server.authz_embedded",
+                "false needs api_keys.publish_to_replicas = true (the replicas get the keys over xDS)",
+            );
+        }
         let cp = &self.control_plane;
         if cp.host.contains("://") || cp.host.contains('/') {
             return invalid("control_plane.host", "must be host[:port], without a scheme or path");
@@ -408,6 +421,7 @@ impl Default for Server {
             xds_port: 18000,
             authz_port: 18001,
             authz_advertise: "127.0.0.1".into(),
+            authz_embedded: true,
             data_dir: PathBuf::from("./data"),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(15),
@@ -455,7 +469,10 @@ impl Default for Auth {
 
 impl Default for ApiKeys {
     fn default() -> Self {
-        ApiKeys { per_user_per_api: 10 }
+        ApiKeys {
+            per_user_per_api: 10,
+            publish_to_replicas: false,
+        }
     }
 }
 

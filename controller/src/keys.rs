@@ -2,12 +2,15 @@
 //! as SHA-256 digests, and published to the ext_authz index before a write returns, so a revoked
 //! key fails on the very next request.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use tollgate_policies::authz::index::Digest;
 use tollgate_policies::authz::{IndexWriter, KeyRecord, SharedIndex, digest_of};
+use tollgate_proto::keys::{ApiKeyDigest, ApiKeySet};
+use tollgate_xds::{DEFAULT_GROUP, Resource, Store, TypeKind, Update};
 use tracing::warn;
 
 use crate::db::{Db, DbError, KeyRow};
@@ -23,6 +26,8 @@ pub struct Keys {
     quota: u32,
     /// Serialises writes; each one updates the index before it returns.
     index: Mutex<IndexWriter>,
+    /// Where each API's key set is published for remote authz replicas, when enabled.
+    replicas: Option<Arc<Store>>,
 }
 
 /// What a key is created with.
@@ -99,7 +104,47 @@ impl Keys {
             db,
             quota,
             index: Mutex::new(writer),
+            replicas: None,
         })
+    }
+
+    /// Also publishes every API's key set (digests, names, expiry) as `tollgate.keys.v1.ApiKeySet`
+    /// xDS resources for remote authz replicas, now and after every write.
+    pub fn with_replicas(mut self, store: Arc<Store>) -> Result<Self, KeyError> {
+        let mut by_api: BTreeMap<String, Vec<KeyRow>> = BTreeMap::new();
+        for k in self.db.list_keys()? {
+            by_api.entry(k.api.clone()).or_default().push(k);
+        }
+        let now = unix_now();
+        let mut update = Update::new();
+        for (api, rows) in &by_api {
+            if let Some(r) = key_set(api, rows, now) {
+                update.upsert(r);
+            }
+        }
+        store.publish(DEFAULT_GROUP, update);
+        self.replicas = Some(store);
+        Ok(self)
+    }
+
+    /// Republishes the key sets of `apis` (no-op unless replicas are enabled).
+    fn publish_sets<'a>(&self, apis: impl IntoIterator<Item = &'a str>) {
+        let Some(store) = &self.replicas else { return };
+        let now = unix_now();
+        let mut update = Update::new();
+        for api in apis {
+            match self.db.list_keys_of(api) {
+                Ok(rows) => match key_set(api, &rows, now) {
+                    Some(r) => update.upsert(r),
+                    None => update.remove(TypeKind::KeySet, api),
+                },
+                Err(e) => {
+                    warn!(api, error = %e, "cannot read keys to publish to replicas");
+                    continue;
+                }
+            };
+        }
+        store.publish(DEFAULT_GROUP, update);
     }
 
     /// Active keys of `api`: all of them for an admin, else the caller's own.
@@ -172,6 +217,7 @@ impl Keys {
         };
         self.db.put_key(&row).map_err(conflict)?;
         index.change([], entries_of(&row, now));
+        self.publish_sets([api]);
         Ok((row, (source == "local").then_some(value)))
     }
 
@@ -214,6 +260,7 @@ impl Keys {
         };
         self.db.put_key(&row).map_err(conflict)?;
         index.change(digests_of(&old), entries_of(&row, now));
+        self.publish_sets([api]);
         Ok((row, value))
     }
 
@@ -243,6 +290,7 @@ impl Keys {
         };
         self.db.put_key(&row).map_err(conflict)?;
         index.change(digests_of(&old), entries_of(&row, unix_now()));
+        self.publish_sets([api]);
         Ok(row)
     }
 
@@ -253,6 +301,7 @@ impl Keys {
         let existed = self.db.delete_key(api, name)?;
         if let Some(old) = old {
             index.change(digests_of(&old), []);
+            self.publish_sets([api]);
         }
         Ok(existed)
     }
@@ -264,6 +313,7 @@ impl Keys {
         let mut change = Change::default();
         let out = self.put_pushed_locked(&mut change, k)?;
         change.apply(&mut index);
+        self.publish_sets(change.apis.iter().map(String::as_str));
         Ok(out)
     }
 
@@ -279,6 +329,7 @@ impl Keys {
             })
             .collect();
         change.apply(&mut index);
+        self.publish_sets(change.apis.iter().map(String::as_str));
         out
     }
 
@@ -348,6 +399,7 @@ impl Keys {
             change.remove.extend(digests_of(old));
         }
         change.add.extend(entries_of(&row, unix_now()));
+        change.apis.insert(row.api.clone());
         Ok(Pushed::Applied)
     }
 
@@ -367,6 +419,7 @@ impl Keys {
         })?;
         self.db.delete_key(api, name)?;
         index.change(digests_of(&old), []);
+        self.publish_sets([api]);
         Ok(true)
     }
 
@@ -393,7 +446,9 @@ impl Keys {
 
     /// Forgets the keys of a deleted API (the database cascades).
     pub fn api_deleted(&self, api: &str) {
-        self.lock().remove_api(api);
+        let mut index = self.lock();
+        index.remove_api(api);
+        self.publish_sets([api]);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
@@ -406,12 +461,14 @@ impl Keys {
 struct Change {
     remove: Vec<Digest>,
     add: Vec<(Digest, KeyRecord)>,
+    /// The APIs whose keys changed.
+    apis: BTreeSet<String>,
 }
 
 impl Change {
-    fn apply(self, index: &mut IndexWriter) {
+    fn apply(&mut self, index: &mut IndexWriter) {
         if !self.remove.is_empty() || !self.add.is_empty() {
-            index.change(self.remove, self.add);
+            index.change(std::mem::take(&mut self.remove), std::mem::take(&mut self.add));
         }
     }
 }
@@ -439,6 +496,35 @@ fn entries_of(k: &KeyRow, now: i64) -> Vec<(Digest, KeyRecord)> {
         out.push((d, record(Some(until))));
     }
     out
+}
+
+/// The key set resource of `api` for remote replicas; `None` when it has no key.
+fn key_set(api: &str, rows: &[KeyRow], now: i64) -> Option<Arc<Resource>> {
+    let mut keys: Vec<ApiKeyDigest> = rows
+        .iter()
+        .flat_map(|k| entries_of(k, now))
+        .map(|(d, r)| ApiKeyDigest {
+            sha256: d.to_vec(),
+            name: r.name.to_string(),
+            application: r.application.as_deref().unwrap_or("").to_string(),
+            expires_at: r.expires_at.unwrap_or(0),
+        })
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    keys.sort();
+    let set = ApiKeySet {
+        api: api.to_string(),
+        keys,
+    };
+    match Resource::new(api, &set, Vec::new()) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            warn!(api, error = %e, "cannot encode a key set");
+            None
+        }
+    }
 }
 
 /// The digests a stored key may have put in the index.

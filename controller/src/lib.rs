@@ -20,5 +20,6 @@ pub mod gateway;
 pub mod keys;
 pub mod model;
 pub mod platform;
+pub mod replica;
 pub mod runtime;
 pub mod translate;

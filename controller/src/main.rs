@@ -1,16 +1,20 @@
 //! The `tollgate` command: `serve` (controller), `run` (controller plus a managed Envoy),
-//! `hash-password` (an argon2id hash for the config file).
+//! `authz-replica` (an ext_authz service fed by a controller over xDS), `hash-password` (an
+//! argon2id hash for the config file).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tollgate::config::{Config, LogFormat};
 
-const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]";
+const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL [--listen ADDR] [--node ID]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
+    if command == "authz-replica" {
+        return authz_replica(args);
+    }
     let mut config_path: Option<PathBuf> = None;
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
@@ -48,6 +52,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tollgate authz-replica --xds http://controller:18000 [--listen 0.0.0.0:18001] [--node ID]`.
+fn authz_replica(mut args: impl Iterator<Item = String>) -> ExitCode {
+    let mut xds = None;
+    let mut listen = "0.0.0.0:18001".to_string();
+    let mut node = format!("authz-replica-{}", std::process::id());
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--xds", Some(v)) => xds = Some(v),
+            ("--listen", Some(v)) => listen = v,
+            ("--node", Some(v)) => node = v,
+            _ => return usage(),
+        }
+    }
+    let Some(xds) = xds else { return usage() };
+    let Ok(listen) = listen.parse() else {
+        eprintln!("tollgate: --listen {listen:?} is not an address like 0.0.0.0:18001");
+        return ExitCode::from(64);
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tollgate: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = tollgate::replica::ReplicaConfig {
+        xds,
+        listen,
+        node_id: node,
+    };
+    runtime.block_on(async move {
+        let replica = match tollgate::replica::Replica::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tollgate: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tollgate::runtime::signal().await;
+        replica.stop().await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn usage() -> ExitCode {

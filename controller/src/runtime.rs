@@ -37,7 +37,7 @@ pub struct Running {
     pub link: Arc<LinkStatus>,
     link_task: Link,
     xds_server: ServerHandle,
-    authz: Authz,
+    authz: Option<Authz>,
     stop: watch::Sender<bool>,
     http: Vec<JoinHandle<()>>,
     grace: Duration,
@@ -75,9 +75,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
     let index = Arc::new(SharedIndex::default());
-    let keys = Arc::new(Keys::load(db.clone(), index.clone(), config.api_keys.per_user_per_api)?);
-    let authz = Authz::start(&config.server.grpc_bind, config.server.authz_port, index)?;
-    let translator = Translator::new(settings(config, authz.addr.port())?);
+    let mut keys = Keys::load(db.clone(), index.clone(), config.api_keys.per_user_per_api)?;
+    if config.api_keys.publish_to_replicas {
+        keys = keys.with_replicas(store.clone())?;
+    }
+    let keys = Arc::new(keys);
+    let authz = if config.server.authz_embedded {
+        Some(Authz::start(&config.server.grpc_bind, config.server.authz_port, index)?)
+    } else {
+        info!(
+            target_addr = %format!("{}:{}", config.server.authz_advertise, config.server.authz_port),
+            "no ext_authz service here: Envoy is sent to the replicas"
+        );
+        None
+    };
+    let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
+    let translator = Translator::new(settings(config, authz_port)?);
     let gateway = Arc::new(Gateway::load(
         db.clone(),
         store.clone(),
@@ -172,7 +185,9 @@ impl Running {
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
         self.link_task.stopped(self.grace).await;
-        self.authz.stop();
+        if let Some(a) = self.authz {
+            a.stop();
+        }
         if let Err(e) = self.xds_server.shutdown(self.grace).await {
             warn!(error = %e, "xds server shutdown");
         }
@@ -291,7 +306,7 @@ fn serve_http(listener: TcpListener, app: axum::Router, mut stop: watch::Receive
     })
 }
 
-async fn signal() {
+pub async fn signal() {
     #[cfg(unix)]
     {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use prost::Message;
 use tollgate_proto::pb::envoy::config::core::v3::{DataSource, HeaderValue, HeaderValueOption, data_source};
 use tollgate_proto::pb::envoy::config::route::v3::{DirectResponseAction, Route, RouteMatch, route, route_match};
 use tollgate_xds::{Dep, Resource, TypeKind, Update};
@@ -104,8 +103,8 @@ struct FixedRoutes {
 impl Translator {
     pub fn new(settings: Settings) -> Self {
         let fixed = FixedRoutes {
-            health: health_routes().iter().map(|r| Bytes::from(r.encode_to_vec())).collect(),
-            not_found: Bytes::from(not_found().encode_to_vec()),
+            health: health_routes().iter().map(wire::encode_route).collect(),
+            not_found: wire::encode_route(&not_found()),
         };
         Translator {
             settings,

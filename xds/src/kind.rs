@@ -1,5 +1,6 @@
 //! The resource types we serve, in make-before-break order.
 
+use tollgate_proto::keys::ApiKeySet;
 use tollgate_proto::pb::envoy::config::{
     cluster::v3::Cluster, endpoint::v3::ClusterLoadAssignment, listener::v3::Listener, route::v3::RouteConfiguration,
 };
@@ -16,17 +17,24 @@ pub enum TypeKind {
     Listener,
     /// RDS: `envoy.config.route.v3.RouteConfiguration`.
     Route,
+    /// Tollgate's own `tollgate.keys.v1.ApiKeySet`, for remote ext_authz replicas (Envoy never
+    /// asks for it).
+    KeySet,
 }
 
 // === impl TypeKind ===
 
 impl TypeKind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 5;
+
     /// Every kind, in make-before-break order.
-    pub const ALL: [TypeKind; 4] = [
+    pub const ALL: [TypeKind; TypeKind::COUNT] = [
         TypeKind::Cluster,
         TypeKind::Endpoint,
         TypeKind::Listener,
         TypeKind::Route,
+        TypeKind::KeySet,
     ];
 
     /// The `type.googleapis.com/...` URL of the resource message.
@@ -36,6 +44,7 @@ impl TypeKind {
             TypeKind::Endpoint => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
             TypeKind::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             TypeKind::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            TypeKind::KeySet => "type.googleapis.com/tollgate.keys.v1.ApiKeySet",
         }
     }
 
@@ -51,6 +60,7 @@ impl TypeKind {
             TypeKind::Endpoint => "eds",
             TypeKind::Listener => "lds",
             TypeKind::Route => "rds",
+            TypeKind::KeySet => "keys",
         }
     }
 
@@ -69,6 +79,10 @@ impl TypeKind {
 pub trait XdsMessage: prost::Message + prost::Name + Sized {
     /// The kind this message is served as.
     const KIND: TypeKind;
+    /// The message's encoding is canonical as it is (its maps, if any, were written sorted), so
+    /// its version can hash it without re-encoding. Large assembled messages use this to avoid a
+    /// second copy of themselves on every change.
+    const CANONICAL: bool = false;
 }
 
 impl XdsMessage for Cluster {
@@ -83,6 +97,11 @@ impl XdsMessage for Listener {
 impl XdsMessage for RouteConfiguration {
     const KIND: TypeKind = TypeKind::Route;
 }
+impl XdsMessage for ApiKeySet {
+    const KIND: TypeKind = TypeKind::KeySet;
+    // No map fields.
+    const CANONICAL: bool = true;
+}
 
 #[cfg(test)]
 mod tests {
@@ -95,6 +114,7 @@ mod tests {
         assert_eq!(TypeKind::Endpoint.type_url(), ClusterLoadAssignment::type_url());
         assert_eq!(TypeKind::Listener.type_url(), Listener::type_url());
         assert_eq!(TypeKind::Route.type_url(), RouteConfiguration::type_url());
+        assert_eq!(TypeKind::KeySet.type_url(), ApiKeySet::type_url());
         for k in TypeKind::ALL {
             assert_eq!(TypeKind::from_type_url(k.type_url()), Some(k));
         }

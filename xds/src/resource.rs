@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use prost::Message;
 use ring::digest::{SHA256, digest};
 use tollgate_proto::canonical::canonical;
-use tollgate_proto::wire::DeltaResource;
 
 use crate::{Error, TypeKind, XdsMessage};
 
@@ -50,25 +48,49 @@ impl Dep {
 
 impl Resource {
     /// Encodes `msg` under `name`, with the resources it needs Envoy to hold first.
+    ///
+    /// One buffer holds the delta `Resource` and, inside it, the `Any` (shared as a slice), so a
+    /// large resource (the route configuration with every API) costs one allocation of its size,
+    /// written once. The `Resource` fields are written as `resource`, then `version` (known only
+    /// once the content is hashed), then `name`: protobuf parsers accept fields in any order.
     pub fn new<M: XdsMessage>(name: impl Into<Arc<str>>, msg: &M, deps: Vec<Dep>) -> Result<Arc<Self>, Error> {
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
         let name = name.into();
-        let value = msg.encode_to_vec();
-        let canon = canonical(&M::full_name(), &value).map_err(|_| Error::Encode { name: name.to_string() })?;
-        let sum = digest(&SHA256, &canon);
+        let type_url = M::type_url();
+        let value_len = msg.encoded_len();
+        let any_len = key_len(1)
+            + encoded_len_varint(type_url.len() as u64)
+            + type_url.len()
+            + key_len(2)
+            + encoded_len_varint(value_len as u64)
+            + value_len;
+        // Version: 32 hex digits.
+        let tail = key_len(1) + 1 + 32 + key_len(3) + encoded_len_varint(name.len() as u64) + name.len();
+        let mut buf = Vec::with_capacity(key_len(2) + encoded_len_varint(any_len as u64) + any_len + tail);
+        encode_key(2, WireType::LengthDelimited, &mut buf);
+        encode_varint(any_len as u64, &mut buf);
+        let any_start = buf.len();
+        prost::encoding::string::encode(1, &type_url, &mut buf);
+        encode_key(2, WireType::LengthDelimited, &mut buf);
+        encode_varint(value_len as u64, &mut buf);
+        let value_start = buf.len();
+        msg.encode_raw(&mut buf);
+        let any_end = buf.len();
+        let value = buf.get(value_start..any_end).unwrap_or_default();
+        let sum = if M::CANONICAL {
+            digest(&SHA256, value)
+        } else {
+            let canon = canonical(&M::full_name(), value).map_err(|_| Error::Encode { name: name.to_string() })?;
+            digest(&SHA256, &canon)
+        };
         let sum = sum.as_ref();
         let version: String = sum[..16].iter().map(|b| format!("{b:02x}")).collect();
         let mut fp = [0u8; 8];
         fp.copy_from_slice(&sum[..8]);
-        let any = tollgate_proto::pb::google::protobuf::Any {
-            type_url: M::type_url(),
-            value,
-        };
-        let any = Bytes::from(any.encode_to_vec());
-        let delta = DeltaResource {
-            version: version.clone(),
-            resource: any.clone(),
-            name: name.to_string(),
-        };
+        prost::encoding::string::encode(1, &version, &mut buf);
+        prost::encoding::string::encode(3, &name.to_string(), &mut buf);
+        let delta = Bytes::from(buf);
+        let any = delta.slice(any_start..any_end);
         let mut deps = deps;
         deps.sort();
         deps.dedup();
@@ -78,7 +100,7 @@ impl Resource {
             version: version.into(),
             fingerprint: u64::from_be_bytes(fp),
             any,
-            delta: Bytes::from(delta.encode_to_vec()),
+            delta,
             deps: deps.into_boxed_slice(),
         }))
     }
@@ -177,5 +199,31 @@ mod tests {
             r.deps(),
             &[Dep::new(TypeKind::Cluster, "x"), Dep::new(TypeKind::Endpoint, "x")]
         );
+    }
+
+    #[test]
+    fn the_delta_form_decodes_as_envoys_resource_around_the_same_any() {
+        use prost::Message;
+        use tollgate_proto::pb::envoy::service::discovery::v3::Resource as EnvoyResource;
+        use tollgate_proto::pb::google::protobuf::Any;
+        let c = Cluster {
+            name: "c1".into(),
+            alt_stat_name: "x".repeat(300),
+            ..Default::default()
+        };
+        let r = Resource::new("c1", &c, vec![]).unwrap();
+        let want = Any {
+            type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster".into(),
+            value: c.encode_to_vec(),
+        };
+        assert_eq!(Any::decode(r.any().as_ref()).unwrap(), want);
+        assert_eq!(r.any().as_ref(), want.encode_to_vec().as_slice());
+        let d = EnvoyResource::decode(r.delta().as_ref()).unwrap();
+        assert_eq!(d.name, "c1");
+        assert_eq!(d.version, r.version().as_ref());
+        assert_eq!(d.resource, Some(want));
+        // The Any is a slice of the delta buffer, not a copy.
+        let (a, b) = (r.any().as_ptr() as usize, r.delta().as_ptr() as usize);
+        assert!(a > b && a < b + r.delta().len());
     }
 }

@@ -108,7 +108,7 @@ pub(crate) struct StreamState {
     flavour: Flavour,
     /// ADS streams order types and hold dependants back; per-type streams cannot.
     ordered: bool,
-    types: [TypeState; 4],
+    types: [TypeState; TypeKind::COUNT],
     /// How many resources Envoy holds or is being sent refer to each dependency.
     refs: HashMap<Dep, u32>,
     next_nonce: u64,

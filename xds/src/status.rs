@@ -25,7 +25,7 @@ pub struct NodeStatus {
     /// When the stream opened.
     pub connected_at: SystemTime,
     /// Per type, in [`TypeKind::ALL`] order.
-    pub types: [TypeReport; 4],
+    pub types: [TypeReport; TypeKind::COUNT],
 }
 
 /// Every open stream's status.
@@ -43,7 +43,7 @@ impl StatusRegistry {
     }
 
     /// Updates the per-type reports of a stream.
-    pub(crate) fn update(&self, stream_id: u64, types: [TypeReport; 4]) {
+    pub(crate) fn update(&self, stream_id: u64, types: [TypeReport; TypeKind::COUNT]) {
         if let Some(s) = self.lock().get_mut(&stream_id) {
             s.types = types;
         }

@@ -40,7 +40,7 @@ pub struct Group {
 /// The resources of one group.
 #[derive(Debug, Default)]
 pub(crate) struct GroupState {
-    pub(crate) types: [TypeTable; 4],
+    pub(crate) types: [TypeTable; TypeKind::COUNT],
     /// Bumped on every change; the value of the group's watch channel.
     pub(crate) seq: u64,
     /// The store generation of the last change.

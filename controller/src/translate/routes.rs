@@ -5,8 +5,6 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use prost::Message;
-
 use tollgate_proto::pb::envoy::config::core::v3::DataSource;
 use tollgate_proto::pb::envoy::config::core::v3::data_source::Specifier;
 use tollgate_proto::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
@@ -142,7 +140,7 @@ pub fn operation_route(
                 exact_headers,
             };
             SortableRoute {
-                encoded: Bytes::from(route.encode_to_vec()),
+                encoded: super::wire::encode_route(&route),
                 rank,
             }
         })

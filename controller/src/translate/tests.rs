@@ -279,3 +279,55 @@ fn explicit_hosts_win_domains_over_default_domain_lists() {
         "the explicit host keeps its own domain"
     );
 }
+
+#[test]
+fn the_route_configuration_is_served_canonical_so_its_version_can_hash_it_as_is() {
+    // The version of the route configuration hashes its bytes without re-encoding them
+    // (`CANONICAL`); that is only sound if those bytes already are the canonical encoding. The
+    // shop API has per-route maps (typed_per_filter_config) in several routes.
+    let mut t = Translator::new(settings());
+    t.set_api(&weather()).unwrap();
+    let mut shop = shop();
+    shop.policies.push(PolicyRef {
+        name: "api-key-auth".into(),
+        version: "v1".into(),
+        params: serde_json::json!({"key": "X-API-Key", "in": "header"}),
+    });
+    t.set_api(&shop).unwrap();
+    let store = Store::new();
+    store.publish(DEFAULT_GROUP, t.all().unwrap());
+    let r = store.group(DEFAULT_GROUP).get(TypeKind::Route, ROUTE_CONFIG).unwrap();
+    let any = Any::decode(r.any().as_ref()).unwrap();
+    let canon = tollgate_proto::canonical::canonical("envoy.config.route.v3.RouteConfiguration", &any.value).unwrap();
+    assert_eq!(canon.as_ref(), any.value.as_slice());
+    let maps = RouteConfiguration::decode(any.value.as_slice())
+        .unwrap()
+        .virtual_hosts
+        .iter()
+        .flat_map(|v| v.routes.iter())
+        .filter(|r| !r.typed_per_filter_config.is_empty())
+        .count();
+    assert!(maps > 0, "the check covers routes with a map");
+}
+
+#[test]
+fn encoded_routes_have_their_map_entries_sorted() {
+    use tollgate_proto::pb::envoy::config::route::v3::Route;
+    let mut route = Route {
+        name: "r".into(),
+        ..Default::default()
+    };
+    for i in 0..16 {
+        route.typed_per_filter_config.insert(
+            format!("filter-{i:02}"),
+            Any {
+                type_url: "type.googleapis.com/google.protobuf.Empty".into(),
+                value: vec![],
+            },
+        );
+    }
+    let bytes = super::wire::encode_route(&route);
+    let canon = tollgate_proto::canonical::canonical("envoy.config.route.v3.Route", &bytes).unwrap();
+    assert_eq!(canon.as_ref(), bytes.as_ref());
+    assert_eq!(Route::decode(bytes.as_ref()).unwrap(), route);
+}

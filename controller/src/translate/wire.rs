@@ -41,6 +41,18 @@ impl prost::Name for RouteConfigurationOut {
 
 impl XdsMessage for RouteConfigurationOut {
     const KIND: TypeKind = TypeKind::Route;
+    // Every route is stored canonical ([`encode_route`]) and nothing else here has a map.
+    const CANONICAL: bool = true;
+}
+
+/// A route's encoding with its maps sorted (canonical), as it goes into [`VirtualHostOut::routes`].
+pub fn encode_route(route: &tollgate_proto::pb::envoy::config::route::v3::Route) -> Bytes {
+    let bytes = prost::Message::encode_to_vec(route);
+    match tollgate_proto::canonical::canonical("envoy.config.route.v3.Route", &bytes) {
+        Ok(std::borrow::Cow::Owned(canon)) => Bytes::from(canon),
+        // Nothing to sort, or (never for a message prost just encoded) malformed.
+        Ok(std::borrow::Cow::Borrowed(_)) | Err(_) => Bytes::from(bytes),
+    }
 }
 
 #[cfg(test)]

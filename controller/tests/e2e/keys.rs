@@ -8,9 +8,9 @@ use tollgate_testkit::Echo;
 use crate::api_yaml;
 use crate::stack::{Stack, send};
 
-const DENY: &str = "{\"error\":\"Unauthorized\",\"message\":\"Valid API key required\"}";
+pub const DENY: &str = "{\"error\":\"Unauthorized\",\"message\":\"Valid API key required\"}";
 
-fn protected(name: &str, url: &str, policy_at_api: bool) -> String {
+pub fn protected(name: &str, url: &str, policy_at_api: bool) -> String {
     let policy = "    - {name: api-key-auth, version: v1, params: {key: X-API-Key, in: header}}\n";
     if policy_at_api {
         api_yaml(name, &format!("/{name}"), url, "    - {method: GET, path: /*}\n")
@@ -24,11 +24,11 @@ fn protected(name: &str, url: &str, policy_at_api: bool) -> String {
     }
 }
 
-async fn create_key(s: &Stack, api: &str, body: Value) -> (StatusCode, Value) {
+pub async fn create_key(s: &Stack, api: &str, body: Value) -> (StatusCode, Value) {
     send(s.mgmt(Method::POST, &format!("/rest-apis/{api}/api-keys")).json(&body)).await
 }
 
-async fn call(s: &Stack, path: &str, key: Option<&str>) -> (u16, String) {
+pub async fn call(s: &Stack, path: &str, key: Option<&str>) -> (u16, String) {
     let mut r = s.gw(Method::GET, path, None);
     if let Some(k) = key {
         r = r.header("x-api-key", k);

@@ -7,6 +7,7 @@ mod deploy;
 mod keys;
 mod management;
 mod platform;
+mod replica;
 mod routing;
 mod stack;
 mod tls;

@@ -364,6 +364,17 @@ impl IndexWriter {
         self.publish();
     }
 
+    /// What `digest` opens now, if anything (expired keys included).
+    pub fn get(&self, digest: &Digest) -> Option<KeyView<'_>> {
+        if let Some(r) = self.added.get(digest) {
+            return Some(r.view());
+        }
+        if self.removed.contains(digest) {
+            return None;
+        }
+        self.base.slot(digest).and_then(|s| self.base.view(s))
+    }
+
     /// Removes every key of `api` (its API was deleted). Scans the index: O(keys).
     pub fn remove_api(&mut self, api: &str) {
         self.added.retain(|_, r| &*r.api != api);
