@@ -556,6 +556,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tls_cert_path"), "{err}");
+        let err = Config::parse("[server]\nauthz_embedded = false\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.authz_embedded") && err.contains("publish_to_replicas"),
+            "{err}"
+        );
+        let ok = Config::parse("[server]\nauthz_embedded = false\n[api_keys]\npublish_to_replicas = true\n").unwrap();
+        assert!(!ok.server.authz_embedded && ok.api_keys.publish_to_replicas);
     }
 
     #[test]
