@@ -3,9 +3,14 @@
 //! controller; the client on another.
 //!
 //! Usage: `cargo run --release -p tollgate-bench --bin authz-grpc [-- CHECKS]` (default 50000).
+//!
+//! Or as two processes, so each can be pinned to its own core (`taskset`):
+//! `authz-grpc serve ADDR` runs only the service; `authz-grpc client ADDR [CHECKS]` only the client.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use tollgate_bench::{micros, percentile};
 use tollgate_policies::AuthzServer;
@@ -42,7 +47,29 @@ fn request(k: &str) -> CheckRequest {
 }
 
 fn main() -> anyhow::Result<()> {
-    let checks: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let checks = |i: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(50_000usize);
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let addr = args.get(1).context("serve ADDR")?;
+            let listener = std::net::TcpListener::bind(addr.as_str())?;
+            serve(listener)
+        }
+        Some("client") => {
+            let addr = args.get(1).context("client ADDR [CHECKS]")?.clone();
+            client(addr, checks(2))
+        }
+        _ => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            std::thread::spawn(move || serve(listener));
+            client(addr.to_string(), checks(0))
+        }
+    }
+}
+
+/// The service on a one-thread runtime (one core), with 1,000 keys.
+fn serve(listener: std::net::TcpListener) -> anyhow::Result<()> {
     let index = Arc::new(SharedIndex::default());
     index.store(KeyIndex::new((0..1000).map(|i| {
         let r = KeyRecord {
@@ -53,22 +80,20 @@ fn main() -> anyhow::Result<()> {
         };
         (digest_of(key(i).as_bytes()), r)
     })));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
     let server_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::spawn(move || {
-        server_rt.block_on(async move {
-            let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
-                return;
-            };
-            let _ = tonic::transport::Server::builder()
-                .add_service(AuthzServer::new(index))
-                // As in the controller: no Nagle delay on answers.
-                .serve_with_incoming(tollgate_xds::nodelay_incoming(l))
-                .await;
-        });
-    });
+    server_rt.block_on(async move {
+        let l = tokio::net::TcpListener::from_std(listener)?;
+        tonic::transport::Server::builder()
+            .add_service(AuthzServer::new(index))
+            // As in the controller: no Nagle delay on answers.
+            .serve_with_incoming(tollgate_xds::nodelay_incoming(l))
+            .await?;
+        Ok(())
+    })
+}
+
+fn client(addr: String, checks: usize) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
