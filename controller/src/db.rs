@@ -58,6 +58,9 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL,
         PRIMARY KEY (kind, id)
     );",
+    // 4: key sets for remote authz replicas are sharded by the first byte of the digest; a key
+    // in a rotation's grace period belongs to the shard of its previous digest too.
+    "CREATE INDEX api_keys_previous_digest ON api_keys (previous_digest);",
 ];
 
 /// The database.
@@ -435,6 +438,19 @@ impl Db {
     /// The keys of `api`, by name.
     pub fn list_keys_of(&self, api: &str) -> Result<Vec<KeyRow>, DbError> {
         self.query_keys("WHERE api = ?1 ORDER BY name", [api])
+    }
+
+    /// The keys of `api` whose digest, or previous digest, starts with the byte `shard` (hex).
+    pub fn list_keys_in_shard(&self, api: &str, shard: u8) -> Result<Vec<KeyRow>, DbError> {
+        let lo = format!("{shard:02x}");
+        // Lower-case hex sorts like the bytes it spells; the shard after ff starts past "f".
+        let hi = shard
+            .checked_add(1)
+            .map_or_else(|| "g".to_string(), |n| format!("{n:02x}"));
+        self.query_keys(
+            "WHERE api = ?1 AND ((digest >= ?2 AND digest < ?3) OR (previous_digest >= ?2 AND previous_digest < ?3))",
+            [api, lo.as_str(), hi.as_str()],
+        )
     }
 
     /// The keys stored with this origin.

@@ -108,17 +108,21 @@ impl Keys {
         })
     }
 
-    /// Also publishes every API's key set (digests, names, expiry) as `tollgate.keys.v1.ApiKeySet`
-    /// xDS resources for remote authz replicas, now and after every write.
+    /// Also publishes every API's keys (digests, names, expiry) as `tollgate.keys.v1.ApiKeySet`
+    /// xDS resources for remote authz replicas, now and after every write. The keys of an API are
+    /// split into up to 256 sets by the first byte of their digest (resource `{api}/{byte:02x}`),
+    /// so a write republishes one or two small sets, not all of the API's keys.
     pub fn with_replicas(mut self, store: Arc<Store>) -> Result<Self, KeyError> {
-        let mut by_api: BTreeMap<String, Vec<KeyRow>> = BTreeMap::new();
-        for k in self.db.list_keys()? {
-            by_api.entry(k.api.clone()).or_default().push(k);
-        }
         let now = unix_now();
+        let mut shards: BTreeMap<(String, u8), Vec<(Digest, KeyRecord)>> = BTreeMap::new();
+        for k in self.db.list_keys()? {
+            for (d, r) in entries_of(&k, now) {
+                shards.entry((k.api.clone(), d[0])).or_default().push((d, r));
+            }
+        }
         let mut update = Update::new();
-        for (api, rows) in &by_api {
-            if let Some(r) = key_set(api, rows, now) {
+        for ((api, shard), entries) in shards {
+            if let Some(r) = key_set(&api, shard, entries) {
                 update.upsert(r);
             }
         }
@@ -127,21 +131,28 @@ impl Keys {
         Ok(self)
     }
 
-    /// Republishes the key sets of `apis` (no-op unless replicas are enabled).
-    fn publish_sets<'a>(&self, apis: impl IntoIterator<Item = &'a str>) {
+    /// Republishes the key sets `(api, shard)` (no-op unless replicas are enabled).
+    fn publish_sets(&self, sets: impl IntoIterator<Item = (String, u8)>) {
         let Some(store) = &self.replicas else { return };
         let now = unix_now();
         let mut update = Update::new();
-        for api in apis {
-            match self.db.list_keys_of(api) {
-                Ok(rows) => match key_set(api, &rows, now) {
-                    Some(r) => update.upsert(r),
-                    None => update.remove(TypeKind::KeySet, api),
-                },
+        let sets: BTreeSet<(String, u8)> = sets.into_iter().collect();
+        for (api, shard) in sets {
+            let rows = match self.db.list_keys_in_shard(&api, shard) {
+                Ok(rows) => rows,
                 Err(e) => {
                     warn!(api, error = %e, "cannot read keys to publish to replicas");
                     continue;
                 }
+            };
+            let entries = rows
+                .iter()
+                .flat_map(|k| entries_of(k, now))
+                .filter(|(d, _)| d[0] == shard)
+                .collect();
+            match key_set(&api, shard, entries) {
+                Some(r) => update.upsert(r),
+                None => update.remove(TypeKind::KeySet, set_name(&api, shard)),
             };
         }
         store.publish(DEFAULT_GROUP, update);
@@ -217,7 +228,7 @@ impl Keys {
         };
         self.db.put_key(&row).map_err(conflict)?;
         index.change([], entries_of(&row, now));
-        self.publish_sets([api]);
+        self.publish_sets(sets_of(api, digests_of(&row)));
         Ok((row, (source == "local").then_some(value)))
     }
 
@@ -260,7 +271,7 @@ impl Keys {
         };
         self.db.put_key(&row).map_err(conflict)?;
         index.change(digests_of(&old), entries_of(&row, now));
-        self.publish_sets([api]);
+        self.publish_sets(sets_of(api, digests_of(&old).into_iter().chain(digests_of(&row))));
         Ok((row, value))
     }
 
@@ -290,7 +301,7 @@ impl Keys {
         };
         self.db.put_key(&row).map_err(conflict)?;
         index.change(digests_of(&old), entries_of(&row, unix_now()));
-        self.publish_sets([api]);
+        self.publish_sets(sets_of(api, digests_of(&old).into_iter().chain(digests_of(&row))));
         Ok(row)
     }
 
@@ -301,7 +312,7 @@ impl Keys {
         let existed = self.db.delete_key(api, name)?;
         if let Some(old) = old {
             index.change(digests_of(&old), []);
-            self.publish_sets([api]);
+            self.publish_sets(sets_of(api, digests_of(&old)));
         }
         Ok(existed)
     }
@@ -313,7 +324,7 @@ impl Keys {
         let mut change = Change::default();
         let out = self.put_pushed_locked(&mut change, k)?;
         change.apply(&mut index);
-        self.publish_sets(change.apis.iter().map(String::as_str));
+        self.publish_sets(std::mem::take(&mut change.sets));
         Ok(out)
     }
 
@@ -329,7 +340,7 @@ impl Keys {
             })
             .collect();
         change.apply(&mut index);
-        self.publish_sets(change.apis.iter().map(String::as_str));
+        self.publish_sets(std::mem::take(&mut change.sets));
         out
     }
 
@@ -396,10 +407,11 @@ impl Keys {
         }
         self.db.put_key(&row).map_err(conflict)?;
         if let Some(old) = &existing {
+            change.sets.extend(sets_of(&row.api, digests_of(old)));
             change.remove.extend(digests_of(old));
         }
         change.add.extend(entries_of(&row, unix_now()));
-        change.apis.insert(row.api.clone());
+        change.sets.extend(sets_of(&row.api, digests_of(&row)));
         Ok(Pushed::Applied)
     }
 
@@ -419,7 +431,7 @@ impl Keys {
         })?;
         self.db.delete_key(api, name)?;
         index.change(digests_of(&old), []);
-        self.publish_sets([api]);
+        self.publish_sets(sets_of(api, digests_of(&old)));
         Ok(true)
     }
 
@@ -448,7 +460,16 @@ impl Keys {
     pub fn api_deleted(&self, api: &str) {
         let mut index = self.lock();
         index.remove_api(api);
-        self.publish_sets([api]);
+        if let Some(store) = &self.replicas {
+            let prefix = format!("{api}/");
+            let mut update = Update::new();
+            for name in store.group(DEFAULT_GROUP).names(TypeKind::KeySet) {
+                if name.starts_with(&prefix) {
+                    update.remove(TypeKind::KeySet, name);
+                }
+            }
+            store.publish(DEFAULT_GROUP, update);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
@@ -461,8 +482,8 @@ impl Keys {
 struct Change {
     remove: Vec<Digest>,
     add: Vec<(Digest, KeyRecord)>,
-    /// The APIs whose keys changed.
-    apis: BTreeSet<String>,
+    /// The key sets `(api, shard)` that changed.
+    sets: BTreeSet<(String, u8)>,
 }
 
 impl Change {
@@ -498,11 +519,20 @@ fn entries_of(k: &KeyRow, now: i64) -> Vec<(Digest, KeyRecord)> {
     out
 }
 
-/// The key set resource of `api` for remote replicas; `None` when it has no key.
-fn key_set(api: &str, rows: &[KeyRow], now: i64) -> Option<Arc<Resource>> {
-    let mut keys: Vec<ApiKeyDigest> = rows
-        .iter()
-        .flat_map(|k| entries_of(k, now))
+/// The resource name of a key set.
+fn set_name(api: &str, shard: u8) -> String {
+    format!("{api}/{shard:02x}")
+}
+
+/// The key sets that hold these digests.
+fn sets_of(api: &str, digests: impl IntoIterator<Item = Digest>) -> Vec<(String, u8)> {
+    digests.into_iter().map(|d| (api.to_string(), d[0])).collect()
+}
+
+/// The key set resource `(api, shard)` for remote replicas; `None` when it has no key.
+fn key_set(api: &str, shard: u8, entries: Vec<(Digest, KeyRecord)>) -> Option<Arc<Resource>> {
+    let mut keys: Vec<ApiKeyDigest> = entries
+        .into_iter()
         .map(|(d, r)| ApiKeyDigest {
             sha256: d.to_vec(),
             name: r.name.to_string(),
@@ -518,7 +548,8 @@ fn key_set(api: &str, rows: &[KeyRow], now: i64) -> Option<Arc<Resource>> {
         api: api.to_string(),
         keys,
     };
-    match Resource::new(api, &set, Vec::new()) {
+    let name = set_name(api, shard);
+    match Resource::new(name, &set, Vec::new()) {
         Ok(r) => Some(r),
         Err(e) => {
             warn!(api, error = %e, "cannot encode a key set");

@@ -110,10 +110,17 @@ impl Replica {
     }
 }
 
-/// The key sets held, by API: their versions and digests.
+/// A key set held: its version, its API and its digests.
+struct HeldSet {
+    version: String,
+    api: String,
+    digests: Vec<Digest>,
+}
+
+/// The key sets held, by resource name.
 #[derive(Default)]
 struct Held {
-    sets: HashMap<String, (String, Vec<Digest>)>,
+    sets: HashMap<String, HeldSet>,
 }
 
 async fn follow(
@@ -164,7 +171,7 @@ async fn session(
         }),
         type_url: type_url.clone(),
         resource_names_subscribe: vec!["*".into()],
-        initial_resource_versions: held.sets.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect(),
+        initial_resource_versions: held.sets.iter().map(|(k, s)| (k.clone(), s.version.clone())).collect(),
         ..Default::default()
     };
     tx.send(first).await.context("sending the subscription")?;
@@ -217,9 +224,12 @@ fn apply(response: &DeltaDiscoveryResponse, writer: &mut IndexWriter, held: &mut
             return Err(format!("{}: unexpected type {}", r.name, any.type_url));
         }
         let set = ApiKeySet::decode(any.value.as_slice()).map_err(|e| format!("{}: {e}", r.name))?;
-        if set.api != r.name {
-            return Err(format!("{}: names API {}", r.name, set.api));
+        // Named `{api}/{shard}`, the shard being the first digest byte of every key in it.
+        let shard = match r.name.rsplit_once('/') {
+            Some((api, shard)) if api == set.api => u8::from_str_radix(shard, 16).ok(),
+            _ => None,
         }
+        .ok_or_else(|| format!("{}: not a key set name for API {}", r.name, set.api))?;
         let mut entries = Vec::with_capacity(set.keys.len());
         for k in set.keys {
             let digest: Digest = k
@@ -227,6 +237,9 @@ fn apply(response: &DeltaDiscoveryResponse, writer: &mut IndexWriter, held: &mut
                 .as_slice()
                 .try_into()
                 .map_err(|_| format!("{}: a digest of {} bytes", r.name, k.sha256.len()))?;
+            if digest[0] != shard {
+                return Err(format!("{}: a digest outside the set's shard", r.name));
+            }
             entries.push((digest, k));
         }
         sets.push((r.name.clone(), r.version.clone(), set.api, entries));
@@ -234,24 +247,24 @@ fn apply(response: &DeltaDiscoveryResponse, writer: &mut IndexWriter, held: &mut
     let mut remove = Vec::new();
     let mut add = Vec::new();
     let api_of = |writer: &IndexWriter, d: &Digest| writer.get(d).map(|k| k.api.to_string());
-    let gone: Vec<String> = response.removed_resources.clone();
-    for name in gone {
-        if let Some((_, digests)) = held.sets.remove(&name) {
-            remove.extend(
-                digests
-                    .into_iter()
-                    .filter(|d| api_of(writer, d).as_deref() == Some(name.as_str())),
-            );
+    // A digest is only removed while it still belongs to the set's API (a value freed on one API
+    // and reused on another must not be removed by the first API's update arriving later).
+    let owned_by = |writer: &IndexWriter, d: &Digest, api: &str| api_of(writer, d).as_deref() == Some(api);
+    for name in &response.removed_resources {
+        if let Some(old) = held.sets.remove(name) {
+            remove.extend(old.digests.into_iter().filter(|d| owned_by(writer, d, &old.api)));
         }
     }
     for (name, version, api, entries) in sets {
         let api_arc: Arc<str> = Arc::from(api.as_str());
         let digests = entries.iter().map(|(d, _)| *d).collect();
-        if let Some((_, old)) = held.sets.insert(name, (version, digests)) {
-            remove.extend(
-                old.into_iter()
-                    .filter(|d| api_of(writer, d).as_deref() == Some(api.as_str())),
-            );
+        let set = HeldSet {
+            version,
+            api: api.clone(),
+            digests,
+        };
+        if let Some(old) = held.sets.insert(name, set) {
+            remove.extend(old.digests.into_iter().filter(|d| owned_by(writer, d, &old.api)));
         }
         for (d, k) in entries {
             add.push((
@@ -267,4 +280,111 @@ fn apply(response: &DeltaDiscoveryResponse, writer: &mut IndexWriter, held: &mut
     }
     writer.change(remove, add);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate_policies::authz::{Decision, digest_of};
+    use tollgate_proto::keys::ApiKeyDigest;
+    use tollgate_proto::pb::envoy::service::discovery::v3::Resource;
+    use tollgate_proto::pb::google::protobuf::Any;
+
+    use super::*;
+
+    fn resource(name: &str, api: &str, keys: &[&[u8]]) -> Resource {
+        let set = ApiKeySet {
+            api: api.into(),
+            keys: keys
+                .iter()
+                .map(|k| ApiKeyDigest {
+                    sha256: digest_of(k).to_vec(),
+                    name: "k".into(),
+                    application: String::new(),
+                    expires_at: 0,
+                })
+                .collect(),
+        };
+        Resource {
+            name: name.into(),
+            version: "v1".into(),
+            resource: Some(Any {
+                type_url: TypeKind::KeySet.type_url().into(),
+                value: set.encode_to_vec(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn shard(key: &[u8]) -> String {
+        format!("{:02x}", digest_of(key)[0])
+    }
+
+    fn response(resources: Vec<Resource>, removed: &[&str]) -> DeltaDiscoveryResponse {
+        DeltaDiscoveryResponse {
+            type_url: TypeKind::KeySet.type_url().into(),
+            resources,
+            removed_resources: removed.iter().map(|s| s.to_string()).collect(),
+            nonce: "1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn applies_sets_and_removals_and_refuses_bad_ones_whole() {
+        let index = Arc::new(SharedIndex::default());
+        let mut writer = IndexWriter::new(index.clone(), []);
+        let mut held = Held::default();
+        let allows = |k: &[u8]| matches!(index.load().decide("orders", k, 0), Decision::Allow(_));
+        let name = format!("orders/{}", shard(b"apip_a"));
+        apply(
+            &response(vec![resource(&name, "orders", &[b"apip_a"])], &[]),
+            &mut writer,
+            &mut held,
+        )
+        .unwrap();
+        assert!(allows(b"apip_a"));
+
+        // Each of these is refused and changes nothing, however the rest of the response looks.
+        let other = format!("orders/{}", shard(b"apip_b"));
+        let good = resource(&other, "orders", &[b"apip_b"]);
+        let mut short = resource(&other, "orders", &[]);
+        short.resource = Some(Any {
+            type_url: TypeKind::KeySet.type_url().into(),
+            value: ApiKeySet {
+                api: "orders".into(),
+                keys: vec![ApiKeyDigest {
+                    sha256: vec![1, 2, 3],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec(),
+        });
+        let bad = [
+            resource(&format!("billing/{}", shard(b"apip_c")), "orders", &[b"apip_c"]),
+            resource(
+                &format!("orders/{}", shard(b"apip_c")),
+                "orders",
+                &[b"apip_c", b"apip_a"],
+            ),
+            resource("orders/zz", "orders", &[]),
+            short,
+            Resource {
+                name: other.clone(),
+                resource: Some(Any {
+                    type_url: TypeKind::KeySet.type_url().into(),
+                    value: vec![0xff, 0xff],
+                }),
+                ..Default::default()
+            },
+        ];
+        for (i, b) in bad.into_iter().enumerate() {
+            let r = response(vec![good.clone(), b], &[]);
+            assert!(apply(&r, &mut writer, &mut held).is_err(), "case {i}");
+            assert!(!allows(b"apip_b"), "case {i}: nothing applied");
+            assert!(allows(b"apip_a"), "case {i}");
+        }
+
+        apply(&response(vec![], &[&name]), &mut writer, &mut held).unwrap();
+        assert!(!allows(b"apip_a"), "a removed set's keys stop at once");
+    }
 }

@@ -6,7 +6,8 @@
 //! syntax = "proto3";
 //! package tollgate.keys.v1;
 //!
-//! // Resource name: the API handle.
+//! // Resource name: "{api}/{xx}", xx the first byte (lower-case hex) of every digest in the set:
+//! // an API's keys are split into up to 256 sets, so one key write resends one small set.
 //! message ApiKeySet {
 //!   string api = 1;
 //!   repeated ApiKeyDigest keys = 2;  // sorted by sha256
@@ -20,10 +21,10 @@
 //! }
 //! ```
 
-/// Every key of one API.
+/// The keys of one API whose digests start with one byte (resource name `{api}/{byte:02x}`).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ApiKeySet {
-    /// The API handle (also the resource name).
+    /// The API handle.
     #[prost(string, tag = "1")]
     pub api: String,
     /// Sorted by digest, so equal sets encode (and version) equally.

@@ -247,3 +247,74 @@ fn pushed_keys_are_idempotent_and_revocation_is_final() {
     bad.digest = "xyz".into();
     assert!(matches!(keys.put_pushed(bad), Err(KeyError::Invalid(_))));
 }
+
+/// Every key set published for replicas: resource name → (API, digests in it).
+fn published(store: &Store) -> BTreeMap<String, (String, Vec<Vec<u8>>)> {
+    use prost::Message;
+    let group = store.group(DEFAULT_GROUP);
+    group
+        .names(TypeKind::KeySet)
+        .into_iter()
+        .map(|n| {
+            let r = group.get(TypeKind::KeySet, &n).unwrap();
+            let any = tollgate_proto::pb::google::protobuf::Any::decode(r.any().as_ref()).unwrap();
+            let set = ApiKeySet::decode(any.value.as_slice()).unwrap();
+            (n, (set.api, set.keys.into_iter().map(|k| k.sha256).collect()))
+        })
+        .collect()
+}
+
+#[test]
+fn key_sets_for_replicas_follow_every_write_shard_by_shard() {
+    let (db, index, keys) = setup();
+    keys.create(
+        "orders",
+        "alice",
+        NewKey {
+            name: Some("before".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    drop(keys);
+    let store = Arc::new(Store::new());
+    // Keys made before publishing was switched on are published at start.
+    let keys = Keys::load(db, index, 3).unwrap().with_replicas(store.clone()).unwrap();
+    assert_eq!(published(&store).len(), 1);
+
+    let (row, _) = keys.create("orders", "alice", NewKey::default()).unwrap();
+    let digest = unhex(&row.digest).unwrap();
+    let name = format!("orders/{:02x}", digest[0]);
+    let sets = published(&store);
+    assert!(sets[&name].1.contains(&digest.to_vec()), "{sets:?}");
+    for (set, (api, ds)) in &sets {
+        assert_eq!(api, "orders");
+        for d in ds {
+            assert_eq!(*set, name_of(api, d), "every digest is in its own shard's set");
+        }
+    }
+
+    // A rotation with grace: the old digest stays published (in its shard) with the new one.
+    let (rotated, _) = keys
+        .regenerate("orders", &row.name, "alice", None, Some(Duration::from_secs(60)))
+        .unwrap();
+    let new_digest = unhex(&rotated.digest).unwrap();
+    let all: Vec<Vec<u8>> = published(&store).into_values().flat_map(|(_, d)| d).collect();
+    assert!(all.contains(&digest.to_vec()) && all.contains(&new_digest.to_vec()));
+
+    // Revoked: both digests gone, and empty sets are removed rather than published empty.
+    keys.revoke("orders", &row.name).unwrap();
+    let sets = published(&store);
+    let all: Vec<Vec<u8>> = sets.values().flat_map(|(_, d)| d.clone()).collect();
+    assert!(!all.contains(&digest.to_vec()) && !all.contains(&new_digest.to_vec()));
+    assert!(sets.values().all(|(_, d)| !d.is_empty()));
+    assert_eq!(sets.len(), 1, "only the first key's set is left");
+
+    keys.api_deleted("orders");
+    assert!(published(&store).is_empty());
+}
+
+/// The shard a digest belongs to, as a resource name.
+fn name_of(api: &str, digest: &[u8]) -> String {
+    format!("{api}/{:02x}", digest[0])
+}

@@ -111,8 +111,10 @@ async fn live_deploy_undeploy_and_failures_are_acked_exactly() {
     assert_eq!(p["deploymentId"], d.deployment_id.as_str());
     assert_eq!(p["performedAt"], d.performed_at.as_str());
     assert!(p.get("errorCode").is_none());
+    // The ack follows the publish; Envoy applies the configuration a moment later.
+    s.wait_status("/weather/now", None, 200).await;
     let (st, body) = s.call(Method::GET, "/weather/now", None).await;
-    assert_eq!(st, StatusCode::OK, "served at once after the ack: {body}");
+    assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["path"], "/now");
 
     // The management API shows where it came from.

@@ -138,7 +138,8 @@ async fn virtual_hosts_main_and_sandbox() {
         let (status, body) = s.deploy(doc).await;
         assert_eq!(status, StatusCode::CREATED, "{doc}\n{body}");
     }
-    s.wait_status("/vh1/whoami", Some("api.wso2.com"), 200).await;
+    // The last API deployed is served only once Envoy has the configuration with all three.
+    s.wait_status("/vh3/whoami", Some("api.wso2.com"), 200).await;
     let s = &s;
     let check = |path: &'static str, host: &'static str| async move {
         let (st, b) = s.call(Method::GET, path, Some(host)).await;
