@@ -539,6 +539,15 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_file_changes_only_where_envoy_finds_ext_authz() {
+        let c = Config::parse(include_str!("../tollgate.compose.toml")).unwrap();
+        assert_eq!(c.server.authz_advertise, "controller");
+        let mut d = Config::default();
+        d.server.authz_advertise = "controller".into();
+        assert_eq!(c, d);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = Config::parse("[server]\nmanagment_port = 1\n").unwrap_err().to_string();
         assert!(err.contains("managment_port"), "{err}");
