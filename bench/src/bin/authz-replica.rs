@@ -1,0 +1,134 @@
+//! Key propagation to a remote ext_authz replica: from sending `POST .../api-keys` (create) or
+//! `DELETE .../api-keys/{name}` (revoke) to the first `Check` on the replica that allows (or
+//! refuses) the key. The controller (with `api_keys.publish_to_replicas`) and one replica run in
+//! this process over loopback; `Check` is called directly on the replica every 0.2 ms.
+//!
+//! Usage: `cargo run --release -p tollgate-bench --bin authz-replica [-- SAMPLES]` (default 200).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tollgate::config::Config;
+use tollgate::replica::{Replica, ReplicaConfig};
+use tollgate::runtime;
+use tollgate_bench::{micros, percentile};
+use tollgate_policies::authz::ctx;
+use tollgate_proto::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
+use tollgate_testkit::{envoy::TempDir, free_port};
+
+const API: &str = "orders";
+
+fn check(key: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            context_extensions: [(ctx::API, API), (ctx::KEY_IN, "header"), (ctx::KEY_NAME, "x-api-key")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    path: "/orders/1".into(),
+                    headers: [("x-api-key".to_string(), key.to_string())].into_iter().collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let samples: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let dir = std::env::temp_dir().join(format!("tollgate-bench-replica-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _data = TempDir(dir.clone());
+    let mut c = Config::loopback(dir, free_port(), "bench", "bench");
+    c.api_keys.publish_to_replicas = true;
+    let running = runtime::start(&c).await?;
+    let replica_port = free_port();
+    let replica = Replica::start(ReplicaConfig {
+        xds: format!("http://{}", running.xds),
+        listen: format!("127.0.0.1:{replica_port}").parse()?,
+        node_id: "bench-replica".into(),
+    })
+    .await?;
+    let mut authz = AuthorizationClient::connect(format!("http://127.0.0.1:{replica_port}")).await?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let mgmt = format!("http://{}/api/management/v1", running.management);
+    let doc = format!(
+        "apiVersion: gateway.api-platform.wso2.com/v1\nkind: RestApi\nmetadata: {{name: {API}}}\nspec:\n  displayName: {API}\n  version: v1\n  context: /{API}\n  upstream: {{main: {{url: \"http://127.0.0.1:9\"}}}}\n  policies:\n    - {{name: api-key-auth, version: v1, params: {{key: X-API-Key, in: header}}}}\n  operations:\n    - {{method: GET, path: /*}}\n"
+    );
+    let r = http
+        .post(format!("{mgmt}/rest-apis"))
+        .basic_auth("bench", Some("bench"))
+        .header("content-type", "application/yaml")
+        .body(doc)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 201, "deploy: {}", r.status());
+
+    let mut allowed = Vec::with_capacity(samples);
+    let mut refused = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let name = format!("key-{i}");
+        let t = Instant::now();
+        let r = http
+            .post(format!("{mgmt}/rest-apis/{API}/api-keys"))
+            .basic_auth("bench", Some("bench"))
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "create: {}", r.status());
+        let body: serde_json::Value = r.json().await?;
+        let key = body["apiKey"]["apiKey"].as_str().context("a key")?.to_string();
+        wait(&mut authz, &key, 0).await?;
+        allowed.push(t.elapsed());
+
+        let t = Instant::now();
+        let r = http
+            .delete(format!("{mgmt}/rest-apis/{API}/api-keys/{name}"))
+            .basic_auth("bench", Some("bench"))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "revoke: {}", r.status());
+        wait(&mut authz, &key, 16).await?;
+        refused.push(t.elapsed());
+    }
+    allowed.sort_unstable();
+    refused.sort_unstable();
+    println!("| change | samples | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    for (what, t) in [
+        ("created → allowed on the replica", &allowed),
+        ("revoked → refused on the replica", &refused),
+    ] {
+        println!(
+            "| {what} | {samples} | {} | {} | {} |",
+            micros(percentile(t, 50.0)),
+            micros(percentile(t, 99.0)),
+            micros(*t.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+    replica.stop().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Calls Check on the replica every 0.2 ms until its gRPC status code is `code` (0 allow, 16 deny).
+async fn wait(authz: &mut AuthorizationClient<tonic::transport::Channel>, key: &str, code: i32) -> anyhow::Result<()> {
+    let t = Instant::now();
+    loop {
+        let r = authz.check(check(key)).await?.into_inner();
+        if r.status.map(|s| s.code) == Some(code) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(10),
+            "the replica never saw the change"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
