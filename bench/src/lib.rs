@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use tollgate_policies::authz::ctx;
+use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
+
 /// Percentile (nearest rank) of a sample; `p` in 0..=100.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -14,6 +17,32 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Formats a duration in microseconds with one decimal.
 pub fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// A `CheckRequest` for `GET /orders/1` on a route of API `orders` protected by a key in the
+/// `x-api-key` header, presenting `key`.
+pub fn orders_check(key: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            context_extensions: [
+                (ctx::API, "orders"),
+                (ctx::KEY_IN, "header"),
+                (ctx::KEY_NAME, "x-api-key"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    path: "/orders/1".into(),
+                    headers: [("x-api-key".to_string(), key.to_string())].into_iter().collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -96,39 +96,45 @@ pub enum KeyError {
 impl Keys {
     /// Loads every stored key and publishes the index.
     pub fn load(db: Arc<Db>, index: Arc<SharedIndex>, quota: u32) -> Result<Keys, KeyError> {
+        Self::load_with(db, index, quota, None)
+    }
+
+    /// [`Keys::load`], and with `replicas` also publishes every API's keys (digests, names,
+    /// expiry) as `tollgate.keys.v1.ApiKeySet` xDS resources for remote authz replicas, now and
+    /// after every write. The keys of an API are split into up to 256 sets by the first byte of
+    /// their digest (resource `{api}/{byte:02x}`), so a write republishes one or two small sets,
+    /// not all of the API's keys. The stored keys are read once for both.
+    pub fn load_with(
+        db: Arc<Db>,
+        index: Arc<SharedIndex>,
+        quota: u32,
+        replicas: Option<Arc<Store>>,
+    ) -> Result<Keys, KeyError> {
         let now = unix_now();
         let rows = db.list_keys()?;
         let writer = IndexWriter::new(index, rows.iter().flat_map(|k| entries_of(k, now)));
+        if let Some(store) = &replicas {
+            let mut shards: BTreeMap<(&str, u8), Vec<(Digest, KeyRecord)>> = BTreeMap::new();
+            for k in &rows {
+                for (d, r) in entries_of(k, now) {
+                    shards.entry((k.api.as_str(), d[0])).or_default().push((d, r));
+                }
+            }
+            let mut update = Update::new();
+            for ((api, shard), entries) in shards {
+                if let Some(r) = key_set(api, shard, entries) {
+                    update.upsert(r);
+                }
+            }
+            store.publish(DEFAULT_GROUP, update);
+        }
         drop(rows);
         Ok(Keys {
             db,
             quota,
             index: Mutex::new(writer),
-            replicas: None,
+            replicas,
         })
-    }
-
-    /// Also publishes every API's keys (digests, names, expiry) as `tollgate.keys.v1.ApiKeySet`
-    /// xDS resources for remote authz replicas, now and after every write. The keys of an API are
-    /// split into up to 256 sets by the first byte of their digest (resource `{api}/{byte:02x}`),
-    /// so a write republishes one or two small sets, not all of the API's keys.
-    pub fn with_replicas(mut self, store: Arc<Store>) -> Result<Self, KeyError> {
-        let now = unix_now();
-        let mut shards: BTreeMap<(String, u8), Vec<(Digest, KeyRecord)>> = BTreeMap::new();
-        for k in self.db.list_keys()? {
-            for (d, r) in entries_of(&k, now) {
-                shards.entry((k.api.clone(), d[0])).or_default().push((d, r));
-            }
-        }
-        let mut update = Update::new();
-        for ((api, shard), entries) in shards {
-            if let Some(r) = key_set(&api, shard, entries) {
-                update.upsert(r);
-            }
-        }
-        store.publish(DEFAULT_GROUP, update);
-        self.replicas = Some(store);
-        Ok(self)
     }
 
     /// Republishes the key sets `(api, shard)` (no-op unless replicas are enabled).

@@ -246,10 +246,9 @@ fn apply(response: &DeltaDiscoveryResponse, writer: &mut IndexWriter, held: &mut
     }
     let mut remove = Vec::new();
     let mut add = Vec::new();
-    let api_of = |writer: &IndexWriter, d: &Digest| writer.get(d).map(|k| k.api.to_string());
     // A digest is only removed while it still belongs to the set's API (a value freed on one API
     // and reused on another must not be removed by the first API's update arriving later).
-    let owned_by = |writer: &IndexWriter, d: &Digest, api: &str| api_of(writer, d).as_deref() == Some(api);
+    let owned_by = |writer: &IndexWriter, d: &Digest, api: &str| writer.get(d).is_some_and(|k| k.api == api);
     for name in &response.removed_resources {
         if let Some(old) = held.sets.remove(name) {
             remove.extend(old.digests.into_iter().filter(|d| owned_by(writer, d, &old.api)));

@@ -75,11 +75,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
     let index = Arc::new(SharedIndex::default());
-    let mut keys = Keys::load(db.clone(), index.clone(), config.api_keys.per_user_per_api)?;
-    if config.api_keys.publish_to_replicas {
-        keys = keys.with_replicas(store.clone())?;
-    }
-    let keys = Arc::new(keys);
+    let replicas = config.api_keys.publish_to_replicas.then(|| store.clone());
+    let keys = Arc::new(Keys::load_with(
+        db.clone(),
+        index.clone(),
+        config.api_keys.per_user_per_api,
+        replicas,
+    )?);
     let authz = if config.server.authz_embedded {
         Some(Authz::start(&config.server.grpc_bind, config.server.authz_port, index)?)
     } else {

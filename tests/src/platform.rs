@@ -206,6 +206,30 @@ fn set_default(obj: &mut serde_json::Map<String, Value>, name: &str, value: impl
     }
 }
 
+/// Replaces the element of `list` with the same `id_field` as `v`, or appends `v`.
+fn upsert(list: &mut Vec<Value>, id_field: &str, v: Value) {
+    match list.iter_mut().find(|e| e[id_field] == v[id_field]) {
+        Some(existing) => *existing = v,
+        None => list.push(v),
+    }
+}
+
+/// Subscription and plan defaults: `status` `ACTIVE`, `createdAt`/`updatedAt` (now) and an `etag`
+/// from `id` and `updatedAt`.
+fn active_with_etag(mut obj: serde_json::Map<String, Value>) -> Value {
+    let now = wire::format_nanos(wire::now_nanos());
+    set_default(&mut obj, "status", || Value::String("ACTIVE".to_owned()));
+    set_default(&mut obj, "createdAt", || Value::String(now));
+    let created = obj["createdAt"].clone();
+    set_default(&mut obj, "updatedAt", || created);
+    if !obj.contains_key("etag") {
+        let v = Value::Object(obj.clone());
+        let etag = time_etag(str_field(&v, "id").unwrap_or_default(), ms_of(&v, "updatedAt"));
+        obj.insert("etag".to_owned(), Value::String(etag));
+    }
+    Value::Object(obj)
+}
+
 fn hashes_string(plaintext: &str) -> String {
     format!("{{\"sha256\": \"{}\"}}", sha256_hex(plaintext.trim()))
 }
@@ -452,12 +476,7 @@ impl FakePlatform {
             let name = obj["name"].as_str().unwrap_or_default().to_owned();
             obj.insert("etag".to_owned(), Value::String(key_etag(&artifact, &name, updated)));
         }
-        let key = Value::Object(obj);
-        let mut st = self.state();
-        match st.keys.iter_mut().find(|k| k["uuid"] == key["uuid"]) {
-            Some(existing) => *existing = key,
-            None => st.keys.push(key),
-        }
+        upsert(&mut self.state().keys, "uuid", Value::Object(obj));
     }
 
     /// Adds or replaces (by `id`) a subscription (§3.5). Defaults: `id` (new), `subscriptionToken`
@@ -467,27 +486,12 @@ impl FakePlatform {
         let Value::Object(mut obj) = sub else {
             panic!("put_subscription: expected a JSON object, got {sub}");
         };
-        let now = wire::format_nanos(wire::now_nanos());
         set_default(&mut obj, "id", || Value::String(uuid4()));
         set_default(&mut obj, "apiId", || Value::String(String::new()));
         set_default(&mut obj, "subscriptionToken", || {
             Value::String(uuid::Uuid::new_v4().simple().to_string())
         });
-        set_default(&mut obj, "status", || Value::String("ACTIVE".to_owned()));
-        set_default(&mut obj, "createdAt", || Value::String(now.clone()));
-        let created = obj["createdAt"].clone();
-        set_default(&mut obj, "updatedAt", || created);
-        if !obj.contains_key("etag") {
-            let v = Value::Object(obj.clone());
-            let etag = time_etag(str_field(&v, "id").unwrap_or_default(), ms_of(&v, "updatedAt"));
-            obj.insert("etag".to_owned(), Value::String(etag));
-        }
-        let sub = Value::Object(obj);
-        let mut st = self.state();
-        match st.subscriptions.iter_mut().find(|s| s["id"] == sub["id"]) {
-            Some(existing) => *existing = sub,
-            None => st.subscriptions.push(sub),
-        }
+        upsert(&mut self.state().subscriptions, "id", active_with_etag(obj));
     }
 
     /// Removes the subscription with this `id`.
@@ -507,7 +511,6 @@ impl FakePlatform {
         let Value::Object(mut obj) = plan else {
             panic!("put_plan: expected a JSON object, got {plan}");
         };
-        let now = wire::format_nanos(wire::now_nanos());
         set_default(&mut obj, "id", || Value::String(uuid4()));
         let id = obj["id"].as_str().unwrap_or_default().to_owned();
         set_default(&mut obj, "handle", || {
@@ -516,20 +519,7 @@ impl FakePlatform {
         let handle = obj["handle"].clone();
         set_default(&mut obj, "planName", || handle);
         set_default(&mut obj, "stopOnQuotaReach", || Value::Bool(true));
-        set_default(&mut obj, "status", || Value::String("ACTIVE".to_owned()));
-        set_default(&mut obj, "createdAt", || Value::String(now.clone()));
-        let created = obj["createdAt"].clone();
-        set_default(&mut obj, "updatedAt", || created);
-        if !obj.contains_key("etag") {
-            let v = Value::Object(obj.clone());
-            obj.insert("etag".to_owned(), Value::String(time_etag(&id, ms_of(&v, "updatedAt"))));
-        }
-        let plan = Value::Object(obj);
-        let mut st = self.state();
-        match st.plans.iter_mut().find(|p| p["id"] == plan["id"]) {
-            Some(existing) => *existing = plan,
-            None => st.plans.push(plan),
-        }
+        upsert(&mut self.state().plans, "id", active_with_etag(obj));
     }
 
     /// Removes the plan with this `id`.

@@ -88,7 +88,9 @@ impl Resource {
         let mut fp = [0u8; 8];
         fp.copy_from_slice(&sum[..8]);
         prost::encoding::string::encode(1, &version, &mut buf);
-        prost::encoding::string::encode(3, &name.to_string(), &mut buf);
+        encode_key(3, WireType::LengthDelimited, &mut buf);
+        encode_varint(name.len() as u64, &mut buf);
+        buf.extend_from_slice(name.as_bytes());
         let delta = Bytes::from(buf);
         let any = delta.slice(any_start..any_end);
         let mut deps = deps;

@@ -12,38 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use tollgate_bench::{micros, percentile};
+use tollgate_bench::{micros, orders_check, percentile};
 use tollgate_policies::AuthzServer;
-use tollgate_policies::authz::{KeyIndex, KeyRecord, SharedIndex, ctx, digest_of};
+use tollgate_policies::authz::{KeyIndex, KeyRecord, SharedIndex, digest_of};
 use tollgate_proto::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
 
 fn key(i: usize) -> String {
     format!("apip_{i:064x}")
-}
-
-fn request(k: &str) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            context_extensions: [
-                (ctx::API, "orders"),
-                (ctx::KEY_IN, "header"),
-                (ctx::KEY_NAME, "x-api-key"),
-            ]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    path: "/orders/1".into(),
-                    headers: [("x-api-key".to_string(), k.to_string())].into_iter().collect(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -137,7 +112,7 @@ async fn run(
                 } else {
                     key((t * 31 + i) % 1000)
                 };
-                let req = request(&k);
+                let req = orders_check(&k);
                 let t0 = Instant::now();
                 c.check(req).await?;
                 lat.push(t0.elapsed());

@@ -11,33 +11,11 @@ use anyhow::Context;
 use tollgate::config::Config;
 use tollgate::replica::{Replica, ReplicaConfig};
 use tollgate::runtime;
-use tollgate_bench::{micros, percentile};
-use tollgate_policies::authz::ctx;
+use tollgate_bench::{micros, orders_check, percentile};
 use tollgate_proto::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
 use tollgate_testkit::{envoy::TempDir, free_port};
 
 const API: &str = "orders";
-
-fn check(key: &str) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            context_extensions: [(ctx::API, API), (ctx::KEY_IN, "header"), (ctx::KEY_NAME, "x-api-key")]
-                .into_iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    path: "/orders/1".into(),
-                    headers: [("x-api-key".to_string(), key.to_string())].into_iter().collect(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -121,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
 async fn wait(authz: &mut AuthorizationClient<tonic::transport::Channel>, key: &str, code: i32) -> anyhow::Result<()> {
     let t = Instant::now();
     loop {
-        let r = authz.check(check(key)).await?.into_inner();
+        let r = authz.check(orders_check(key)).await?.into_inner();
         if r.status.map(|s| s.code) == Some(code) {
             return Ok(());
         }

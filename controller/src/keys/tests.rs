@@ -279,7 +279,7 @@ fn key_sets_for_replicas_follow_every_write_shard_by_shard() {
     drop(keys);
     let store = Arc::new(Store::new());
     // Keys made before publishing was switched on are published at start.
-    let keys = Keys::load(db, index, 3).unwrap().with_replicas(store.clone()).unwrap();
+    let keys = Keys::load_with(db, index, 3, Some(store.clone())).unwrap();
     assert_eq!(published(&store).len(), 1);
 
     let (row, _) = keys.create("orders", "alice", NewKey::default()).unwrap();

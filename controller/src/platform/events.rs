@@ -81,6 +81,21 @@ struct DeploymentEvent {
     performed_at: String,
 }
 
+impl DeploymentEvent {
+    /// The `deployment.ack` answering this event.
+    fn ack(&self, resource_type: &'static str, action: &'static str, success: bool, code: Option<&'static str>) -> Ack {
+        Ack {
+            deployment_id: self.deployment_id.clone(),
+            artifact_id: self.api_id.clone(),
+            resource_type,
+            action,
+            success,
+            performed_at: self.performed_at.clone(),
+            error_code: code,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DeletedEvent {
@@ -188,19 +203,13 @@ impl Applier {
                     return (Outcome::Ignored(format!("malformed {kind} payload")), None);
                 };
                 let (resource, action) = kind.split_once('.').unwrap_or((kind, ""));
-                let ack = Ack {
-                    deployment_id: e.deployment_id,
-                    artifact_id: e.api_id,
-                    resource_type: match resource {
-                        "llmprovider" => "llmprovider",
-                        "llmproxy" => "llmproxy",
-                        _ => "mcpproxy",
-                    },
-                    action: if action == "deployed" { "deploy" } else { "undeploy" },
-                    success: false,
-                    performed_at: e.performed_at,
-                    error_code: Some(PROCESSING_ERROR),
+                let resource_type = match resource {
+                    "llmprovider" => "llmprovider",
+                    "llmproxy" => "llmproxy",
+                    _ => "mcpproxy",
                 };
+                let action = if action == "deployed" { "deploy" } else { "undeploy" };
+                let ack = e.ack(resource_type, action, false, Some(PROCESSING_ERROR));
                 (
                     Outcome::Failed(format!("{resource} artifacts are not supported by Tollgate")),
                     Some(ack),
@@ -217,15 +226,7 @@ impl Applier {
                 None,
             );
         };
-        let ack = |success: bool, code: Option<&'static str>| Ack {
-            deployment_id: e.deployment_id.clone(),
-            artifact_id: e.api_id.clone(),
-            resource_type: "api",
-            action: "deploy",
-            success,
-            performed_at: e.performed_at.clone(),
-            error_code: code,
-        };
+        let ack = |success: bool, code: Option<&'static str>| e.ack("api", "deploy", success, code);
         if let Some(old) = self.gateway.by_uuid(&e.api_id)
             && let Some(have) = old.row.cp_performed_at.as_deref().and_then(unix_millis)
         {
@@ -286,15 +287,7 @@ impl Applier {
                 None,
             );
         };
-        let ack = |success: bool, code: Option<&'static str>| Ack {
-            deployment_id: e.deployment_id.clone(),
-            artifact_id: e.api_id.clone(),
-            resource_type: "api",
-            action: "undeploy",
-            success,
-            performed_at: e.performed_at.clone(),
-            error_code: code,
-        };
+        let ack = |success: bool, code: Option<&'static str>| e.ack("api", "undeploy", success, code);
         let Some(old) = self.gateway.by_uuid(&e.api_id) else {
             // Not here: the desired state (not served) already holds.
             return (Outcome::Duplicate, Some(ack(true, None)));

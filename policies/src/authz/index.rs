@@ -409,11 +409,7 @@ impl IndexWriter {
 
     fn publish(&mut self) {
         if self.added.len() + self.removed.len() > self.compact_at {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            return self.compact(now);
+            return self.compact(super::unix_now());
         }
         self.shared.current.store(Arc::new(self.snapshot()));
     }
