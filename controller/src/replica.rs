@@ -219,26 +219,32 @@ fn apply(response: &DeltaDiscoveryResponse, writer: &mut IndexWriter, held: &mut
     }
     let mut sets = Vec::with_capacity(response.resources.len());
     for r in &response.resources {
-        let any = r.resource.as_ref().ok_or_else(|| format!("{}: no body", r.name))?;
+        // Messages name the API, not the shard: a shard is a digest's first byte, and digests
+        // (or their prefixes) are never logged.
+        let label = r.name.rsplit_once('/').map_or(r.name.as_str(), |(api, _)| api);
+        let any = r
+            .resource
+            .as_ref()
+            .ok_or_else(|| format!("key set of {label}: no body"))?;
         if any.type_url != type_url {
-            return Err(format!("{}: unexpected type {}", r.name, any.type_url));
+            return Err(format!("key set of {label}: unexpected type {}", any.type_url));
         }
-        let set = ApiKeySet::decode(any.value.as_slice()).map_err(|e| format!("{}: {e}", r.name))?;
+        let set = ApiKeySet::decode(any.value.as_slice()).map_err(|e| format!("key set of {label}: {e}"))?;
         // Named `{api}/{shard}`, the shard being the first digest byte of every key in it.
         let shard = match r.name.rsplit_once('/') {
             Some((api, shard)) if api == set.api => u8::from_str_radix(shard, 16).ok(),
             _ => None,
         }
-        .ok_or_else(|| format!("{}: not a key set name for API {}", r.name, set.api))?;
+        .ok_or_else(|| format!("key set of {label}: not a key set name for API {}", set.api))?;
         let mut entries = Vec::with_capacity(set.keys.len());
         for k in set.keys {
             let digest: Digest = k
                 .sha256
                 .as_slice()
                 .try_into()
-                .map_err(|_| format!("{}: a digest of {} bytes", r.name, k.sha256.len()))?;
+                .map_err(|_| format!("key set of {label}: a digest of {} bytes", k.sha256.len()))?;
             if digest[0] != shard {
-                return Err(format!("{}: a digest outside the set's shard", r.name));
+                return Err(format!("key set of {label}: a digest outside the set's shard"));
             }
             entries.push((digest, k));
         }
