@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 pub struct Envoy {
     pub admin: u16,
     _child: Child,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// A folder removed on drop.
@@ -46,10 +46,31 @@ pub fn binary() -> PathBuf {
     path
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port for a listener that someone else binds later (Envoy, a controller).
+///
+/// Ports come from 20000-32767, below the kernel's ephemeral range (32768-60999 by default), so no
+/// outgoing connection made meanwhile can take the port as its source port, and one counter per
+/// process hands each caller a different port; each candidate is checked free by binding it.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let seed = (std::process::id().wrapping_mul(7919) ^ nanos) % SPAN;
+        let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}-{}", LOW + SPAN - 1)
 }
 
 impl Envoy {
@@ -95,7 +116,7 @@ impl Envoy {
         let envoy = Envoy {
             admin,
             _child: child,
-            _dir: TempDir(dir),
+            dir: TempDir(dir),
         };
         envoy
             .wait_for("admin API", Duration::from_secs(30), || async {
@@ -113,6 +134,11 @@ impl Envoy {
             return None;
         }
         resp.text().await.ok()
+    }
+
+    /// What Envoy has logged so far (its stderr, at warn and above), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("envoy.log")).unwrap_or_default()
     }
 
     /// The admin `/config_dump` (with EDS) as JSON.
@@ -164,11 +190,26 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    assert!(
+        poll_until(limit, cond).await,
+        "timed out after {limit:?} waiting for {what}"
+    );
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `limit` passes (false).
+pub async fn poll_until<F, Fut>(limit: Duration, cond: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let start = Instant::now();
     while !cond().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        if start.elapsed() >= limit {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    true
 }
 
 fn regex_escape(s: &str) -> String {

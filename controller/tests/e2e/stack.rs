@@ -8,7 +8,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use tollgate::config::Config;
 use tollgate::runtime::{self, Running};
-use tollgate_testkit::{Envoy, envoy::TempDir, free_port, wait_for};
+use tollgate_testkit::{Envoy, envoy::TempDir, envoy::poll_until, free_port, wait_for};
 
 pub const LIMIT: Duration = Duration::from_secs(30);
 
@@ -54,7 +54,20 @@ impl Stack {
             http,
             _data: TempDir(dir),
         };
-        stack.wait_status("/_gateway-health/ready", None, 200).await;
+        let ready = poll_until(LIMIT, || async {
+            matches!(stack.gw(Method::GET, "/_gateway-health/ready", None).send().await,
+                Ok(r) if r.status() == StatusCode::OK)
+        })
+        .await;
+        if !ready {
+            let listeners = stack.envoy.admin_get("/listeners?format=json").await;
+            panic!(
+                "Envoy did not serve /_gateway-health/ready on port {} within {LIMIT:?}\nlisteners: {listeners:?}\n\
+                 Envoy log:\n{}",
+                stack.port,
+                stack.envoy.log()
+            );
+        }
         stack
     }
 
