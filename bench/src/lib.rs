@@ -19,6 +19,32 @@ pub fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+/// CPU time (user + system) the threads of process `pid` have used so far, from the scheduler's
+/// per-thread counters (`/proc/PID/task/*/schedstat`, nanoseconds); with `prefix`, only threads whose
+/// name starts with it. 0 where /proc cannot be read.
+pub fn cpu_time(pid: u32, prefix: Option<&str>) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let dir = task.path();
+        if let Some(p) = prefix {
+            let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !name.starts_with(p) {
+                continue;
+            }
+        }
+        let stat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Duration::from_nanos(ns)
+}
+
 /// A `CheckRequest` for `GET /orders/1` on a route of API `orders` protected by a key in the
 /// `x-api-key` header, presenting `key`.
 pub fn orders_check(key: &str) -> CheckRequest {

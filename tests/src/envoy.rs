@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 #[derive(Debug)]
 pub struct Envoy {
     pub admin: u16,
-    _child: Child,
+    child: Child,
     dir: TempDir,
 }
 
@@ -115,7 +115,7 @@ impl Envoy {
             .expect("spawn envoy");
         let envoy = Envoy {
             admin,
-            _child: child,
+            child,
             dir: TempDir(dir),
         };
         envoy
@@ -134,6 +134,11 @@ impl Envoy {
             return None;
         }
         resp.text().await.ok()
+    }
+
+    /// The Envoy process id (None once it has exited).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// What Envoy has logged so far (its stderr, at warn and above), for failure messages.

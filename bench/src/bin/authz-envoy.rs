@@ -1,7 +1,9 @@
 //! Requests through Envoy, side by side in one run: no authentication, Envoy's native
 //! `api_key_auth` filter, and Tollgate's ext_authz (the same key, the same route shape, the same
 //! echo upstream). Each Envoy runs with `--concurrency 1`; a closed-loop client keeps N requests in
-//! flight for a fixed time.
+//! flight for a fixed time. For each case it also reports the CPU time per request of the Envoy
+//! serving it and of the controller's ext_authz threads (`authz*`), from the scheduler's
+//! per-thread counters, to show where an ext_authz check's cost lands.
 //!
 //! Usage: `cargo run --release -p tollgate-bench --bin authz-envoy [-- SECONDS CONCURRENCY]`
 //! (defaults 10 and 16). Needs Envoy (`make envoy`).
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tollgate::config::Config;
 use tollgate::runtime;
-use tollgate_bench::{micros, percentile};
+use tollgate_bench::{cpu_time, micros, percentile};
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let _dir = TempDir(dir.clone());
     let c = Config::loopback(dir, free_port(), "b", "b");
     let running = runtime::start(&c).await?;
-    let _envoy = Envoy::start("delta", "bench", "default", running.xds).await;
+    let envoy = Envoy::start("delta", "bench", "default", running.xds).await;
     let http = reqwest::Client::builder().no_proxy().build()?;
     let mgmt = format!("http://{}/api/management/v1", running.management);
     for (name, policy) in [
@@ -99,7 +101,8 @@ admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}
 "#,
         echo.port
     );
-    let _native = Envoy::start_with(bootstrap, admin).await;
+    let native = Envoy::start_with(bootstrap, admin).await;
+    let (tollgate_pid, native_pid) = (envoy.pid().unwrap_or(0), native.pid().unwrap_or(0));
 
     let gw = c.router.http_port;
     let cases = [
@@ -107,27 +110,35 @@ admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}
             "no auth (Tollgate route)",
             format!("http://127.0.0.1:{gw}/open/x"),
             None,
+            tollgate_pid,
         ),
         (
             "Envoy api_key_auth (native)",
             format!("http://127.0.0.1:{native_port}/keyed/x"),
             Some(key.clone()),
+            native_pid,
         ),
         (
             "Tollgate ext_authz",
             format!("http://127.0.0.1:{gw}/keyed/x"),
             Some(key.clone()),
+            tollgate_pid,
         ),
     ];
-    for (_, url, k) in &cases {
+    for (_, url, k, _) in &cases {
         wait_200(&http, url, k.as_deref()).await?;
     }
-    println!("| case | requests/s | p50 | p99 | p50 vs native |");
-    println!("|---|---|---|---|---|");
+    println!("| case | requests/s | p50 | p99 | p50 vs native | Envoy CPU per request | ext_authz CPU per request |");
+    println!("|---|---|---|---|---|---|---|");
     let mut native_p50 = None;
-    for (label, url, k) in &cases {
+    let me = std::process::id();
+    for (label, url, k, pid) in &cases {
         load(&http, url, k.as_deref(), 1, conc).await?; // warm-up
+        let (envoy_cpu, authz_cpu) = (cpu_time(*pid, None), cpu_time(me, Some("authz")));
         let (mut lat, rps, errors) = load(&http, url, k.as_deref(), secs, conc).await?;
+        let per_request = |d: Duration| micros(d / u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX));
+        let envoy_cpu = per_request(cpu_time(*pid, None).saturating_sub(envoy_cpu));
+        let authz_cpu = per_request(cpu_time(me, Some("authz")).saturating_sub(authz_cpu));
         anyhow::ensure!(errors == 0, "{label}: {errors} non-200 responses");
         lat.sort_unstable();
         let p50 = percentile(&lat, 50.0);
@@ -138,7 +149,7 @@ admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}
             .map(|n| format!("{:+.1} µs", (p50.as_secs_f64() - n.as_secs_f64()) * 1e6))
             .unwrap_or("-".into());
         println!(
-            "| {label} | {rps:.0} | {} | {} | {vs} |",
+            "| {label} | {rps:.0} | {} | {} | {vs} | {envoy_cpu} | {authz_cpu} |",
             micros(p50),
             micros(percentile(&lat, 99.0))
         );
