@@ -132,6 +132,12 @@ pub struct ApiKeys {
     /// Serve each API's key digests over xDS (`tollgate.keys.v1.ApiKeySet`) to remote ext_authz
     /// replicas. Off by default: anyone who can reach the xDS port could read the digests.
     pub publish_to_replicas: bool,
+    /// With replicas: how long a key write through the REST API waits for every connected replica
+    /// to ACK the change before answering (so a revocation bites on the next request there too).
+    /// A replica still behind after this is named in the log and counted in the
+    /// `tollgate-replicas-behind` response header; the write itself stands.
+    #[serde(with = "duration")]
+    pub replica_sync_timeout: Duration,
 }
 
 /// Log output.
@@ -472,6 +478,7 @@ impl Default for ApiKeys {
         ApiKeys {
             per_user_per_api: 10,
             publish_to_replicas: false,
+            replica_sync_timeout: Duration::from_secs(2),
         }
     }
 }

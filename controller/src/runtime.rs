@@ -103,6 +103,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
+    let replica_sync = config.api_keys.publish_to_replicas.then(|| api::ReplicaSync {
+        store: store.clone(),
+        status: status.clone(),
+        timeout: config.api_keys.replica_sync_timeout,
+    });
     let xds_server = XdsServer::new(store, status.clone()).serve(xds_listener)?;
 
     let (stop, stopped) = watch::channel(false);
@@ -124,6 +129,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         keys,
         max_body: config.server.max_body_bytes,
         http_port: config.router.http_port,
+        replicas: replica_sync,
     });
     let adm = admin::router(AdminState {
         gateway: gateway.clone(),

@@ -32,6 +32,8 @@ pub struct NodeStatus {
 #[derive(Debug, Default)]
 pub struct StatusRegistry {
     streams: Mutex<BTreeMap<u64, NodeStatus>>,
+    /// Woken on every change, for [`StatusRegistry::wait_synced`].
+    changed: tokio::sync::Notify,
 }
 
 // === impl StatusRegistry ===
@@ -40,6 +42,7 @@ impl StatusRegistry {
     /// Records (or replaces) a stream's status.
     pub(crate) fn put(&self, status: NodeStatus) {
         self.lock().insert(status.stream_id, status);
+        self.changed.notify_waiters();
     }
 
     /// Updates the per-type reports of a stream.
@@ -47,11 +50,50 @@ impl StatusRegistry {
         if let Some(s) = self.lock().get_mut(&stream_id) {
             s.types = types;
         }
+        self.changed.notify_waiters();
     }
 
     /// Forgets a closed stream.
     pub(crate) fn remove(&self, stream_id: u64) {
         self.lock().remove(&stream_id);
+        self.changed.notify_waiters();
+    }
+
+    /// The node ids of the open streams that asked for `kind` and are not yet up to date with store
+    /// generation `generation` for it.
+    pub fn behind(&self, kind: TypeKind, generation: u64) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|s| {
+                let t = &s.types[kind.index()];
+                t.active && t.acked_generation < generation
+            })
+            .map(|s| s.node_id.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Waits until every open stream that asked for `kind` has ACKed store generation `generation`
+    /// (or a later one) for it, or has closed; at most `limit`. Returns the node ids still behind
+    /// (empty when all caught up).
+    pub async fn wait_synced(&self, kind: TypeKind, generation: u64, limit: std::time::Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before the check, so a change between the check and the wait is not lost.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let behind = self.behind(kind, generation);
+            if behind.is_empty() {
+                return behind;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.behind(kind, generation);
+            }
+        }
     }
 
     /// A snapshot of every open stream, by stream id.
@@ -66,5 +108,78 @@ impl StatusRegistry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, NodeStatus>> {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn stream(id: u64, node: &str, key_sets: Option<u64>) -> NodeStatus {
+        let mut types: [TypeReport; TypeKind::COUNT] = Default::default();
+        if let Some(g) = key_sets {
+            types[TypeKind::KeySet.index()] = TypeReport {
+                active: true,
+                acked_generation: g,
+                ..Default::default()
+            };
+        }
+        NodeStatus {
+            stream_id: id,
+            node_id: node.into(),
+            node_cluster: "c".into(),
+            group: "default".into(),
+            flavour: Flavour::Delta,
+            only: None,
+            connected_at: SystemTime::now(),
+            types,
+        }
+    }
+
+    #[test]
+    fn behind_counts_only_streams_that_asked_for_the_type() {
+        let r = StatusRegistry::default();
+        r.put(stream(1, "envoy", None));
+        r.put(stream(2, "replica-a", Some(7)));
+        r.put(stream(3, "replica-b", Some(9)));
+        assert_eq!(r.behind(TypeKind::KeySet, 8), vec!["replica-a".to_string()]);
+        assert!(r.behind(TypeKind::KeySet, 7).is_empty());
+        assert!(r.behind(TypeKind::Route, 100).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_synced_returns_on_the_ack_or_names_who_is_behind_at_the_limit() {
+        let r = Arc::new(StatusRegistry::default());
+        r.put(stream(2, "replica-a", Some(3)));
+        r.put(stream(3, "replica-b", Some(3)));
+        // Nothing newer to wait for.
+        assert!(
+            r.wait_synced(TypeKind::KeySet, 3, Duration::from_secs(1))
+                .await
+                .is_empty()
+        );
+
+        let waiter = {
+            let r = r.clone();
+            tokio::spawn(async move { r.wait_synced(TypeKind::KeySet, 4, Duration::from_secs(60)).await })
+        };
+        tokio::task::yield_now().await;
+        let mut acked = stream(2, "replica-a", Some(4)).types;
+        r.update(2, acked.clone());
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "replica-b has not ACKed yet");
+        // A stream that closes is no longer waited for.
+        r.remove(3);
+        assert!(waiter.await.unwrap().is_empty());
+
+        // At the limit, the laggard is named.
+        acked[TypeKind::KeySet.index()].acked_generation = 4;
+        r.update(2, acked);
+        r.put(stream(4, "replica-c", Some(4)));
+        let behind = r.wait_synced(TypeKind::KeySet, 5, Duration::from_millis(200)).await;
+        assert_eq!(behind, vec!["replica-a".to_string(), "replica-c".to_string()]);
     }
 }

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::warn;
 
 use super::{ApiError, AppState};
 use crate::auth::Principal;
@@ -83,7 +84,7 @@ pub async fn create(
                 "apiKey": key_json(&row, plain.as_deref()),
                 "invocation": invocation(&s, &api, plain.as_deref()),
             });
-            (StatusCode::CREATED, Json(body)).into_response()
+            synced(&s, (StatusCode::CREATED, Json(body)).into_response()).await
         }
         Err(e) => e.into_response(),
     }
@@ -128,14 +129,16 @@ pub async fn regenerate(
         Ok::<_, ApiError>((api, row, value))
     })();
     match result {
-        Ok((api, row, value)) => Json(json!({
-            "status": "success",
-            "message": "API key regenerated successfully",
-            "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username),
-            "apiKey": key_json(&row, Some(&value)),
-            "invocation": invocation(&s, &api, Some(&value)),
-        }))
-        .into_response(),
+        Ok((api, row, value)) => {
+            let body = json!({
+                "status": "success",
+                "message": "API key regenerated successfully",
+                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username),
+                "apiKey": key_json(&row, Some(&value)),
+                "invocation": invocation(&s, &api, Some(&value)),
+            });
+            synced(&s, Json(body).into_response()).await
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -162,10 +165,11 @@ pub async fn replace(
             .map_err(key_error)
     })();
     match result {
-        Ok(row) => Json(
-            json!({"status": "success", "message": "API key updated successfully", "apiKey": key_json(&row, None)}),
-        )
-        .into_response(),
+        Ok(row) => {
+            let body =
+                json!({"status": "success", "message": "API key updated successfully", "apiKey": key_json(&row, None)});
+            synced(&s, Json(body).into_response()).await
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -175,9 +179,26 @@ pub async fn revoke(State(s): State<AppState>, Path((handle, name)): Path<(Strin
         return not_found(&handle).into_response();
     }
     match s.keys.revoke(&handle, &name) {
-        Ok(_) => Json(json!({"status": "success", "message": "API key revoked successfully"})).into_response(),
+        Ok(_) => {
+            let body = json!({"status": "success", "message": "API key revoked successfully"});
+            synced(&s, Json(body).into_response()).await
+        }
         Err(e) => key_error(e).into_response(),
     }
+}
+
+/// With remote authz replicas: waits (at most `api_keys.replica_sync_timeout`) until every connected
+/// replica has ACKed the key change just made, so the next request sees it there too. Replicas still
+/// behind are logged and counted in a `tollgate-replicas-behind` header; the write stands either way.
+async fn synced(s: &AppState, mut resp: Response) -> Response {
+    let Some(replicas) = &s.replicas else { return resp };
+    let behind = replicas.wait().await;
+    if !behind.is_empty() {
+        warn!(replicas = ?behind, "key change not yet ACKed by these authz replicas");
+        resp.headers_mut()
+            .insert("tollgate-replicas-behind", axum::http::HeaderValue::from(behind.len()));
+    }
+    resp
 }
 
 fn not_found(handle: &str) -> ApiError {

@@ -6,8 +6,13 @@ use std::sync::atomic::Ordering;
 
 use reqwest::Method;
 use serde_json::json;
+use tokio_stream::wrappers::ReceiverStream;
 use tollgate::replica::{Replica, ReplicaConfig};
+use tollgate_proto::pb::envoy::config::core::v3::Node;
+use tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+use tollgate_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use tollgate_testkit::{Echo, free_port};
+use tollgate_xds::TypeKind;
 
 use crate::keys::{DENY, call, create_key, protected};
 use crate::stack::{Stack, eventually, send};
@@ -45,9 +50,11 @@ async fn a_remote_replica_enforces_the_keys_it_gets_over_xds() {
     assert_eq!(call(&s, "/remote/x", Some("apip_wrong")).await, (401, DENY.to_string()));
 
     // Created, regenerated and revoked after the replica connected.
+    // Each write answers only once the replica has ACKed it, so the very next request through
+    // Envoy and the replica already sees it (no polling from here on).
     let (_, body) = create_key(&s, "remote", json!({"name": "late"})).await;
     let late = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
-    eventually(|| async { call(&s, "/remote/x", Some(&late)).await.0 == 200 }).await;
+    assert_eq!(call(&s, "/remote/x", Some(&late)).await.0, 200);
     let (st, body) = send(
         s.mgmt(Method::POST, "/rest-apis/remote/api-keys/late/regenerate")
             .json(&json!({})),
@@ -55,15 +62,16 @@ async fn a_remote_replica_enforces_the_keys_it_gets_over_xds() {
     .await;
     assert_eq!(st, 200, "{body}");
     let rotated = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
-    eventually(|| async {
-        call(&s, "/remote/x", Some(&rotated)).await.0 == 200 && call(&s, "/remote/x", Some(&late)).await.0 == 401
-    })
-    .await;
-    assert_eq!(
-        send(s.mgmt(Method::DELETE, "/rest-apis/remote/api-keys/early")).await.0,
-        200
-    );
-    eventually(|| async { call(&s, "/remote/x", Some(&early)).await.0 == 401 }).await;
+    assert_eq!(call(&s, "/remote/x", Some(&rotated)).await.0, 200);
+    assert_eq!(call(&s, "/remote/x", Some(&late)).await, (401, DENY.to_string()));
+    let r = s
+        .mgmt(Method::DELETE, "/rest-apis/remote/api-keys/early")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("tollgate-replicas-behind").is_none());
+    assert_eq!(call(&s, "/remote/x", Some(&early)).await, (401, DENY.to_string()));
     assert_eq!(call(&s, "/remote/x", Some(&rotated)).await.0, 200);
 
     // The controller sees the replica as an xDS node that ACKed the key sets.
@@ -110,11 +118,85 @@ async fn a_replica_keeps_serving_through_a_controller_restart_and_catches_up() {
     config.server.xds_port = xds.port();
     s.running = Some(tollgate::runtime::start(&config).await.unwrap());
     eventually(|| async { replica.stats.sessions.load(Ordering::Relaxed) >= 2 }).await;
-    // A revocation after the restart reaches the replica on its new session.
+    // A revocation after the restart reaches the replica on its new session (once the replica has
+    // re-synced, a write waits for its ACK).
+    eventually(|| async { s.running().status.behind(TypeKind::KeySet, 1).is_empty() }).await;
     assert_eq!(
         send(s.mgmt(Method::DELETE, "/rest-apis/steady/api-keys/one")).await.0,
         200
     );
     eventually(|| async { call(&s, "/steady/x", Some(&one)).await.0 == 401 }).await;
     replica.stop().await;
+}
+
+/// An xDS client that subscribes to the key sets and never ACKs anything.
+async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscoveryRequest> {
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", s.running().xds))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(DeltaDiscoveryRequest {
+        node: Some(Node {
+            id: "stalled".into(),
+            cluster: "replicas".into(),
+            ..Default::default()
+        }),
+        type_url: TypeKind::KeySet.type_url().into(),
+        resource_names_subscribe: vec!["*".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut responses = client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    // Read (and drop) whatever comes, never answering.
+    tokio::spawn(async move { while let Ok(Some(_)) = responses.message().await {} });
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_write_names_replicas_that_do_not_ack_in_time() {
+    let echo = Echo::start("backend").await;
+    let s = Stack::with(|c| {
+        c.api_keys.publish_to_replicas = true;
+        c.api_keys.replica_sync_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    assert_eq!(s.deploy(&protected("slow", &url, true)).await.0, 201);
+    let create = |name: &'static str| {
+        s.mgmt(Method::POST, "/rest-apis/slow/api-keys")
+            .json(&json!({"name": name}))
+            .send()
+    };
+    // No replica connected: nothing to wait for.
+    let r = create("first").await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("tollgate-replicas-behind").is_none());
+
+    let stalled = stalled_subscriber(&s).await;
+    eventually(|| async { !s.running().status.node("stalled").is_empty() }).await;
+    let r = create("second").await.unwrap();
+    assert_eq!(r.status(), 201, "the write stands");
+    assert_eq!(r.headers()["tollgate-replicas-behind"], "1");
+    let r = s
+        .mgmt(Method::DELETE, "/rest-apis/slow/api-keys/first")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["tollgate-replicas-behind"], "1");
+    // The embedded service already refuses the revoked key; the keys are still listed right.
+    let (_, list) = send(s.mgmt(Method::GET, "/rest-apis/slow/api-keys")).await;
+    assert_eq!(list["totalCount"], 1, "{list}");
+
+    // Once the laggard is gone, writes answer without the header again.
+    drop(stalled);
+    eventually(|| async { s.running().status.node("stalled").is_empty() }).await;
+    let r = create("third").await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("tollgate-replicas-behind").is_none());
 }
