@@ -1,9 +1,13 @@
 //! Key propagation to a remote ext_authz replica: from sending `POST .../api-keys` (create) or
 //! `DELETE .../api-keys/{name}` (revoke) to the first `Check` on the replica that allows (or
 //! refuses) the key. The controller (with `api_keys.publish_to_replicas`) and one replica run in
-//! this process over loopback; `Check` is called directly on the replica every 0.2 ms.
+//! this process over loopback; `Check` is called directly on the replica every 0.2 ms. Also timed:
+//! when the REST call answered (it waits for the replica's ACK), and how often the first `Check`
+//! made after that answer already saw the change.
 //!
-//! Usage: `cargo run --release -p tollgate-bench --bin authz-replica [-- SAMPLES]` (default 200).
+//! Usage: `cargo run --release -p tollgate-bench --bin authz-replica [-- SAMPLES [SYNC_TIMEOUT_MS]]`
+//! (defaults 200 and the config default). `SYNC_TIMEOUT_MS` 0 makes the REST call answer without
+//! waiting for the replica, for comparison.
 
 use std::time::{Duration, Instant};
 
@@ -20,11 +24,15 @@ const API: &str = "orders";
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let samples: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let sync_timeout: Option<u64> = std::env::args().nth(2).and_then(|a| a.parse().ok());
     let dir = std::env::temp_dir().join(format!("tollgate-bench-replica-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let _data = TempDir(dir.clone());
     let mut c = Config::loopback(dir, free_port(), "bench", "bench");
     c.api_keys.publish_to_replicas = true;
+    if let Some(ms) = sync_timeout {
+        c.api_keys.replica_sync_timeout = Duration::from_millis(ms);
+    }
     let running = runtime::start(&c).await?;
     let replica_port = free_port();
     let replica = Replica::start(ReplicaConfig {
@@ -48,8 +56,10 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(r.status() == 201, "deploy: {}", r.status());
 
-    let mut allowed = Vec::with_capacity(samples);
-    let mut refused = Vec::with_capacity(samples);
+    // Per change (create, revoke): REST answered, replica right, first check after the answer right.
+    let mut answered = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
+    let mut seen = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
+    let mut first_right = [0usize; 2];
     for i in 0..samples {
         let name = format!("key-{i}");
         let t = Instant::now();
@@ -61,9 +71,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status() == 201, "create: {}", r.status());
         let body: serde_json::Value = r.json().await?;
+        answered[0].push(t.elapsed());
         let key = body["apiKey"]["apiKey"].as_str().context("a key")?.to_string();
-        wait(&mut authz, &key, 0).await?;
-        allowed.push(t.elapsed());
+        first_right[0] += usize::from(wait(&mut authz, &key, 0).await? == 1);
+        seen[0].push(t.elapsed());
 
         let t = Instant::now();
         let r = http
@@ -72,22 +83,27 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await?;
         anyhow::ensure!(r.status() == 200, "revoke: {}", r.status());
-        wait(&mut authz, &key, 16).await?;
-        refused.push(t.elapsed());
+        let _ = r.bytes().await?;
+        answered[1].push(t.elapsed());
+        first_right[1] += usize::from(wait(&mut authz, &key, 16).await? == 1);
+        seen[1].push(t.elapsed());
     }
-    allowed.sort_unstable();
-    refused.sort_unstable();
-    println!("| change | samples | p50 | p99 | max |");
-    println!("|---|---|---|---|---|");
-    for (what, t) in [
-        ("created → allowed on the replica", &allowed),
-        ("revoked → refused on the replica", &refused),
-    ] {
+    println!(
+        "| change | samples | REST answered p50 | p99 | replica right p50 | p99 | max | first Check after the answer right |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (i, what) in ["created → allowed", "revoked → refused"].into_iter().enumerate() {
+        let (a, t) = (&mut answered[i], &mut seen[i]);
+        a.sort_unstable();
+        t.sort_unstable();
         println!(
-            "| {what} | {samples} | {} | {} | {} |",
+            "| {what} | {samples} | {} | {} | {} | {} | {} | {} of {samples} |",
+            micros(percentile(a, 50.0)),
+            micros(percentile(a, 99.0)),
             micros(percentile(t, 50.0)),
             micros(percentile(t, 99.0)),
-            micros(*t.last().unwrap_or(&Duration::ZERO))
+            micros(*t.last().unwrap_or(&Duration::ZERO)),
+            first_right[i]
         );
     }
     replica.stop().await;
@@ -95,13 +111,20 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Calls Check on the replica every 0.2 ms until its gRPC status code is `code` (0 allow, 16 deny).
-async fn wait(authz: &mut AuthorizationClient<tonic::transport::Channel>, key: &str, code: i32) -> anyhow::Result<()> {
+/// Calls Check on the replica every 0.2 ms until its gRPC status code is `code` (0 allow, 16 deny);
+/// returns how many calls that took.
+async fn wait(
+    authz: &mut AuthorizationClient<tonic::transport::Channel>,
+    key: &str,
+    code: i32,
+) -> anyhow::Result<usize> {
     let t = Instant::now();
+    let mut calls = 0;
     loop {
         let r = authz.check(orders_check(key)).await?.into_inner();
+        calls += 1;
         if r.status.map(|s| s.code) == Some(code) {
-            return Ok(());
+            return Ok(calls);
         }
         anyhow::ensure!(
             t.elapsed() < Duration::from_secs(10),
