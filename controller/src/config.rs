@@ -130,7 +130,8 @@ pub struct ApiKeys {
     /// Active keys one user may hold per API.
     pub per_user_per_api: u32,
     /// Serve each API's key digests over xDS (`tollgate.keys.v1.ApiKeySet`) to remote ext_authz
-    /// replicas. Off by default: anyone who can reach the xDS port could read the digests.
+    /// replicas, only on streams presenting the replica token (`<data_dir>/replica-token`, created
+    /// when missing, or `TOLLGATE_REPLICA_TOKEN`). Off by default.
     pub publish_to_replicas: bool,
     /// With replicas: how long a key write through the REST API waits for every connected replica
     /// to ACK the change before answering (so a revocation bites on the next request there too).

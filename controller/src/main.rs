@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use tollgate::config::{Config, LogFormat};
 
-const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL [--listen ADDR] [--node ID]";
+const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -54,9 +54,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// `tollgate authz-replica --xds http://controller:18000 [--listen 0.0.0.0:18001] [--node ID]`.
+/// `tollgate authz-replica --xds http://controller:18000 --token-file FILE [--listen 0.0.0.0:18001]
+/// [--node ID]`; the token (the controller's `<data_dir>/replica-token`) may come from
+/// `TOLLGATE_REPLICA_TOKEN` instead.
 fn authz_replica(mut args: impl Iterator<Item = String>) -> ExitCode {
     let mut xds = None;
+    let mut token_file = None;
     let mut listen = "0.0.0.0:18001".to_string();
     let mut node = format!("authz-replica-{}", std::process::id());
     while let Some(a) = args.next() {
@@ -64,10 +67,30 @@ fn authz_replica(mut args: impl Iterator<Item = String>) -> ExitCode {
             ("--xds", Some(v)) => xds = Some(v),
             ("--listen", Some(v)) => listen = v,
             ("--node", Some(v)) => node = v,
+            ("--token-file", Some(v)) => token_file = Some(v),
             _ => return usage(),
         }
     }
     let Some(xds) = xds else { return usage() };
+    let token = match token_file {
+        Some(f) => match std::fs::read_to_string(&f) {
+            Ok(t) => t.trim().to_string(),
+            Err(e) => {
+                eprintln!("tollgate: cannot read --token-file {f}: {e}");
+                return ExitCode::from(66);
+            }
+        },
+        None => std::env::var("TOLLGATE_REPLICA_TOKEN")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    if token.is_empty() {
+        eprintln!(
+            "tollgate: authz-replica needs the controller's replica token: --token-file FILE or TOLLGATE_REPLICA_TOKEN"
+        );
+        return ExitCode::from(64);
+    }
     let Ok(listen) = listen.parse() else {
         eprintln!("tollgate: --listen {listen:?} is not an address like 0.0.0.0:18001");
         return ExitCode::from(64);
@@ -86,6 +109,7 @@ fn authz_replica(mut args: impl Iterator<Item = String>) -> ExitCode {
         xds,
         listen,
         node_id: node,
+        token,
     };
     runtime.block_on(async move {
         let replica = match tollgate::replica::Replica::start(config).await {

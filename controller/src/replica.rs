@@ -43,6 +43,8 @@ pub struct ReplicaConfig {
     pub listen: SocketAddr,
     /// `node.id` (shown in the controller's `/xds_sync_status`).
     pub node_id: String,
+    /// The controller's replica token (its `<data_dir>/replica-token`), sent with every session.
+    pub token: String,
 }
 
 /// What a replica has applied, for tests and logs.
@@ -175,8 +177,14 @@ async fn session(
         ..Default::default()
     };
     tx.send(first).await.context("sending the subscription")?;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    let token = config
+        .token
+        .parse()
+        .context("the replica token is not a valid header value")?;
+    request.metadata_mut().insert(tollgate_xds::REPLICA_TOKEN_HEADER, token);
     let mut responses = client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .delta_aggregated_resources(request)
         .await
         .context("opening the stream")?
         .into_inner();

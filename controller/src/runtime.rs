@@ -108,7 +108,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         status: status.clone(),
         timeout: config.api_keys.replica_sync_timeout,
     });
-    let xds_server = XdsServer::new(store, status.clone()).serve(xds_listener)?;
+    let key_token = if config.api_keys.publish_to_replicas {
+        let (token, created) = crate::auth::replica_token(&config.server.data_dir)?;
+        let file = config.server.data_dir.join(crate::auth::REPLICA_TOKEN_FILE);
+        if created {
+            info!(file = %file.display(), "created the token authz replicas must present (copy it to them)");
+        }
+        Some(token)
+    } else {
+        None
+    };
+    let xds_server = XdsServer::with_key_token(store, status.clone(), key_token.as_deref()).serve(xds_listener)?;
 
     let (stop, stopped) = watch::channel(false);
     let auth = Arc::new(auth);

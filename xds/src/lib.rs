@@ -21,7 +21,7 @@ mod store;
 
 pub use kind::{TypeKind, XdsMessage};
 pub use resource::{Dep, Resource};
-pub use server::{ServerHandle, XdsServer, nodelay_incoming};
+pub use server::{REPLICA_TOKEN_HEADER, ServerHandle, XdsServer, nodelay_incoming};
 pub use state::{Flavour, Nack, TypeReport};
 pub use status::{NodeStatus, StatusRegistry};
 pub use store::{DEFAULT_GROUP, Group, Store, Update};

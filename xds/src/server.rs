@@ -29,6 +29,8 @@ use crate::{Error, Flavour, NodeStatus, StatusRegistry, Store, TypeKind};
 const MAX_DECODE: usize = 64 * 1024 * 1024;
 /// Responses queued per stream beyond the one per type in flight.
 const STREAM_QUEUE: usize = 8;
+/// The request metadata that carries the replica token (see [`XdsServer::with_key_token`]).
+pub const REPLICA_TOKEN_HEADER: &str = "x-tollgate-replica-token";
 
 /// Serves a [`Store`] over xDS.
 #[derive(Clone, Debug)]
@@ -49,6 +51,8 @@ pub struct ServerHandle {
 struct Inner {
     store: Arc<Store>,
     status: Arc<StatusRegistry>,
+    /// SHA-256 of the token a stream must present to be sent key sets; `None`: no token needed.
+    key_token: Option<[u8; 32]>,
     shutdown: watch::Receiver<bool>,
     next_stream: AtomicU64,
 }
@@ -97,11 +101,19 @@ trait Outbound: prost::Message + Sized + Send + 'static {
 impl XdsServer {
     /// A server over `store`, reporting into `status`.
     pub fn new(store: Arc<Store>, status: Arc<StatusRegistry>) -> Self {
+        Self::with_key_token(store, status, None)
+    }
+
+    /// The same, and with `key_token` sends key sets ([`TypeKind::KeySet`]) only on streams whose
+    /// request metadata carries that token in [`REPLICA_TOKEN_HEADER`]; a stream that asks for them
+    /// without it is ended with PERMISSION_DENIED. Envoy's own types are never affected.
+    pub fn with_key_token(store: Arc<Store>, status: Arc<StatusRegistry>, key_token: Option<&str>) -> Self {
         let (tx, rx) = watch::channel(false);
         XdsServer {
             inner: Arc::new(Inner {
                 store,
                 status,
+                key_token: key_token.map(|t| sha256(t.as_bytes())),
                 shutdown: rx,
                 next_stream: AtomicU64::new(1),
             }),
@@ -252,6 +264,17 @@ where
     }
 }
 
+fn sha256(b: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, b).as_ref());
+    out
+}
+
+/// Equal digests, compared without an early exit.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn grpc<R: Incoming, O: Outbound>() -> Grpc<tonic_prost::ProstCodec<O, R>> {
     Grpc::new(tonic_prost::ProstCodec::default()).apply_max_message_size_config(Some(MAX_DECODE), None)
 }
@@ -275,6 +298,12 @@ impl<R: Incoming, O: Outbound> StreamingService<R> for Method<R, O> {
     type Future = std::future::Ready<Result<tonic::Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, request: tonic::Request<Streaming<R>>) -> Self::Future {
+        let may_read_keys = self.inner.key_token.as_ref().is_none_or(|want| {
+            request
+                .metadata()
+                .get(REPLICA_TOKEN_HEADER)
+                .is_some_and(|v| same_digest(&sha256(v.as_bytes()), want))
+        });
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let id = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("xds_stream", id, flavour = ?self.flavour, only = self.only.map(TypeKind::short));
@@ -285,6 +314,7 @@ impl<R: Incoming, O: Outbound> StreamingService<R> for Method<R, O> {
             self.flavour,
             self.only,
             id,
+            may_read_keys,
         );
         tokio::spawn(task.instrument(span));
         std::future::ready(Ok(tonic::Response::new(ReceiverStream::new(rx))))
@@ -299,6 +329,7 @@ async fn drive<R: Incoming, O: Outbound>(
     flavour: Flavour,
     only: Option<TypeKind>,
     id: u64,
+    may_read_keys: bool,
 ) {
     let mut shutdown = inner.shutdown.clone();
     let first = tokio::select! {
@@ -329,6 +360,12 @@ async fn drive<R: Incoming, O: Outbound>(
     'stream: loop {
         if let Some(req) = next.take() {
             let kind = only.or_else(|| TypeKind::from_type_url(req.type_url()));
+            if kind == Some(TypeKind::KeySet) && !may_read_keys {
+                warn!(node = %node.id, "key sets asked for without the replica token: stream refused");
+                let refusal = Status::permission_denied(format!("key sets need a valid {REPLICA_TOKEN_HEADER}"));
+                let _ = tx.send(Err(refusal)).await;
+                break 'stream;
+            }
             match kind {
                 Some(kind) => req.apply(&mut state, kind, &group.read()),
                 None => debug!(type_url = req.type_url(), "ignoring request for a type we do not serve"),

@@ -39,6 +39,9 @@ async fn main() -> anyhow::Result<()> {
         xds: format!("http://{}", running.xds),
         listen: format!("127.0.0.1:{replica_port}").parse()?,
         node_id: "bench-replica".into(),
+        token: std::fs::read_to_string(c.server.data_dir.join("replica-token"))?
+            .trim()
+            .to_string(),
     })
     .await?;
     let mut authz = AuthorizationClient::connect(format!("http://127.0.0.1:{replica_port}")).await?;

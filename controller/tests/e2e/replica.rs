@@ -22,7 +22,14 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         xds: format!("http://{}", s.running().xds),
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         node_id: "replica-1".into(),
+        token: token(s),
     }
+}
+
+/// The token the controller created in its data dir.
+fn token(s: &Stack) -> String {
+    let file = s.config.server.data_dir.join("replica-token");
+    std::fs::read_to_string(file).unwrap().trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,15 +136,24 @@ async fn a_replica_keeps_serving_through_a_controller_restart_and_catches_up() {
     replica.stop().await;
 }
 
-/// An xDS client that subscribes to the key sets and never ACKs anything.
-async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscoveryRequest> {
+/// A delta ADS stream that subscribes to the key sets as node `id`, presenting `token`: the sender
+/// (dropping it ends the stream) and the first thing the controller answers.
+async fn subscribe_key_sets(
+    s: &Stack,
+    id: &str,
+    token: Option<&str>,
+) -> (
+    tokio::sync::mpsc::Sender<DeltaDiscoveryRequest>,
+    tonic::Streaming<tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse>,
+    Result<Option<tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse>, tonic::Status>,
+) {
     let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", s.running().xds))
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(DeltaDiscoveryRequest {
         node: Some(Node {
-            id: "stalled".into(),
+            id: id.into(),
             cluster: "replicas".into(),
             ..Default::default()
         }),
@@ -147,14 +163,66 @@ async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscove
     })
     .await
     .unwrap();
-    let mut responses = client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(t) = token {
+        request
+            .metadata_mut()
+            .insert(tollgate_xds::REPLICA_TOKEN_HEADER, t.parse().unwrap());
+    }
+    let mut responses = client.delta_aggregated_resources(request).await.unwrap().into_inner();
+    let first = responses.message().await;
+    (tx, responses, first)
+}
+
+/// An xDS client that subscribes to the key sets (with the token) and never ACKs anything.
+async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscoveryRequest> {
+    let (tx, mut responses, first) = subscribe_key_sets(s, "stalled", Some(&token(s))).await;
+    assert!(first.is_ok(), "{first:?}");
     // Read (and drop) whatever comes, never answering.
     tokio::spawn(async move { while let Ok(Some(_)) = responses.message().await {} });
     tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_sets_go_only_to_streams_with_the_replica_token() {
+    let echo = Echo::start("backend").await;
+    let s = Stack::with(|c| c.api_keys.publish_to_replicas = true).await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    assert_eq!(s.deploy(&protected("guarded", &url, true)).await.0, 201);
+    let (st, body) = create_key(&s, "guarded", json!({"name": "one"})).await;
+    assert_eq!(st, 201, "{body}");
+
+    // The token file is private to the controller's user.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(s.config.server.data_dir.join("replica-token")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    for bad in [None, Some("not-the-token")] {
+        let (_tx, _rx, first) = subscribe_key_sets(&s, "intruder", bad).await;
+        let status = first.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    }
+    let (_tx, _rx, first) = subscribe_key_sets(&s, "trusted", Some(&token(&s))).await;
+    let first = first.unwrap().expect("a response");
+    assert!(
+        first.resources.iter().any(|r| r.name.starts_with("guarded/")),
+        "{:?}",
+        first.resources.iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
+    // Envoy's own stream is not affected: the API is still served, and the key still checked.
+    let key = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
+    assert_eq!(call(&s, "/guarded/x", Some(&key)).await.0, 200);
+    assert_eq!(call(&s, "/guarded/x", None).await, (401, DENY.to_string()));
+    // A replica with the wrong token holds nothing, so it refuses everything (fail closed).
+    let port = free_port();
+    let mut config = replica_config(&s, port);
+    config.token = "wrong".into();
+    let replica = Replica::start(config).await.unwrap();
+    eventually(|| async { replica.stats.sessions.load(Ordering::Relaxed) >= 1 }).await;
+    assert_eq!(replica.stats.applied.load(Ordering::Relaxed), 0);
+    replica.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
