@@ -19,6 +19,25 @@ pub fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+/// Posts a RestApi YAML document to the management API at `mgmt` (its base URL) as `user` (whose
+/// password is the same); fails unless it answers 201.
+pub async fn deploy_yaml(http: &reqwest::Client, mgmt: &str, user: &str, doc: String) -> anyhow::Result<()> {
+    let r = http
+        .post(format!("{mgmt}/rest-apis"))
+        .basic_auth(user, Some(user))
+        .header("content-type", "application/yaml")
+        .body(doc)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status() == 201,
+        "deploy: {} {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
+    );
+    Ok(())
+}
+
 /// CPU time (user + system) the threads of process `pid` have used so far, from the scheduler's
 /// per-thread counters (`/proc/PID/task/*/schedstat`, nanoseconds); with `prefix`, only threads whose
 /// name starts with it. 0 where /proc cannot be read.

@@ -103,20 +103,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
-    let replica_sync = config.api_keys.publish_to_replicas.then(|| api::ReplicaSync {
-        store: store.clone(),
-        status: status.clone(),
-        timeout: config.api_keys.replica_sync_timeout,
-    });
-    let key_token = if config.api_keys.publish_to_replicas {
+    // Publishing to replicas: key sets only for streams with the token, and key writes wait for
+    // the replicas' ACKs.
+    let (key_token, replica_sync) = if config.api_keys.publish_to_replicas {
         let (token, created) = crate::auth::replica_token(&config.server.data_dir)?;
-        let file = config.server.data_dir.join(crate::auth::REPLICA_TOKEN_FILE);
         if created {
+            let file = config.server.data_dir.join(crate::auth::REPLICA_TOKEN_FILE);
             info!(file = %file.display(), "created the token authz replicas must present (copy it to them)");
         }
-        Some(token)
+        let sync = api::ReplicaSync {
+            store: store.clone(),
+            status: status.clone(),
+            timeout: config.api_keys.replica_sync_timeout,
+        };
+        (Some(token), Some(sync))
     } else {
-        None
+        (None, None)
     };
     let xds_server = XdsServer::with_key_token(store, status.clone(), key_token.as_deref()).serve(xds_listener)?;
 

@@ -55,17 +55,19 @@ pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 20_000;
     const SPAN: u32 = 12_768;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+    // Each process starts at its own place in the range, so test binaries run one after the other
+    // do not retry the same ports first.
+    static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = *START.get_or_init(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let seed = (std::process::id().wrapping_mul(7919) ^ nanos) % SPAN;
-        let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
-    }
+        std::process::id().wrapping_mul(7919) ^ nanos
+    });
     for _ in 0..SPAN {
-        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        let port = (LOW + start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }

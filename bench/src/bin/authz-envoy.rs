@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tollgate::config::Config;
 use tollgate::runtime;
-use tollgate_bench::{cpu_time, micros, percentile};
+use tollgate_bench::{cpu_time, deploy_yaml, micros, percentile};
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -44,14 +44,7 @@ async fn main() -> anyhow::Result<()> {
             "apiVersion: gateway.api-platform.wso2.com/v1\nkind: RestApi\nmetadata: {{name: {name}}}\nspec:\n  displayName: {name}\n  version: v1\n  context: /{name}\n  upstream: {{main: {{url: \"http://127.0.0.1:{}\"}}}}\n{policy}  operations:\n    - {{method: GET, path: /*}}\n",
             echo.port
         );
-        let r = http
-            .post(format!("{mgmt}/rest-apis"))
-            .basic_auth("b", Some("b"))
-            .header("content-type", "application/yaml")
-            .body(doc)
-            .send()
-            .await?;
-        anyhow::ensure!(r.status() == 201, "deploy {name}: {}", r.status());
+        deploy_yaml(&http, &mgmt, "b", doc).await?;
     }
     let r = http
         .post(format!("{mgmt}/rest-apis/keyed/api-keys"))

@@ -15,7 +15,7 @@ use anyhow::Context;
 use tollgate::config::Config;
 use tollgate::replica::{Replica, ReplicaConfig};
 use tollgate::runtime;
-use tollgate_bench::{micros, orders_check, percentile};
+use tollgate_bench::{deploy_yaml, micros, orders_check, percentile};
 use tollgate_proto::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use tollgate_testkit::{envoy::TempDir, free_port};
 
@@ -39,9 +39,7 @@ async fn main() -> anyhow::Result<()> {
         xds: format!("http://{}", running.xds),
         listen: format!("127.0.0.1:{replica_port}").parse()?,
         node_id: "bench-replica".into(),
-        token: std::fs::read_to_string(c.server.data_dir.join("replica-token"))?
-            .trim()
-            .to_string(),
+        token: tollgate::auth::replica_token(&c.server.data_dir)?.0,
     })
     .await?;
     let mut authz = AuthorizationClient::connect(format!("http://127.0.0.1:{replica_port}")).await?;
@@ -50,14 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let doc = format!(
         "apiVersion: gateway.api-platform.wso2.com/v1\nkind: RestApi\nmetadata: {{name: {API}}}\nspec:\n  displayName: {API}\n  version: v1\n  context: /{API}\n  upstream: {{main: {{url: \"http://127.0.0.1:9\"}}}}\n  policies:\n    - {{name: api-key-auth, version: v1, params: {{key: X-API-Key, in: header}}}}\n  operations:\n    - {{method: GET, path: /*}}\n"
     );
-    let r = http
-        .post(format!("{mgmt}/rest-apis"))
-        .basic_auth("bench", Some("bench"))
-        .header("content-type", "application/yaml")
-        .body(doc)
-        .send()
-        .await?;
-    anyhow::ensure!(r.status() == 201, "deploy: {}", r.status());
+    deploy_yaml(&http, &mgmt, "bench", doc).await?;
 
     // Per change (create, revoke): REST answered, replica right, first check after the answer right.
     let mut answered = [Vec::with_capacity(samples), Vec::with_capacity(samples)];

@@ -26,10 +26,9 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
     }
 }
 
-/// The token the controller created in its data dir.
+/// The token the controller uses (the one it created in its data dir).
 fn token(s: &Stack) -> String {
-    let file = s.config.server.data_dir.join("replica-token");
-    std::fs::read_to_string(file).unwrap().trim().to_string()
+    tollgate::auth::replica_token(&s.config.server.data_dir).unwrap().0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +195,7 @@ async fn key_sets_go_only_to_streams_with_the_replica_token() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(s.config.server.data_dir.join("replica-token")).unwrap();
+        let meta = std::fs::metadata(s.config.server.data_dir.join(tollgate::auth::REPLICA_TOKEN_FILE)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
     for bad in [None, Some("not-the-token")] {
