@@ -18,8 +18,10 @@ pub mod db;
 pub mod envoy;
 pub mod gateway;
 pub mod keys;
-pub mod model;
 pub mod platform;
 pub mod replica;
 pub mod runtime;
-pub mod translate;
+
+// The model and the translator are crates of their own; these aliases keep `crate::model` paths working.
+pub use tollgate_model as model;
+pub use tollgate_translate as translate;

@@ -21,17 +21,7 @@ use tollgate_proto::pb::google::rpc::Status as RpcStatus;
 pub use index::{COMPACT_AT, Decision, IndexWriter, KeyIndex, KeyRecord, KeyView, SharedIndex, Snapshot, digest_of};
 pub use server::AuthzServer;
 
-/// The `context_extensions` keys a protected route carries.
-pub mod ctx {
-    /// The API the route belongs to.
-    pub const API: &str = "tollgate.api";
-    /// Where the key is: `header` or `query`.
-    pub const KEY_IN: &str = "tollgate.key_in";
-    /// The header (lower-case) or query parameter name.
-    pub const KEY_NAME: &str = "tollgate.key_name";
-    /// `true` to remove the key before the request goes upstream.
-    pub const STRIP: &str = "tollgate.strip";
-}
+pub use crate::ctx;
 
 /// The JSON body of every refusal.
 pub const DENY_BODY: &str = "{\"error\":\"Unauthorized\",\"message\":\"Valid API key required\"}";

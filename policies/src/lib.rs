@@ -1,7 +1,21 @@
 //! Tollgate's policy catalogue and the ext_authz API-key service (the hot path).
 
+#[cfg(feature = "authz")]
 pub mod authz;
 pub mod catalogue;
 
+#[cfg(feature = "authz")]
 pub use authz::{AuthzServer, AuthzService};
 pub use catalogue::Catalogue;
+
+/// The `context_extensions` keys a protected route carries.
+pub mod ctx {
+    /// The API the route belongs to.
+    pub const API: &str = "tollgate.api";
+    /// Where the key is: `header` or `query`.
+    pub const KEY_IN: &str = "tollgate.key_in";
+    /// The header (lower-case) or query parameter name.
+    pub const KEY_NAME: &str = "tollgate.key_name";
+    /// `true` to remove the key before the request goes upstream.
+    pub const STRIP: &str = "tollgate.strip";
+}

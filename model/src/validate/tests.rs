@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::model::document;
-use crate::model::{HeaderMatch, Method, Operation, PathKind, PolicyRef, Resilience, Upstream};
+use crate::document;
+use crate::{HeaderMatch, Method, Operation, PathKind, PolicyRef, Resilience, Upstream};
 
 /// The example of reference §2.10, except that the header name is written `X-Tenant` to check lower-casing.
 const EXAMPLE: &str = r#"

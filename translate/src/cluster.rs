@@ -23,7 +23,7 @@ use tollgate_proto::pb::envoy::r#type::matcher::v3::{StringMatcher, string_match
 use tollgate_xds::{Dep, Resource, TypeKind};
 
 use super::{TranslateError, duration};
-use crate::model::Upstream;
+use tollgate_model::Upstream;
 
 /// What makes two upstreams share a cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::url::{self, Url};
 use super::{Errors, duration, present};
-use crate::model::Upstream;
-use crate::model::document::{Spec, UpstreamDefinition, UpstreamTarget, WeightedUrl};
+use crate::Upstream;
+use crate::document::{Spec, UpstreamDefinition, UpstreamTarget, WeightedUrl};
 
 /// What a `ref` to a definition resolves to: its first upstream, base path and connect timeout.
 #[derive(Clone, Debug)]

@@ -4,8 +4,8 @@
 use tollgate_policies::Catalogue;
 
 use super::{Errors, Limits, duration, policy, present};
-use crate::model::document::{self, HeaderMatchDoc, OperationMatch};
-use crate::model::{HeaderMatch, Method, Operation, PathKind, Resilience};
+use crate::document::{self, HeaderMatchDoc, OperationMatch};
+use crate::{HeaderMatch, Method, Operation, PathKind, Resilience};
 
 /// The gateway's own health routes live here; no API may shadow them.
 const HEALTH_PREFIX: &str = "/_gateway-health";

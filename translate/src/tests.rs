@@ -11,7 +11,7 @@ use tollgate_proto::pb::google::protobuf::Any;
 use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind, Update};
 
 use super::*;
-use crate::model::{HeaderMatch, Method, Operation, PathKind, PolicyRef, Resilience, Upstream};
+use tollgate_model::{HeaderMatch, Method, Operation, PathKind, PolicyRef, Resilience, Upstream};
 
 fn settings() -> Settings {
     Settings {
@@ -151,7 +151,7 @@ fn dump(update: &Update) -> String {
 
 fn golden(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/translate/golden")
+        .join("src/golden")
         .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

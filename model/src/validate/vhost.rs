@@ -1,8 +1,8 @@
 //! Virtual hosts: the `_gateway_default_` sentinel, gateway defaults, and the `;`-separated main list.
 
 use super::{Errors, VhostDefaults};
-use crate::model::RestApiDoc;
-use crate::model::document::{Spec, Vhosts};
+use crate::RestApiDoc;
+use crate::document::{Spec, Vhosts};
 
 /// Stands for the gateway's configured default vhost.
 pub(super) const SENTINEL: &str = "_gateway_default_";

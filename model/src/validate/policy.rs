@@ -4,8 +4,8 @@ use serde_json::{Map, Value};
 use tollgate_policies::Catalogue;
 
 use super::{Errors, present};
-use crate::model::PolicyRef;
-use crate::model::document::Policy;
+use crate::PolicyRef;
+use crate::document::Policy;
 
 /// Checks the policies listed at `prefix` (e.g. `spec.policies`); returns the valid ones in order.
 pub(super) fn check_all(list: &[Policy], prefix: &str, catalogue: &Catalogue, errs: &mut Errors) -> Vec<PolicyRef> {

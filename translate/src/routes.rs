@@ -17,7 +17,7 @@ use tollgate_proto::pb::envoy::r#type::matcher::v3::{
 };
 
 use super::duration;
-use crate::model::{Api, Operation, PathKind};
+use tollgate_model::{Api, Operation, PathKind};
 
 /// A route, encoded once, with what it takes to order it.
 #[derive(Clone, Debug)]
@@ -155,7 +155,7 @@ fn exact(value: &str) -> header_matcher::HeaderMatchSpecifier {
 }
 
 /// First 16 hex characters of SHA-256 over the canonical header list (names lower-cased, sorted).
-fn header_digest(headers: &[crate::model::HeaderMatch]) -> String {
+fn header_digest(headers: &[tollgate_model::HeaderMatch]) -> String {
     let mut canon = String::new();
     for h in headers {
         canon.push_str(&h.name);
@@ -337,7 +337,7 @@ fn forward_action(
 /// The `api-key-auth` policy on a route: turn the (disabled by default) ext_authz filter on, and
 /// tell the service the route's API and where the key is.
 fn authz_per_route(api: &str, params: &serde_json::Value) -> (String, tollgate_proto::pb::google::protobuf::Any) {
-    use tollgate_policies::authz::ctx;
+    use tollgate_policies::ctx;
     use tollgate_proto::pb::envoy::extensions::filters::http::ext_authz::v3::{
         CheckSettings, ExtAuthzPerRoute, ext_authz_per_route,
     };
@@ -466,7 +466,7 @@ mod tests {
 
     fn plan_kinds(context: &str, path: &str, base: &str) -> Vec<(String, String)> {
         let op = Operation {
-            method: crate::model::Method::Get,
+            method: tollgate_model::Method::Get,
             path: path.into(),
             kind: PathKind::Template,
             headers: vec![],

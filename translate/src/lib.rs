@@ -1,6 +1,9 @@
 //! Translation of the API model into Envoy resources (reference §3.2–§3.8). Pure: the
 //! [`Translator`] keeps each API's translated fragment so that a change to one API re-translates
 //! only that API, then assembles the shared route configuration and the cluster set.
+//!
+//! This crate does no I/O and holds no state beyond the translator's fragments: it does not validate
+//! (that is `tollgate-model`'s job), store or publish anything.
 
 mod cluster;
 mod listener;
@@ -19,8 +22,8 @@ use tollgate_xds::{Dep, Resource, TypeKind, Update};
 pub use cluster::ClusterSpec;
 pub use routes::{RouteDefaults, full_path};
 
-use crate::model::{Api, VhostDefaults};
 use routes::SortableRoute;
+use tollgate_model::{Api, VhostDefaults};
 
 /// The one route configuration both listeners use.
 pub const ROUTE_CONFIG: &str = "tollgate_routes";

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::Errors;
-use crate::model::Resilience;
-use crate::model::document;
+use crate::Resilience;
+use crate::document;
 
 /// Parses `^\d+(\.\d+)?(ms|s|m|h)$`; `None` when malformed or beyond what a [`Duration`] of nanoseconds holds.
 pub(super) fn parse(s: &str) -> Option<Duration> {

@@ -1,5 +1,8 @@
 //! The API model: the WSO2-compatible `RestApi` document as posted (`document`), and the resolved,
-//! validated form the translator works from ([`Api`]). No I/O here.
+//! validated form the translator works from ([`Api`]).
+//!
+//! No I/O and no protobuf: the crate cannot depend on prost or Envoy's types, so the wire form never
+//! leaks into the domain model. Translation to Envoy resources lives in `tollgate-translate`.
 
 pub mod document;
 pub mod validate;
