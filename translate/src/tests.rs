@@ -10,6 +10,8 @@ use tollgate_proto::pb::envoy::config::route::v3::RouteConfiguration;
 use tollgate_proto::pb::google::protobuf::Any;
 use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind, Update};
 
+mod stable;
+
 use super::*;
 use tollgate_model::{HeaderMatch, Method, Operation, PathKind, PolicyRef, Resilience, Upstream};
 
@@ -128,7 +130,8 @@ fn shop() -> Api {
     }
 }
 
-/// A readable, deterministic dump of every resource in an update.
+/// A readable, deterministic dump of every resource in an update: YAML of each resource's stable form
+/// (see [`stable`]), so a newer `envoy-types` with more fields leaves the files as they are.
 fn dump(update: &Update) -> String {
     let store = Store::new();
     store.publish(DEFAULT_GROUP, update.clone());
@@ -143,7 +146,17 @@ fn dump(update: &Update) -> String {
                 TypeKind::Endpoint => format!("{:#?}", ClusterLoadAssignment::decode(any.value.as_slice()).unwrap()),
                 _ => format!("{:#?}", RouteConfiguration::decode(any.value.as_slice()).unwrap()),
             };
-            out.push_str(&format!("=== {} {name} deps={:?}\n{text}\n", kind.short(), r.deps()));
+            let yaml = serde_yaml::to_string(&stable::stable(&text)).unwrap();
+            let deps: Vec<String> = r
+                .deps()
+                .iter()
+                .map(|d| format!("{} {}", d.kind.short(), d.name))
+                .collect();
+            out.push_str(&format!(
+                "# {} {name}; needs [{}]\n---\n{yaml}",
+                kind.short(),
+                deps.join(", ")
+            ));
         }
     }
     out
@@ -170,14 +183,14 @@ fn golden(name: &str, actual: &str) {
 fn golden_weather_api() {
     let mut t = Translator::new(settings());
     t.set_api(&weather()).unwrap();
-    golden("weather.txt", &dump(&t.all().unwrap()));
+    golden("weather.yaml", &dump(&t.all().unwrap()));
 }
 
 #[test]
 fn golden_shop_api_with_tls_sandbox_vhosts_and_policies() {
     let mut t = Translator::new(settings());
     t.set_api(&shop()).unwrap();
-    golden("shop.txt", &dump(&t.all().unwrap()));
+    golden("shop.yaml", &dump(&t.all().unwrap()));
 }
 
 #[test]
