@@ -176,24 +176,7 @@ fn listener(
         server_name: "tollgate".into(),
         ..Default::default()
     };
-    let transport_socket = tls.map(|t| {
-        let ctx = DownstreamTlsContext {
-            common_tls_context: Some(CommonTlsContext {
-                tls_certificates: vec![TlsCertificate {
-                    certificate_chain: Some(inline(&t.cert_pem)),
-                    private_key: Some(inline(&t.key_pem)),
-                    ..Default::default()
-                }],
-                alpn_protocols: vec!["h2".into(), "http/1.1".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        TransportSocket {
-            name: "envoy.transport_sockets.tls".into(),
-            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx))),
-        }
-    });
+    let transport_socket = tls.map(downstream_tls);
     let l = Listener {
         name: name.clone(),
         address: Some(Address {
@@ -221,6 +204,26 @@ fn listener(
         .map(|_| Dep::new(TypeKind::Cluster, AUTHZ_CLUSTER))
         .collect();
     Ok(Resource::new(name, &l, deps)?)
+}
+
+/// The HTTPS listener's TLS: the configured certificate, HTTP/2 and HTTP/1.1 offered by ALPN.
+fn downstream_tls(t: &super::TlsMaterial) -> TransportSocket {
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificates: vec![TlsCertificate {
+                certificate_chain: Some(inline(&t.cert_pem)),
+                private_key: Some(inline(&t.key_pem)),
+                ..Default::default()
+            }],
+            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx))),
+    }
 }
 
 fn inline(bytes: &[u8]) -> DataSource {

@@ -17,7 +17,7 @@ use tollgate_proto::pb::envoy::r#type::matcher::v3::{
 };
 
 use super::duration;
-use tollgate_model::{Api, Operation, PathKind};
+use tollgate_model::{Api, HeaderMatch, Operation, PathKind};
 
 /// A route, encoded once, with what it takes to order it.
 #[derive(Clone, Debug)]
@@ -70,31 +70,9 @@ pub fn operation_route(
 ) -> Vec<SortableRoute> {
     let Some(op) = api.operations.get(i) else { return vec![] };
     let template = full_path(&api.context, &op.path);
-    let mut headers = vec![HeaderMatcher {
-        name: ":method".into(),
-        header_match_specifier: Some(exact(op.method.as_str())),
-        ..Default::default()
-    }];
     let mut sorted = op.headers.clone();
     sorted.sort();
-    for h in &sorted {
-        let spec = if h.regex {
-            header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
-                    regex: h.value.clone(),
-                    ..Default::default()
-                })),
-                ignore_case: false,
-            })
-        } else {
-            exact(&h.value)
-        };
-        headers.push(HeaderMatcher {
-            name: h.name.clone(),
-            header_match_specifier: Some(spec),
-            ..Default::default()
-        });
-    }
+    let headers = header_matchers(op.method.as_str(), &sorted);
     let mut name = format!("{}|{}|{}", op.method.as_str(), template, vhost);
     if !sorted.is_empty() {
         name.push('|');
@@ -147,6 +125,35 @@ pub fn operation_route(
         .collect()
 }
 
+/// The `:method` matcher, then one matcher per header condition (sorted, so the order in the document
+/// does not change the route).
+fn header_matchers(method: &str, sorted: &[HeaderMatch]) -> Vec<HeaderMatcher> {
+    let mut headers = vec![HeaderMatcher {
+        name: ":method".into(),
+        header_match_specifier: Some(exact(method)),
+        ..Default::default()
+    }];
+    for h in sorted {
+        let spec = if h.regex {
+            header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                    regex: h.value.clone(),
+                    ..Default::default()
+                })),
+                ignore_case: false,
+            })
+        } else {
+            exact(&h.value)
+        };
+        headers.push(HeaderMatcher {
+            name: h.name.clone(),
+            header_match_specifier: Some(spec),
+            ..Default::default()
+        });
+    }
+    headers
+}
+
 fn exact(value: &str) -> header_matcher::HeaderMatchSpecifier {
     header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
         match_pattern: Some(string_matcher::MatchPattern::Exact(value.to_string())),
@@ -155,7 +162,7 @@ fn exact(value: &str) -> header_matcher::HeaderMatchSpecifier {
 }
 
 /// First 16 hex characters of SHA-256 over the canonical header list (names lower-cased, sorted).
-fn header_digest(headers: &[tollgate_model::HeaderMatch]) -> String {
+fn header_digest(headers: &[HeaderMatch]) -> String {
     let mut canon = String::new();
     for h in headers {
         canon.push_str(&h.name);
