@@ -5,6 +5,7 @@
 //! leaks into the domain model. Translation to Envoy resources lives in `tollgate-translate`.
 
 pub mod document;
+pub mod parse;
 pub mod validate;
 
 use std::time::Duration;
