@@ -6,6 +6,7 @@
 
 pub mod document;
 pub mod parse;
+pub mod path;
 pub mod validate;
 
 use std::time::Duration;

@@ -11,6 +11,7 @@
 mod duration;
 mod operation;
 mod policy;
+pub mod regex;
 mod upstream;
 mod url;
 mod vhost;

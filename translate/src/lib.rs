@@ -20,7 +20,8 @@ use tollgate_proto::pb::envoy::config::route::v3::{DirectResponseAction, Route, 
 use tollgate_xds::{Dep, Resource, TypeKind, Update};
 
 pub use cluster::ClusterSpec;
-pub use routes::{RouteDefaults, full_path};
+pub use routes::RouteDefaults;
+pub use tollgate_model::path::full_path;
 
 use routes::SortableRoute;
 use tollgate_model::{Api, VhostDefaults};

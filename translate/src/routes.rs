@@ -17,6 +17,7 @@ use tollgate_proto::pb::envoy::r#type::matcher::v3::{
 };
 
 use super::duration;
+use tollgate_model::path::{after_context_regex, full_path, template_regex};
 use tollgate_model::{Api, HeaderMatch, Operation, PathKind};
 
 /// A route, encoded once, with what it takes to order it.
@@ -44,17 +45,6 @@ pub struct RouteDefaults {
     pub idle_timeout: Duration,
     /// Whether the ext_authz filter is in the chain (so `api-key-auth` can turn it on per route).
     pub authz: bool,
-}
-
-/// The full path template of an operation: context + operation path, without a doubled slash.
-pub fn full_path(context: &str, path: &str) -> String {
-    if context == "/" {
-        return path.to_string();
-    }
-    if path == "/" {
-        return format!("{context}/");
-    }
-    format!("{context}{path}")
 }
 
 /// The routes of operation `i` of `api` on one virtual host, to `cluster`: one, or two where a
@@ -209,12 +199,12 @@ fn path_plans(context: &str, op: &Operation, base: &str) -> Vec<PathPlan> {
         let full = full_path(context, &op.path);
         return vec![PathPlan {
             specifier: route_match::PathSpecifier::SafeRegex(RegexMatcher {
-                regex: format!("^{}$", param_regex(&full)),
+                regex: template_regex(&full),
                 ..Default::default()
             }),
             rank: 1,
             rewrite: Rewrite::Regex {
-                pattern: format!("^{}(.*)$", re_escape(ctx)),
+                pattern: after_context_regex(ctx),
                 substitution: format!("{base}\\1"),
             },
         }];
@@ -263,39 +253,6 @@ fn path_plans(context: &str, op: &Operation, base: &str) -> Vec<PathPlan> {
         plans.push(exact(format!("{full}/"), format!("{base}{}/", op.path)));
     }
     plans
-}
-
-/// `{param}` segments become `[^/]+`; everything else is literal.
-fn param_regex(template: &str) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&re_escape(&rest[..open]));
-        match rest[open..].find('}') {
-            Some(close) => {
-                out.push_str("[^/]+");
-                rest = &rest[open + close + 1..];
-            }
-            None => {
-                rest = &rest[open..];
-                break;
-            }
-        }
-    }
-    out.push_str(&re_escape(rest));
-    out
-}
-
-/// Escapes RE2 metacharacters.
-pub fn re_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn forward_action(
@@ -457,19 +414,6 @@ fn segment_rank(s: Option<&str>) -> (u8, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn full_paths_never_double_slashes() {
-        assert_eq!(full_path("/", "/a"), "/a");
-        assert_eq!(full_path("/ctx", "/"), "/ctx/");
-        assert_eq!(full_path("/ctx", "/a/{b}"), "/ctx/a/{b}");
-    }
-
-    #[test]
-    fn params_become_segment_classes_and_literals_are_escaped() {
-        assert_eq!(param_regex("/w/v1.0/{c}/{city}"), "/w/v1\\.0/[^/]+/[^/]+");
-        assert_eq!(re_escape("/a+b(c)"), "/a\\+b\\(c\\)");
-    }
 
     fn plan_kinds(context: &str, path: &str, base: &str) -> Vec<(String, String)> {
         let op = Operation {

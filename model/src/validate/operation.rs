@@ -5,6 +5,7 @@ use tollgate_policies::Catalogue;
 
 use super::{Errors, Limits, duration, policy, present};
 use crate::document::{self, HeaderMatchDoc, OperationMatch};
+use crate::path::{after_context_regex, full_path, template_regex};
 use crate::{HeaderMatch, Method, Operation, PathKind, Resilience};
 
 /// The gateway's own health routes live here; no API may shadow them.
@@ -153,8 +154,13 @@ fn path(value: Option<&String>, field: &str, context: Option<&str>, errs: &mut E
     {
         errs.add(field, "Operation path must not contain whitespace, '?' or '#'");
     }
-    if let Err(msg) = check_params(p) {
-        errs.add(field, msg);
+    match check_params(p) {
+        Err(msg) => errs.add(field, msg),
+        Ok(()) => {
+            if let (Some(ctx), true) = (context, p.contains('{')) {
+                template_fits_re2(ctx, p, field, errs);
+            }
+        }
     }
     if p.contains('*') && !(p.ends_with("/*") && p.matches('*').count() == 1) {
         errs.add(field, "Wildcard '*' is only allowed as the final path segment ('/*')");
@@ -169,6 +175,21 @@ fn path(value: Option<&String>, field: &str, context: Option<&str>, errs: &mut E
         }
     }
     (errs.0.len() == before).then(|| p.to_string())
+}
+
+/// A templated path becomes a regex route (and a regex rewrite after the context); both must be within
+/// what Envoy's RE2 accepts.
+fn template_fits_re2(context: &str, p: &str, field: &str, errs: &mut Errors) {
+    let ctx = if context == "/" { "" } else { context };
+    for re in [template_regex(&full_path(context, p)), after_context_regex(ctx)] {
+        if let Err(e) = super::regex::check(&re) {
+            errs.add(
+                field,
+                format!("Operation path is too complex for Envoy's regex engine: {e}"),
+            );
+            return;
+        }
+    }
 }
 
 /// `{param}` segments: braces balanced and not nested, names non-empty of `[A-Za-z0-9_.-]`.
@@ -238,8 +259,14 @@ fn header(h: &HeaderMatchDoc, at: &str, errs: &mut Errors) -> Option<HeaderMatch
     };
     match &h.value {
         None => errs.add(format!("{at}.value"), "Header value is required"),
-        Some(v) if regex && !regex_ok(v) => {
-            errs.add(format!("{at}.value"), format!("Invalid regular expression '{v}'"))
+        Some(v) if regex && v.is_empty() => errs.add(
+            format!("{at}.value"),
+            "Invalid regular expression '': empty".to_string(),
+        ),
+        Some(v) if regex => {
+            if let Err(e) = super::regex::check(v) {
+                errs.add(format!("{at}.value"), format!("Invalid regular expression '{v}': {e}"))
+            }
         }
         Some(_) => {}
     }
@@ -256,42 +283,6 @@ fn header(h: &HeaderMatchDoc, at: &str, errs: &mut Errors) -> Option<HeaderMatch
 /// RFC 9110 token characters (header field names).
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-}
-
-/// A cheap syntax check standing in for a regex compiler (none is in the dependency tree): non-empty,
-/// balanced groups and classes, no dangling escape or leading repetition, and none of the constructs
-/// Envoy's RE2 refuses (look-around, back-references).
-fn regex_ok(re: &str) -> bool {
-    if re.is_empty() || ["(?=", "(?!", "(?<=", "(?<!"].iter().any(|la| re.contains(la)) {
-        return false;
-    }
-    let (mut depth, mut in_class, mut prev) = (0usize, false, None::<char>);
-    let mut chars = re.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                None | Some('1'..='9') => return false,
-                Some(_) => {}
-            },
-            ']' if in_class => in_class = false,
-            _ if in_class => {}
-            '[' => {
-                in_class = true;
-                // `[]…]` and `[^]…]` start with a literal `]`.
-                chars.next_if_eq(&'^');
-                chars.next_if_eq(&']');
-            }
-            '(' => depth += 1,
-            ')' if depth == 0 => return false,
-            ')' => depth -= 1,
-            // A repetition needs something to repeat; `(?` opens a flag or non-capturing group instead.
-            '*' | '+' if matches!(prev, None | Some('(') | Some('|')) => return false,
-            '?' if matches!(prev, None | Some('|')) => return false,
-            _ => {}
-        }
-        prev = Some(c);
-    }
-    depth == 0 && !in_class
 }
 
 /// Two operations with the same method, path and header conditions would produce the same route.

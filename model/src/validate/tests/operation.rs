@@ -196,10 +196,15 @@ fn header_matchers() {
         "", "(a", "a)", "[a-z", "*a", "(?=a)", "(a)\\1", "a\\", "(+)", "?a", "a|*b",
     ] {
         let doc = bad(&format!("{{name: x, type: RegularExpression, value: '{re}'}}"));
-        only_error(
-            &doc,
-            &format!("{at}.value"),
-            &format!("Invalid regular expression '{re}'"),
+        let errs = errors(&doc);
+        assert_eq!(errs.len(), 1, "{re}: {errs:?}");
+        assert_eq!(errs[0].0, format!("{at}.value"));
+        // The message names the regex, then says what RE2 would object to.
+        let prefix = format!("Invalid regular expression '{re}': ");
+        assert!(
+            errs[0].1.starts_with(&prefix) && errs[0].1.len() > prefix.len(),
+            "{re}: {}",
+            errs[0].1
         );
     }
     for re in [
@@ -280,4 +285,30 @@ fn operation_policies_and_errors_in_several_operations() {
             ),
         ]
     );
+}
+
+#[test]
+fn header_regexes_are_judged_as_re2_would() {
+    let bad = |re: &str| {
+        errors(&with_ops(&format!(
+            "[{{match: {{method: GET, path: {{value: /x}}, headers: [{{name: x, type: RegularExpression, value: '{re}'}}]}}}}]"
+        )))
+    };
+    // The repro of issue #12: Envoy NACKed this with "invalid repetition size".
+    let errs = bad("a{99999}");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].0, "spec.operations[0].match.headers[0].value");
+    assert!(errs[0].1.contains("repetition count above 1000"), "{}", errs[0].1);
+    assert!(bad("[a-z]{999}")[0].1.contains("too complex"));
+}
+
+#[test]
+fn a_path_whose_regex_is_too_complex_is_refused() {
+    let path: String = (0..40).map(|i| format!("/{{p{i}}}")).collect();
+    let errs = errors(&with_ops(&format!("[{{method: GET, path: '{path}'}}]")));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, "spec.operations[0].path");
+    assert!(errs[0].1.starts_with("Operation path is too complex"), "{}", errs[0].1);
+    // A handful of parameters is fine.
+    ok(&with_ops("[{method: GET, path: '/a/{b}/c/{d}/{e}'}]"));
 }
