@@ -109,15 +109,18 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
 }
 
 /// The control-plane link: state, gateway id, why it stopped (if it did), event counters, last sync.
-async fn control_plane(State(s): State<AdminState>) -> Json<Value> {
-    let count = |kind: &str| s.db.count_cp_objects(kind).unwrap_or(0);
+/// A failed count is a 500, never a 0 that looks like an empty store.
+async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let count = |kind: &str| s.db.count_cp_objects(kind);
     let stored = json!({
-        "subscriptions": count("subscription"),
-        "subscriptionPlans": count("plan"),
-        "applications": count("application"),
-        "revokedKeys": count(crate::keys::TOMBSTONE),
+        "subscriptions": count("subscription")?,
+        "subscriptionPlans": count("plan")?,
+        "applications": count("application")?,
+        "revokedKeys": count(crate::keys::TOMBSTONE)?,
     });
-    Json(json!({"status": "success", "controlPlane": s.link.snapshot(), "stored": stored}))
+    Ok(Json(
+        json!({"status": "success", "controlPlane": s.link.snapshot(), "stored": stored}),
+    ))
 }
 
 async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {
@@ -164,3 +167,6 @@ fn node(n: &NodeStatus) -> Value {
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
+
+#[cfg(test)]
+mod tests;

@@ -133,3 +133,6 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         Err(denied) => ApiError::Denied(denied).into_response(),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -10,10 +10,33 @@ use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::config::{Role, User};
-use crate::db::Db;
+use crate::db::{Db, DbError};
 
 /// The settings key of the generated admin's password hash.
 const ADMIN_HASH_KEY: &str = "admin_password_hash";
+
+/// The variable that sets the first admin's password.
+pub const ADMIN_PASSWORD_VAR: &str = "TOLLGATE_ADMIN_PASSWORD";
+
+/// Why the authenticator could not be built, or a password hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Reading or storing the admin's password hash failed.
+    #[error("admin password hash: {0}")]
+    Db(#[from] DbError),
+    /// The OS random source failed.
+    #[error("no OS randomness")]
+    Random,
+    /// Hashing a password failed.
+    #[error("hashing: {0}")]
+    Hash(argon2::password_hash::Error),
+    /// A private file (the generated admin password) could not be written.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// Checks credentials and roles.
 #[derive(Debug)]
@@ -59,15 +82,28 @@ impl Authenticator {
     /// Builds the authenticator. With auth on and no configured user, an `admin` user is created
     /// on first start: password from `TOLLGATE_ADMIN_PASSWORD`, else random, written to
     /// `<data_dir>/admin-password` (mode 0600). Only its hash is stored.
-    pub fn new(enabled: bool, users: Vec<User>, db: &Db, data_dir: &Path) -> anyhow::Result<(Self, Bootstrap)> {
+    pub fn new(enabled: bool, users: Vec<User>, db: &Db, data_dir: &Path) -> Result<(Self, Bootstrap), AuthError> {
+        let from_env = std::env::var(ADMIN_PASSWORD_VAR).ok();
+        Authenticator::with_admin_password(enabled, users, db, data_dir, from_env)
+    }
+
+    /// [`Authenticator::new`] with the value of `TOLLGATE_ADMIN_PASSWORD` given (tests pass their
+    /// own, so they never depend on the environment running them).
+    pub fn with_admin_password(
+        enabled: bool,
+        users: Vec<User>,
+        db: &Db,
+        data_dir: &Path,
+        admin_password: Option<String>,
+    ) -> Result<(Self, Bootstrap), AuthError> {
         let mut users = users;
         let mut bootstrap = Bootstrap::Nothing;
         if enabled && users.is_empty() {
             let hash = match db.setting(ADMIN_HASH_KEY)? {
                 Some(h) => h,
                 None => {
-                    let (password, how) = match std::env::var("TOLLGATE_ADMIN_PASSWORD") {
-                        Ok(p) if !p.is_empty() => (p, Bootstrap::FromEnv),
+                    let (password, how) = match admin_password {
+                        Some(p) if !p.is_empty() => (p, Bootstrap::FromEnv),
                         _ => {
                             let p = random_password()?;
                             let file = data_dir.join("admin-password");
@@ -178,15 +214,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// An argon2id PHC hash of `password`.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut salt)
-        .map_err(|_| anyhow::anyhow!("no OS randomness"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    SystemRandom::new().fill(&mut salt).map_err(|_| AuthError::Random)?;
+    let salt = SaltString::encode_b64(&salt).map_err(AuthError::Hash)?;
     let hash = argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        .map_err(AuthError::Hash)?;
     Ok(hash.to_string())
 }
 
@@ -215,20 +249,18 @@ pub fn replica_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
     }
 }
 
-fn random_password() -> anyhow::Result<String> {
+fn random_password() -> Result<String, AuthError> {
     random_hex::<18>()
 }
 
 /// `N` bytes from the OS random source, as hex.
-fn random_hex<const N: usize>() -> anyhow::Result<String> {
+fn random_hex<const N: usize>() -> Result<String, AuthError> {
     let mut bytes = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no OS randomness"))?;
+    SystemRandom::new().fill(&mut bytes).map_err(|_| AuthError::Random)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+fn write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -236,10 +268,15 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.write_all(b"\n")?;
-    Ok(())
+    let write = || -> std::io::Result<()> {
+        let mut f = opts.open(path)?;
+        f.write_all(contents.as_bytes())?;
+        f.write_all(b"\n")
+    };
+    write().map_err(|source| AuthError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
@@ -333,11 +370,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tollgate-auth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = Db::memory().unwrap();
-        // The variable may be set by the environment running the tests; this test needs it unset.
-        if std::env::var("TOLLGATE_ADMIN_PASSWORD").is_ok() {
-            return;
-        }
-        let (a, how) = Authenticator::new(true, vec![], &db, &dir).unwrap();
+        // No TOLLGATE_ADMIN_PASSWORD, whatever the environment running the tests holds.
+        let (a, how) = Authenticator::with_admin_password(true, vec![], &db, &dir, None).unwrap();
         let file = dir.join("admin-password");
         assert_eq!(how, Bootstrap::Generated(file.clone()));
         let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
@@ -349,9 +383,31 @@ mod tests {
         assert!(a.check(Some(&basic("admin", &password)), &[Role::Admin]).is_ok());
         let stored = db.setting(ADMIN_HASH_KEY).unwrap().unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains(&password));
-        let (_, again) = Authenticator::new(true, vec![], &db, &dir).unwrap();
+        let (_, again) = Authenticator::with_admin_password(true, vec![], &db, &dir, None).unwrap();
         assert_eq!(again, Bootstrap::Nothing);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_first_admin_password_can_come_from_the_environment() {
+        let dir = std::env::temp_dir().join(format!("tollgate-auth-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::memory().unwrap();
+        let given = Some("from-the-env".to_string());
+        let (a, how) = Authenticator::with_admin_password(true, vec![], &db, &dir, given).unwrap();
+        assert_eq!(how, Bootstrap::FromEnv);
+        assert!(
+            !dir.join("admin-password").exists(),
+            "no file when the password is given"
+        );
+        assert!(a.check(Some(&basic("admin", "from-the-env")), &[Role::Admin]).is_ok());
+        let blank = Some(String::new());
+        let (_, how) = Authenticator::with_admin_password(true, vec![], &Db::memory().unwrap(), &dir, blank).unwrap();
+        assert!(
+            matches!(how, Bootstrap::Generated(_)),
+            "an empty variable counts as unset"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -364,12 +420,20 @@ mod tests {
 
     #[test]
     fn the_replica_token_is_created_once_private_and_random() {
-        // The variable, when the environment sets it, takes precedence over the file.
-        if std::env::var("TOLLGATE_REPLICA_TOKEN").is_ok() {
-            return;
-        }
         let dir = std::env::temp_dir().join(format!("tollgate-replica-token-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        // The variable, when the environment running the tests sets it, takes precedence over the
+        // file: then that precedence is what is checked. (`replica_token` reads the environment
+        // itself; it stays as it is until it moves to the replica module.)
+        if let Some(t) = std::env::var("TOLLGATE_REPLICA_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
+            assert_eq!(replica_token(&dir).unwrap(), (t.trim().to_string(), false));
+            assert!(!dir.join(REPLICA_TOKEN_FILE).exists(), "no file is created");
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
         let (token, created) = replica_token(&dir).unwrap();
         assert!(created);
         assert_eq!(token.len(), 64, "256 bits as hex");

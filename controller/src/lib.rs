@@ -7,17 +7,19 @@
 //! - [`gateway`]: the write path (validate → persist → translate → publish).
 //! - [`auth`], [`api`], [`admin`]: the management and admin REST APIs.
 //! - [`platform`]: the link to a WSO2 API Platform control plane (WebSocket events, REST sync).
-//! - [`envoy`]: the managed Envoy child of `tollgate run`.
+//! - [`managed_envoy`]: the managed Envoy child process of `tollgate run`.
 //! - [`runtime`]: wiring of it all, and shutdown.
+//! - [`cli`]: the `tollgate` command line, its commands and exit codes.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
-pub mod envoy;
 pub mod gateway;
 pub mod keys;
+pub mod managed_envoy;
 pub mod platform;
 pub mod replica;
 pub mod runtime;

@@ -19,9 +19,9 @@ use crate::api::{self, AppState};
 use crate::auth::{Authenticator, Bootstrap};
 use crate::config::Config;
 use crate::db::Db;
-use crate::envoy::EnvoySpec;
 use crate::gateway::Gateway;
 use crate::keys::Keys;
+use crate::managed_envoy::EnvoySpec;
 use crate::platform::{Link, LinkDeps, LinkStatus};
 use crate::translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 

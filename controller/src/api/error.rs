@@ -7,6 +7,7 @@ use serde_json::json;
 use tracing::error;
 
 use crate::auth::Denied;
+use crate::db::DbError;
 use crate::gateway::GatewayError;
 use crate::model::FieldError;
 
@@ -37,6 +38,9 @@ pub enum ApiError {
     /// The caller may not do this to that thing (403).
     #[error("{0}")]
     ForbiddenMessage(String),
+    /// A read behind the answer failed (500; the detail is logged, not sent).
+    #[error("internal server error")]
+    Storage(#[from] DbError),
 }
 
 impl IntoResponse for ApiError {
@@ -47,15 +51,14 @@ impl IntoResponse for ApiError {
             ApiError::NoRoute | ApiError::NotFoundMessage(_) => (StatusCode::NOT_FOUND, None),
             ApiError::ForbiddenMessage(_) => (StatusCode::FORBIDDEN, None),
             ApiError::Denied(d) => return denied(*d),
+            ApiError::Storage(e) => return internal(e),
             ApiError::Gateway(g) => match g {
                 GatewayError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
                 GatewayError::NotFound(_) => (StatusCode::NOT_FOUND, None),
                 GatewayError::Conflict(_) => (StatusCode::CONFLICT, None),
                 GatewayError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
                 GatewayError::Db(_) | GatewayError::Translate(_) | GatewayError::Task | GatewayError::Corrupt(_) => {
-                    error!(error = %g, "internal error");
-                    let body = json!({"status": "error", "message": "internal server error"});
-                    return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+                    return internal(g);
                 }
             },
         };
@@ -65,6 +68,13 @@ impl IntoResponse for ApiError {
         }
         (status, Json(body)).into_response()
     }
+}
+
+/// A 500 with a fixed message; the cause goes to the log only.
+fn internal(cause: &dyn std::fmt::Display) -> Response {
+    error!(error = %cause, "internal error");
+    let body = json!({"status": "error", "message": "internal server error"});
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }
 
 fn denied(d: Denied) -> Response {

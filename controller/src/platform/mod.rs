@@ -25,17 +25,6 @@ pub fn is_permanent(status: u16) -> bool {
     matches!(status, 401 | 403 | 404 | 409 | 422)
 }
 
-/// Whether `version` (`major.minor[.patch]`) is below `min`, or not a version at all.
-pub fn semver_below(version: &str, min: (u64, u64)) -> bool {
-    let mut parts = version.trim().trim_start_matches('v').split('.');
-    let major = parts.next().and_then(|p| p.parse::<u64>().ok());
-    let minor = parts.next().map_or(Some(0), |p| p.parse::<u64>().ok());
-    match (major, minor) {
-        (Some(a), Some(b)) => (a, b) < min,
-        _ => true,
-    }
-}
-
 /// The manifest pushed after a sync (reference §3.10): version, functionality and the policies
 /// this gateway provides.
 pub fn manifest(catalogue: &Catalogue, version: &str) -> Value {
@@ -50,16 +39,6 @@ pub fn manifest(catalogue: &Catalogue, version: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_below_1_2_are_detected() {
-        assert!(!semver_below("1.2.0", (1, 2)));
-        assert!(!semver_below("1.10", (1, 2)));
-        assert!(!semver_below("2.0.0", (1, 2)));
-        assert!(semver_below("1.1.9", (1, 2)));
-        assert!(semver_below("it-e2e", (1, 2)));
-        assert!(semver_below("", (1, 2)));
-    }
 
     #[test]
     fn permanent_statuses_are_those_of_the_go_gateway() {

@@ -5,10 +5,30 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
 use crate::config;
+
+/// Why the managed Envoy could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagedEnvoyError {
+    /// There is no Envoy binary where the configuration says.
+    #[error(
+        "Envoy not found at {}: run `make envoy` (installs the pinned Envoy into .tools/envoy) or set TOLLGATE_ENVOY_BIN",
+        .0.display()
+    )]
+    NotFound(PathBuf),
+    /// The bootstrap template could not be read, or the rendered bootstrap written.
+    #[error("{what} {}: {source}", path.display())]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The process did not start.
+    #[error("starting {}: {source}", binary.display())]
+    Spawn { binary: PathBuf, source: std::io::Error },
+}
 
 /// Where to find Envoy and how to start it.
 #[derive(Clone, Debug)]
@@ -57,18 +77,19 @@ impl EnvoySpec {
     }
 
     /// Writes the bootstrap into `dir` and starts Envoy; it is killed when the handle drops.
-    pub fn spawn(&self, dir: &Path) -> anyhow::Result<Child> {
+    pub fn spawn(&self, dir: &Path) -> Result<Child, ManagedEnvoyError> {
         if !self.binary.is_file() {
-            bail!(
-                "Envoy not found at {}: run `make envoy` (installs the pinned Envoy into .tools/envoy) or set TOLLGATE_ENVOY_BIN",
-                self.binary.display()
-            );
+            return Err(ManagedEnvoyError::NotFound(self.binary.clone()));
         }
+        let file_error = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ManagedEnvoyError::File { what, path, source }
+        };
         let template = std::fs::read_to_string(&self.bootstrap_template)
-            .with_context(|| format!("reading bootstrap template {}", self.bootstrap_template.display()))?;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            .map_err(file_error("reading bootstrap template", &self.bootstrap_template))?;
+        std::fs::create_dir_all(dir).map_err(file_error("creating", dir))?;
         let file = dir.join("envoy-bootstrap.yaml");
-        std::fs::write(&file, self.render(&template)).with_context(|| format!("writing {}", file.display()))?;
+        std::fs::write(&file, self.render(&template)).map_err(file_error("writing", &file))?;
         Command::new(&self.binary)
             .arg("-c")
             .arg(&file)
@@ -77,7 +98,10 @@ impl EnvoySpec {
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))
+            .map_err(|source| ManagedEnvoyError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })
     }
 }
 

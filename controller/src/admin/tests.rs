@@ -1,0 +1,115 @@
+//! The admin router without sockets: health is open, everything else is for admins, unknown
+//! routes and methods answer in the API's shapes, and the unprefixed routes say they are
+//! deprecated.
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode, header};
+use serde_json::json;
+
+use super::*;
+use crate::api::tests::{parts, send};
+use crate::platform::LinkStatus;
+
+fn app() -> Router {
+    let p = parts();
+    router(AdminState {
+        gateway: p.gateway,
+        auth: p.auth,
+        status: Arc::new(StatusRegistry::default()),
+        link: Arc::new(LinkStatus::default()),
+        db: p.db,
+    })
+}
+
+#[tokio::test]
+async fn health_needs_no_credentials() {
+    let (r, body) = send(&app(), Method::GET, "/api/admin/v1/health", None, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body["status"], "healthy");
+    assert!(body["timestamp"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn everything_else_is_for_admins_only() {
+    let app = app();
+    for path in [
+        "/api/admin/v1/config_dump",
+        "/api/admin/v1/xds_sync_status",
+        "/api/admin/v1/control_plane",
+    ] {
+        let (r, body) = send(&app, Method::GET, path, None, "").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(body["code"], "unauthenticated", "{path}");
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE), "{path}");
+        for user in ["dev", "consumer"] {
+            let (r, body) = send(&app, Method::GET, path, Some(user), "").await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} as {user}");
+            assert_eq!(body["code"], "forbidden");
+        }
+        let (r, _) = send(&app, Method::GET, path, Some("admin"), "").await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_views_have_their_documented_shapes() {
+    let app = app();
+    let (_, dump) = send(&app, Method::GET, "/api/admin/v1/config_dump", Some("admin"), "").await;
+    assert_eq!(dump["status"], "success");
+    assert_eq!(dump["apis"], json!([]));
+    assert_eq!(dump["statistics"]["totalApis"], 0);
+    assert!(dump["statistics"]["totalPolicies"].as_u64().unwrap() > 0, "{dump}");
+    assert!(dump["xds"]["resources"].is_object(), "{dump}");
+    let (_, sync) = send(&app, Method::GET, "/api/admin/v1/xds_sync_status", Some("admin"), "").await;
+    assert_eq!(
+        (sync["component"].as_str(), &sync["nodes"]),
+        (Some("tollgate"), &json!([]))
+    );
+    let (_, cp) = send(&app, Method::GET, "/api/admin/v1/control_plane", Some("admin"), "").await;
+    assert_eq!(cp["status"], "success");
+    assert_eq!(
+        cp["stored"],
+        json!({"subscriptions": 0, "subscriptionPlans": 0, "applications": 0, "revokedKeys": 0})
+    );
+    assert_eq!(cp["controlPlane"]["enabled"], false);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_other_methods_405() {
+    let app = app();
+    for path in ["/api/admin/v1/nope", "/nope", "/api/management/v1/rest-apis"] {
+        let (r, body) = send(&app, Method::GET, path, Some("admin"), "").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body, json!({"status": "error", "message": "not found"}));
+    }
+    let (r, body) = send(&app, Method::POST, "/api/admin/v1/health", None, "").await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body, serde_json::Value::Null);
+    assert_eq!(r.headers()[header::ALLOW], "GET,HEAD");
+    let (r, _) = send(&app, Method::DELETE, "/api/admin/v1/config_dump", None, "").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "authentication comes before the method check"
+    );
+}
+
+#[tokio::test]
+async fn legacy_routes_answer_with_deprecation_headers() {
+    let app = app();
+    let (r, body) = send(&app, Method::GET, "/health", None, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(r.headers()["deprecation"], "true");
+    assert_eq!(r.headers()["link"], "</api/admin/v1/health>; rel=\"successor-version\"");
+    assert_eq!(
+        r.headers()["warning"],
+        "299 - \"Deprecated API: migrate to /api/admin/v1 prefix\""
+    );
+    let (r, _) = send(&app, Method::GET, "/config_dump", Some("admin"), "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["deprecation"], "true");
+    let (r, _) = send(&app, Method::GET, "/api/admin/v1/health", None, "").await;
+    assert!(r.headers().get("deprecation").is_none());
+}

@@ -1,0 +1,352 @@
+//! The management router without sockets: `oneshot` requests against a state built in process
+//! over an in-memory SQLite database. Roles, the shapes of 401/403/404/405/409/413 answers, and
+//! the deprecation headers of the unprefixed (legacy) routes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::response::Response;
+use serde_json::Value;
+use tollgate_policies::Catalogue;
+use tollgate_policies::authz::SharedIndex;
+use tollgate_xds::Store;
+use tower::ServiceExt;
+
+use super::*;
+use crate::config::{Config, User};
+use crate::db::Db;
+use crate::translate::{RouteDefaults, Settings, Translator};
+
+/// The controller's parts a router needs, over an in-memory database.
+pub(crate) struct Parts {
+    pub gateway: Arc<Gateway>,
+    pub auth: Arc<Authenticator>,
+    pub keys: Arc<Keys>,
+    pub db: Arc<Db>,
+}
+
+/// One user per role: `admin`, `dev` (developer) and `consumer`, each with password `pw`.
+pub(crate) fn parts() -> Parts {
+    let db = Arc::new(Db::memory().unwrap());
+    let user = |name: &str, role| User {
+        username: name.into(),
+        password: "pw".into(),
+        password_hashed: false,
+        roles: vec![role],
+    };
+    let users = vec![
+        user("admin", Role::Admin),
+        user("dev", Role::Developer),
+        user("consumer", Role::Consumer),
+    ];
+    // Users are configured, so nothing is generated (the folder is never written).
+    let (auth, _) = Authenticator::with_admin_password(true, users, &db, &std::env::temp_dir(), None).unwrap();
+    let config = Config::default();
+    let settings = Settings {
+        listen_address: "127.0.0.1".into(),
+        http_port: 8080,
+        https_port: 8443,
+        tls: None,
+        routes: RouteDefaults {
+            timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
+            authz: true,
+        },
+        connect_timeout: Duration::from_secs(5),
+        trusted_ca: "ca.pem".into(),
+        vhosts: config.vhost_defaults(),
+        authz: None,
+    };
+    let store = Arc::new(Store::new());
+    let gateway = Gateway::load(
+        db.clone(),
+        store,
+        Catalogue::builtin(),
+        config.vhost_defaults(),
+        Translator::new(settings),
+    )
+    .unwrap();
+    let keys = Keys::load_with(db.clone(), Arc::new(SharedIndex::default()), 10, None).unwrap();
+    Parts {
+        gateway: Arc::new(gateway),
+        auth: Arc::new(auth),
+        keys: Arc::new(keys),
+        db,
+    }
+}
+
+/// `Authorization: Basic` for `user:password`.
+pub(crate) fn basic(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{password}");
+    let mut out = String::new();
+    for chunk in raw.as_bytes().chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            let c = if i <= chunk.len() {
+                ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]
+            } else {
+                b'='
+            };
+            out.push(c as char);
+        }
+    }
+    format!("Basic {out}")
+}
+
+/// Sends one request; `user` logs in with password `pw` (`None`: no credentials).
+pub(crate) async fn send(
+    app: &Router,
+    method: Method,
+    path: &str,
+    user: Option<&str>,
+    body: &str,
+) -> (Response, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/yaml");
+    if let Some(u) = user {
+        req = req.header(header::AUTHORIZATION, basic(u, "pw"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let (head, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (Response::from_parts(head, Body::empty()), json)
+}
+
+fn app_with_limit(max_body: usize) -> Router {
+    let p = parts();
+    router(AppState {
+        gateway: p.gateway,
+        auth: p.auth,
+        keys: p.keys,
+        max_body,
+        http_port: 8080,
+        replicas: None,
+    })
+}
+
+fn app() -> Router {
+    app_with_limit(1024 * 1024)
+}
+
+const DOC: &str = "apiVersion: gateway.api-platform.wso2.com/v1\nkind: RestApi\nmetadata:\n  name: orders\nspec:\n  displayName: orders\n  version: v1.0\n  context: /orders\n  upstream:\n    main:\n      url: http://127.0.0.1:9\n  operations:\n    - {method: GET, path: /x}\n";
+
+#[tokio::test]
+async fn no_credentials_is_401_with_a_basic_challenge() {
+    let (r, body) = send(&app(), Method::GET, "/api/management/v1/rest-apis", None, "").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"tollgate\"");
+    assert_eq!(body["code"], "unauthenticated");
+    assert_eq!(body["message"], "no valid authentication credentials provided");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_401_authentication_failed() {
+    let app = app();
+    let req = Request::get("/api/management/v1/rest-apis")
+        .header(header::AUTHORIZATION, basic("admin", "wrong"))
+        .body(Body::empty())
+        .unwrap();
+    let r = app.oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+    let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "authentication_failed");
+}
+
+#[tokio::test]
+async fn rest_apis_are_for_admins_and_developers() {
+    let app = app();
+    for user in ["admin", "dev"] {
+        let (r, body) = send(&app, Method::GET, "/api/management/v1/rest-apis", Some(user), "").await;
+        assert_eq!(r.status(), StatusCode::OK, "{user}");
+        assert_eq!(
+            (body["status"].as_str(), body["count"].as_u64()),
+            (Some("success"), Some(0))
+        );
+    }
+    let (r, body) = send(&app, Method::GET, "/api/management/v1/rest-apis", Some("consumer"), "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        (body["code"].as_str(), body["message"].as_str()),
+        (Some("forbidden"), Some("forbidden"))
+    );
+    assert!(
+        !r.headers().contains_key(header::WWW_AUTHENTICATE),
+        "403 carries no challenge"
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_for_admins_and_consumers() {
+    let app = app();
+    let path = "/api/management/v1/rest-apis/nope/api-keys";
+    for user in ["admin", "consumer"] {
+        let (r, body) = send(&app, Method::GET, path, Some(user), "").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "{user}: allowed in, then no such API"
+        );
+        assert_eq!(body["status"], "error");
+        assert_eq!(body["message"], "RestAPI with handle 'nope' not found");
+    }
+    let (r, body) = send(&app, Method::GET, path, Some("dev"), "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_in_the_error_shape() {
+    let app = app();
+    for user in [Some("admin"), None] {
+        for path in ["/api/management/v1/nope", "/nope", "/api/management/v1/rest-apis/a/b/c"] {
+            let (r, body) = send(&app, Method::GET, path, user, "").await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path} as {user:?}");
+            assert_eq!(body, serde_json::json!({"status": "error", "message": "not found"}));
+            assert!(r.headers().get("deprecation").is_none(), "{path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_known_route_with_another_method_is_405_after_authentication() {
+    let app = app();
+    let (r, body) = send(
+        &app,
+        Method::PATCH,
+        "/api/management/v1/rest-apis/orders",
+        Some("admin"),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body, Value::Null, "405 has an empty body");
+    let allow = r.headers()[header::ALLOW].to_str().unwrap().to_string();
+    for m in ["GET", "PUT", "DELETE"] {
+        assert!(allow.contains(m), "{allow}");
+    }
+    let (r, _) = send(&app, Method::PATCH, "/api/management/v1/rest-apis/orders", None, "").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "no hint about methods before authentication"
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_in_the_error_shape() {
+    let app = app_with_limit(64);
+    let (r, body) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("admin"), DOC).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["status"], "error");
+    assert_eq!(
+        body["message"],
+        "request body is larger than the configured limit of 64 bytes"
+    );
+    assert_eq!(
+        app.clone()
+            .oneshot(
+                Request::get("/api/management/v1/rest-apis")
+                    .header(header::AUTHORIZATION, basic("admin", "pw"))
+                    .body(Body::empty())
+                    .unwrap()
+            )
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn create_then_conflict_then_bad_yaml() {
+    let app = app();
+    let (r, body) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("dev"), DOC).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{body}");
+    let (r, body) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("admin"), DOC).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["status"], "error");
+    assert!(body["message"].as_str().unwrap().contains("orders"), "{body}");
+    let (r, body) = send(
+        &app,
+        Method::POST,
+        "/api/management/v1/rest-apis",
+        Some("admin"),
+        "a: [",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to parse configuration"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_routes_answer_with_deprecation_headers() {
+    let app = app();
+    let (r, body) = send(&app, Method::GET, "/rest-apis", Some("admin"), "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body["status"], "success");
+    assert_eq!(r.headers()["deprecation"], "true");
+    assert_eq!(
+        r.headers()["link"],
+        "</api/management/v1/rest-apis>; rel=\"successor-version\""
+    );
+    assert_eq!(
+        r.headers()["warning"],
+        "299 - \"Deprecated API: migrate to /api/management/v1 prefix\""
+    );
+    let (r, _) = send(&app, Method::GET, "/api/management/v1/rest-apis", Some("admin"), "").await;
+    assert!(
+        r.headers().get("deprecation").is_none(),
+        "the prefixed form is not deprecated"
+    );
+    let (r, _) = send(&app, Method::GET, "/rest-apis", None, "").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "legacy routes are still authenticated"
+    );
+    let (r, _) = send(&app, Method::GET, "/rest-apis/nope/api-keys", Some("consumer"), "").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.headers()["link"],
+        "</api/management/v1/rest-apis/nope/api-keys>; rel=\"successor-version\""
+    );
+}
+
+#[tokio::test]
+async fn with_auth_off_everyone_is_an_admin() {
+    let p = parts();
+    let (auth, _) = Authenticator::with_admin_password(false, vec![], &p.db, &std::env::temp_dir(), None).unwrap();
+    let app = router(AppState {
+        gateway: p.gateway,
+        auth: Arc::new(auth),
+        keys: p.keys,
+        max_body: 1024,
+        http_port: 8080,
+        replicas: None,
+    });
+    let (r, _) = send(&app, Method::GET, "/api/management/v1/rest-apis", None, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -1,0 +1,128 @@
+//! The command line: the arguments parsed into a [`Command`], and each command run with the exit
+//! codes scripts rely on: 64 for a usage or configuration error, 66 for an input file that cannot
+//! be read, 1 for a failure at run time.
+
+mod password;
+mod replica;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::ConfigError;
+
+pub use replica::ReplicaArgs;
+
+/// What `tollgate` prints for arguments it does not understand.
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+
+/// Usage or configuration error (sysexits `EX_USAGE`).
+pub const EXIT_USAGE: u8 = 64;
+/// An input file that cannot be read (sysexits `EX_NOINPUT`).
+pub const EXIT_NO_INPUT: u8 = 66;
+
+/// A command line, parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `serve` (the controller) or `run` (the controller and a managed Envoy).
+    Serve { config: Option<PathBuf>, envoy: bool },
+    /// `hash-password`: an argon2id hash of the line on standard input.
+    HashPassword,
+    /// `authz-replica`: an ext_authz service fed by a controller over xDS.
+    AuthzReplica(ReplicaArgs),
+}
+
+/// Why the command line cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Unknown command, flag, or a flag without its value.
+    #[error("{USAGE}")]
+    Usage,
+    /// `--token-file` names a file that cannot be read.
+    #[error("cannot read --token-file {path}: {source}")]
+    TokenFile { path: String, source: std::io::Error },
+    /// `authz-replica` without a token.
+    #[error("authz-replica needs the controller's replica token: --token-file FILE or TOLLGATE_REPLICA_TOKEN")]
+    NoToken,
+    /// `--listen` is not a socket address.
+    #[error("--listen {0:?} is not an address like 0.0.0.0:18001")]
+    Listen(String),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+// === impl Command ===
+
+impl Command {
+    /// Parses the arguments after the program name; `env` looks up environment variables.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Command, CliError> {
+        let mut args = args.into_iter();
+        let command = args.next().unwrap_or_default();
+        if command == "authz-replica" {
+            return ReplicaArgs::parse(args, env).map(Command::AuthzReplica);
+        }
+        let mut config = None;
+        while let Some(a) = args.next() {
+            match (a.as_str(), args.next()) {
+                ("--config" | "-c", Some(p)) => config = Some(PathBuf::from(p)),
+                _ => return Err(CliError::Usage),
+            }
+        }
+        match command.as_str() {
+            "hash-password" => Ok(Command::HashPassword),
+            "serve" | "run" => Ok(Command::Serve {
+                config,
+                envoy: command == "run",
+            }),
+            _ => Err(CliError::Usage),
+        }
+    }
+
+    /// Runs the command to its end.
+    pub fn run(self) -> ExitCode {
+        match self {
+            Command::Serve { config, envoy } => serve::run(config.as_deref(), envoy),
+            Command::HashPassword => password::run(),
+            Command::AuthzReplica(args) => replica::run(args),
+        }
+    }
+}
+
+// === impl CliError ===
+
+impl CliError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::TokenFile { .. } => EXIT_NO_INPUT,
+            CliError::Usage | CliError::NoToken | CliError::Listen(_) | CliError::Config(_) => EXIT_USAGE,
+        }
+    }
+
+    /// Prints the error on standard error and returns the exit status.
+    pub fn report(&self) -> ExitCode {
+        match self {
+            CliError::Usage => eprintln!("{USAGE}"),
+            other => eprintln!("tollgate: {other}"),
+        }
+        ExitCode::from(self.exit_code())
+    }
+}
+
+/// A multi-threaded tokio runtime, or exit status 1 when there is none to be had.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tollgate: cannot start runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,41 @@
+//! `tollgate serve` and `tollgate run`: load the configuration (exit 64 when it is invalid), log
+//! it redacted, and run the controller until a signal (or, for `run`, until Envoy exits).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{Config, LogFormat};
+
+use super::CliError;
+
+/// Runs the controller; with `envoy`, a managed Envoy too.
+pub(super) fn run(config_path: Option<&Path>, envoy: bool) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => return CliError::from(e).report(),
+    };
+    init_logging(&config);
+    tracing::info!(config = %config.redacted(), "configuration");
+    let runtime = match super::runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runtime.block_on(crate::runtime::run(config, envoy)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "tollgate failed");
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.logging.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

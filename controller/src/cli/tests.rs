@@ -1,0 +1,132 @@
+//! Tests of the command line: every command and flag, and the exit code of every refusal.
+
+use super::*;
+
+fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse(line: &str) -> Result<Command, CliError> {
+    Command::parse(args(line), &no_env)
+}
+
+fn exit(line: &str) -> u8 {
+    parse(line).unwrap_err().exit_code()
+}
+
+#[test]
+fn serve_run_and_hash_password_take_a_config_file() {
+    assert_eq!(
+        parse("serve").unwrap(),
+        Command::Serve {
+            config: None,
+            envoy: false
+        }
+    );
+    assert_eq!(
+        parse("run --config t.toml").unwrap(),
+        Command::Serve {
+            config: Some(PathBuf::from("t.toml")),
+            envoy: true
+        }
+    );
+    assert_eq!(
+        parse("serve -c t.toml").unwrap(),
+        Command::Serve {
+            config: Some(PathBuf::from("t.toml")),
+            envoy: false
+        }
+    );
+    assert_eq!(parse("hash-password").unwrap(), Command::HashPassword);
+    assert_eq!(parse("hash-password -c t.toml").unwrap(), Command::HashPassword);
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    for line in [
+        "",
+        "bogus",
+        "serve --config",
+        "serve --verbose x",
+        "run extra",
+        "hash-password -x y",
+    ] {
+        assert!(matches!(parse(line), Err(CliError::Usage)), "{line:?}");
+        assert_eq!(exit(line), 64, "{line:?}");
+    }
+}
+
+#[test]
+fn the_replica_needs_xds_and_a_token() {
+    assert!(matches!(parse("authz-replica --token-file t"), Err(CliError::Usage)));
+    assert!(matches!(
+        parse("authz-replica --xds http://c:18000 --bogus x"),
+        Err(CliError::Usage)
+    ));
+    assert!(matches!(
+        parse("authz-replica --xds http://c:18000"),
+        Err(CliError::NoToken)
+    ));
+    assert_eq!(exit("authz-replica --xds http://c:18000"), 64);
+    let blank = |_: &str| Some("  ".to_string());
+    let err = Command::parse(args("authz-replica --xds http://c:18000"), &blank).unwrap_err();
+    assert!(matches!(err, CliError::NoToken));
+}
+
+#[test]
+fn an_unreadable_token_file_exits_66() {
+    let missing = std::env::temp_dir().join(format!("tollgate-no-token-{}", std::process::id()));
+    let line = format!("authz-replica --xds http://c:18000 --token-file {}", missing.display());
+    let err = parse(&line).unwrap_err();
+    assert!(matches!(err, CliError::TokenFile { .. }), "{err}");
+    assert_eq!(err.exit_code(), 66);
+    assert!(err.to_string().contains("--token-file"), "{err}");
+}
+
+#[test]
+fn the_replica_token_comes_from_the_file_or_the_environment() {
+    let file = std::env::temp_dir().join(format!("tollgate-token-{}", std::process::id()));
+    std::fs::write(&file, "  from-file\n").unwrap();
+    let line = format!(
+        "authz-replica --xds http://c:18000 --token-file {} --listen 127.0.0.1:9 --node n1",
+        file.display()
+    );
+    let Command::AuthzReplica(a) = parse(&line).unwrap() else {
+        panic!("not a replica")
+    };
+    assert_eq!(a.token, "from-file");
+    assert_eq!((a.xds.as_str(), a.node_id.as_str()), ("http://c:18000", "n1"));
+    assert_eq!(a.listen, "127.0.0.1:9".parse().unwrap());
+    assert!(!format!("{a:?}").contains("from-file"), "the token is never shown");
+    let _ = std::fs::remove_file(&file);
+    let env = |var: &str| (var == "TOLLGATE_REPLICA_TOKEN").then(|| "from-env\n".to_string());
+    let Command::AuthzReplica(a) = Command::parse(args("authz-replica --xds http://c:18000"), &env).unwrap() else {
+        panic!("not a replica")
+    };
+    assert_eq!(a.token, "from-env");
+    assert_eq!(a.listen, "0.0.0.0:18001".parse().unwrap());
+    assert!(a.node_id.starts_with("authz-replica-"));
+}
+
+#[test]
+fn a_bad_listen_address_exits_64_after_the_token_check() {
+    let env = |_: &str| Some("t".to_string());
+    let err = Command::parse(args("authz-replica --xds http://c:18000 --listen nowhere"), &env).unwrap_err();
+    assert!(matches!(err, CliError::Listen(_)), "{err}");
+    assert_eq!(err.exit_code(), 64);
+    assert!(matches!(
+        parse("authz-replica --xds http://c:18000 --listen nowhere"),
+        Err(CliError::NoToken)
+    ));
+}
+
+#[test]
+fn config_errors_exit_64() {
+    let err = CliError::from(crate::config::Config::parse("[server]\nmax_body_bytes = 0\n").unwrap_err());
+    assert_eq!(err.exit_code(), 64);
+    assert!(err.to_string().contains("server.max_body_bytes"), "{err}");
+}

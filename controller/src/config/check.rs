@@ -1,0 +1,149 @@
+//! Validation: values out of range, settings that only work together, and the files the
+//! configuration points at (read here so a missing one is a configuration error, exit 64, rather
+//! than a failure at start-up).
+
+use std::path::Path;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use super::{Config, ConfigError};
+
+/// The oldest control-plane protocol this gateway speaks: older versions get legacy artifacts.
+const MIN_GATEWAY_VERSION: (u64, u64) = (1, 2);
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key,
+        message: message.into(),
+    })
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Checks every value, section by section.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        self.check_server_and_router()?;
+        self.check_auth_and_keys()?;
+        self.check_control_plane()
+    }
+
+    fn check_server_and_router(&self) -> Result<(), ConfigError> {
+        if self.server.max_body_bytes == 0 {
+            return invalid("server.max_body_bytes", "must be greater than 0");
+        }
+        if self.router.tls_cert_path.is_some() != self.router.tls_key_path.is_some() {
+            return invalid(
+                "router.tls_cert_path",
+                "tls_cert_path and tls_key_path must be set together",
+            );
+        }
+        if self.router.vhosts.main.is_empty() {
+            return invalid("router.vhosts.main", "must not be empty");
+        }
+        if self.router.vhosts.sandbox.is_empty() {
+            return invalid("router.vhosts.sandbox", "must not be empty");
+        }
+        Ok(())
+    }
+
+    fn check_auth_and_keys(&self) -> Result<(), ConfigError> {
+        if let Some(i) = self.auth.users.iter().position(|u| u.username.is_empty()) {
+            return invalid("auth.users", format!("user {i} has no username"));
+        }
+        if self.api_keys.per_user_per_api == 0 {
+            return invalid("api_keys.per_user_per_api", "must be at least 1");
+        }
+        if !self.server.authz_embedded && !self.api_keys.publish_to_replicas {
+            return invalid(
+                "server.authz_embedded",
+                "false needs api_keys.publish_to_replicas = true (the replicas get the keys over xDS)",
+            );
+        }
+        Ok(())
+    }
+
+    fn check_control_plane(&self) -> Result<(), ConfigError> {
+        let cp = &self.control_plane;
+        if cp.host.contains("://") || cp.host.contains('/') {
+            return invalid("control_plane.host", "must be host[:port], without a scheme or path");
+        }
+        if cp.enabled() && cp.token.is_empty() {
+            return invalid(
+                "control_plane.token",
+                "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN",
+            );
+        }
+        if cp.sync_batch_size == 0 {
+            return invalid("control_plane.sync_batch_size", "must be at least 1");
+        }
+        if cp.reconnect_initial.is_zero() || cp.reconnect_max < cp.reconnect_initial {
+            return invalid(
+                "control_plane.reconnect_max",
+                "reconnect_initial must be > 0 and reconnect_max at least reconnect_initial",
+            );
+        }
+        if semver_below(&cp.gateway_version, MIN_GATEWAY_VERSION) {
+            return invalid(
+                "control_plane.gateway_version",
+                "must be a version of at least 1.2.0 (older versions get legacy artifacts)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads the files this process will read at start-up. `router.trusted_ca_path` is not among
+    /// them: Envoy reads it, possibly on another host or in another container.
+    pub(super) fn check_files(&self) -> Result<(), ConfigError> {
+        if let (Some(cert), Some(key)) = (&self.router.tls_cert_path, &self.router.tls_key_path) {
+            readable("router.tls_cert_path", cert)?;
+            readable("router.tls_key_path", key)?;
+        }
+        let cp = &self.control_plane;
+        // The CA file is used only when the link runs and verifies certificates.
+        if let Some(ca) = cp
+            .ca_cert_path
+            .as_deref()
+            .filter(|_| cp.enabled() && !cp.insecure_skip_verify)
+        {
+            certificates("control_plane.ca_cert_path", ca)?;
+        }
+        Ok(())
+    }
+}
+
+fn readable(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::File {
+        key,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Checks `path` holds at least one PEM certificate, and that every one parses.
+fn certificates(key: &'static str, path: &Path) -> Result<(), ConfigError> {
+    let pem = readable(key, path)?;
+    let mut n = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        if let Err(e) = cert {
+            return invalid(key, format!("{}: {e}", path.display()));
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return invalid(key, format!("{} holds no certificate", path.display()));
+    }
+    Ok(())
+}
+
+/// Whether `version` (`major.minor[.patch]`) is below `min`, or not a version at all.
+pub(super) fn semver_below(version: &str, min: (u64, u64)) -> bool {
+    let mut parts = version.trim().trim_start_matches('v').split('.');
+    let major = parts.next().and_then(|p| p.parse::<u64>().ok());
+    let minor = parts.next().map_or(Some(0), |p| p.parse::<u64>().ok());
+    match (major, minor) {
+        (Some(a), Some(b)) => (a, b) < min,
+        _ => true,
+    }
+}

@@ -1,0 +1,323 @@
+//! The configuration's sections, one struct per TOML table, with their documented defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+
+/// Ports, addresses and limits of the controller's own servers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Address the management, admin and metrics APIs bind to.
+    pub bind: String,
+    /// Management REST API (`/api/management/v1`).
+    pub management_port: u16,
+    /// Admin API (`/api/admin/v1`).
+    pub admin_port: u16,
+    /// Prometheus metrics.
+    pub metrics_port: u16,
+    /// Address the xDS and ext_authz gRPC servers bind to.
+    pub grpc_bind: String,
+    /// xDS (ADS, delta and SotW).
+    pub xds_port: u16,
+    /// ext_authz gRPC service.
+    pub authz_port: u16,
+    /// The address Envoy uses to reach the ext_authz service (an IP, or a hostname resolved by DNS).
+    pub authz_advertise: String,
+    /// Run the ext_authz service in this process. `false`: Envoy is sent to
+    /// `authz_advertise:authz_port`, where `tollgate authz-replica` processes serve the checks
+    /// (needs `api_keys.publish_to_replicas`).
+    pub authz_embedded: bool,
+    /// Where the SQLite database and generated secrets live.
+    pub data_dir: PathBuf,
+    /// Largest request body the management API accepts, in bytes.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for connections and streams to finish.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+/// What the Envoy data plane is told to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Router {
+    /// Address Envoy's listeners bind to.
+    pub listen_address: String,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// PEM certificate and key for the HTTPS listener; without both there is no HTTPS listener.
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    /// Default route timeout (504 past it).
+    #[serde(with = "duration")]
+    pub route_timeout: Duration,
+    /// Default route idle timeout.
+    #[serde(with = "duration")]
+    pub route_idle_timeout: Duration,
+    /// Default upstream connect timeout.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// How long Envoy waits for an API-key check before refusing the request (fail closed).
+    #[serde(with = "duration")]
+    pub authz_timeout: Duration,
+    /// CA bundle for HTTPS upstreams.
+    pub trusted_ca_path: PathBuf,
+    pub vhosts: Vhosts,
+}
+
+/// Virtual-host defaults (`_gateway_default_` and absent `vhosts` resolve to these).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Vhosts {
+    pub main: String,
+    /// When non-empty, APIs on the default main vhost are served on all these domains.
+    pub main_domains: Vec<String>,
+    pub sandbox: String,
+    pub sandbox_domains: Vec<String>,
+}
+
+/// Management API authentication.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Switching this off makes the management API open to anyone who can reach it.
+    pub enabled: bool,
+    pub users: Vec<User>,
+}
+
+/// A management API user (HTTP Basic).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    /// A bcrypt or argon2id PHC hash when `password_hashed`, else the plaintext.
+    pub password: String,
+    #[serde(default)]
+    pub password_hashed: bool,
+    pub roles: Vec<Role>,
+}
+
+/// Management API roles (reference §1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Developer,
+    Consumer,
+}
+
+/// API key limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiKeys {
+    /// Active keys one user may hold per API.
+    pub per_user_per_api: u32,
+    /// Serve each API's key digests over xDS (`tollgate.keys.v1.ApiKeySet`) to remote ext_authz
+    /// replicas, only on streams presenting the replica token (`<data_dir>/replica-token`, created
+    /// when missing, or `TOLLGATE_REPLICA_TOKEN`). Off by default.
+    pub publish_to_replicas: bool,
+    /// With replicas: how long a key write through the REST API waits for every connected replica
+    /// to ACK the change before answering (so a revocation bites on the next request there too).
+    /// A replica still behind after this is named in the log and counted in the
+    /// `tollgate-replicas-behind` response header; the write itself stands.
+    #[serde(with = "duration")]
+    pub replica_sync_timeout: Duration,
+}
+
+/// Log output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logging {
+    /// A `tracing` filter, e.g. `info` or `tollgate=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The managed Envoy of `tollgate run`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Envoy {
+    /// The Envoy binary; `TOLLGATE_ENVOY_BIN` overrides, default `.tools/envoy/bin/envoy`.
+    pub binary: PathBuf,
+    /// Bootstrap template with `${NODE_ID}`-style placeholders.
+    pub bootstrap: PathBuf,
+    pub node_id: String,
+    pub node_cluster: String,
+    pub admin_port: u16,
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
+}
+
+/// The link to a WSO2 API Platform control plane (`platform-api`). Off while `host` is empty.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlPlane {
+    /// `host[:port]` of the platform API; Tollgate connects to `wss://{host}` and `https://{host}`.
+    /// `TOLLGATE_CONTROL_PLANE_HOST` overrides.
+    pub host: String,
+    /// The gateway token issued by the platform API. `TOLLGATE_CONTROL_PLANE_TOKEN` overrides.
+    /// Never logged.
+    pub token: String,
+    /// Accept any server certificate (test set-ups only).
+    pub insecure_skip_verify: bool,
+    /// Extra trusted CA certificates (PEM), on top of the system trust store.
+    pub ca_cert_path: Option<PathBuf>,
+    /// First reconnect delay; doubles per failure, with ±25 % jitter.
+    #[serde(with = "duration")]
+    pub reconnect_initial: Duration,
+    /// Longest reconnect delay.
+    #[serde(with = "duration")]
+    pub reconnect_max: Duration,
+    /// A link with no ping for this long is dead and is reconnected.
+    #[serde(with = "duration")]
+    pub ping_timeout: Duration,
+    /// Timeout of each REST call to the platform API.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Deployments fetched per `fetch-batch` call during sync.
+    pub sync_batch_size: usize,
+    /// The gateway version reported in the manifest (1.2.0 or later gets `v1` artifacts).
+    pub gateway_version: String,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("host", &self.host)
+            .field("token", &if self.token.is_empty() { "" } else { "[redacted]" })
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .field("ca_cert_path", &self.ca_cert_path)
+            .field("reconnect_initial", &self.reconnect_initial)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("sync_batch_size", &self.sync_batch_size)
+            .field("gateway_version", &self.gateway_version)
+            .finish()
+    }
+}
+
+impl Default for ControlPlane {
+    fn default() -> Self {
+        ControlPlane {
+            host: String::new(),
+            token: String::new(),
+            insecure_skip_verify: false,
+            ca_cert_path: None,
+            reconnect_initial: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(300),
+            ping_timeout: Duration::from_secs(35),
+            request_timeout: Duration::from_secs(30),
+            sync_batch_size: 50,
+            gateway_version: "1.2.0".into(),
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Whether a control plane is configured.
+    pub fn enabled(&self) -> bool {
+        !self.host.is_empty()
+    }
+}
+
+// === defaults ===
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            bind: "0.0.0.0".into(),
+            management_port: 9090,
+            admin_port: 9092,
+            metrics_port: 9091,
+            grpc_bind: "0.0.0.0".into(),
+            xds_port: 18000,
+            authz_port: 18001,
+            authz_advertise: "127.0.0.1".into(),
+            authz_embedded: true,
+            data_dir: PathBuf::from("./data"),
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router {
+            listen_address: "0.0.0.0".into(),
+            http_port: 8080,
+            https_port: 8443,
+            tls_cert_path: None,
+            tls_key_path: None,
+            route_timeout: Duration::from_secs(60),
+            route_idle_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(5),
+            authz_timeout: Duration::from_millis(500),
+            trusted_ca_path: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            vhosts: Vhosts::default(),
+        }
+    }
+}
+
+impl Default for Vhosts {
+    fn default() -> Self {
+        Vhosts {
+            main: "*".into(),
+            main_domains: vec![],
+            sandbox: "sandbox-*".into(),
+            sandbox_domains: vec![],
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            enabled: true,
+            users: vec![],
+        }
+    }
+}
+
+impl Default for ApiKeys {
+    fn default() -> Self {
+        ApiKeys {
+            per_user_per_api: 10,
+            publish_to_replicas: false,
+            replica_sync_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for Envoy {
+    fn default() -> Self {
+        Envoy {
+            binary: PathBuf::from(".tools/envoy/bin/envoy"),
+            bootstrap: PathBuf::from("envoy/bootstrap-delta.yaml"),
+            node_id: "tollgate-envoy-0".into(),
+            node_cluster: "default".into(),
+            admin_port: 9901,
+            args: vec![],
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Tests of the configuration: defaults, the shipped example files, errors naming keys, the
+//! environment overlay and the files the configuration points at.
+
+use super::*;
+
+#[test]
+fn defaults_match_the_documented_ports() {
+    let c = Config::parse("").unwrap();
+    assert_eq!(c.server.management_port, 9090);
+    assert_eq!(c.server.admin_port, 9092);
+    assert_eq!(c.server.xds_port, 18000);
+    assert_eq!(c.server.authz_port, 18001);
+    assert_eq!(c.router.http_port, 8080);
+    assert!(c.auth.enabled);
+    assert_eq!(c.router.route_timeout, Duration::from_secs(60));
+}
+
+#[test]
+fn the_example_file_documents_exactly_the_defaults() {
+    assert_eq!(
+        Config::parse(include_str!("../../tollgate.example.toml")).unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn the_compose_file_changes_only_where_envoy_finds_ext_authz() {
+    let c = Config::parse(include_str!("../../tollgate.compose.toml")).unwrap();
+    assert_eq!(c.server.authz_advertise, "controller");
+    let mut d = Config::default();
+    d.server.authz_advertise = "controller".into();
+    assert_eq!(c, d);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let err = Config::parse("[server]\nmanagment_port = 1\n").unwrap_err().to_string();
+    assert!(err.contains("managment_port"), "{err}");
+}
+
+#[test]
+fn bad_values_are_named() {
+    let err = Config::parse("[router]\nroute_timeout = \"soon\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("route_timeout"), "{err}");
+    let err = Config::parse("[server]\nmax_body_bytes = 0\n").unwrap_err().to_string();
+    assert!(err.contains("server.max_body_bytes"), "{err}");
+    let err = Config::parse("[router]\ntls_cert_path = \"a.pem\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls_cert_path"), "{err}");
+    let err = Config::parse("[server]\nauthz_embedded = false\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.authz_embedded") && err.contains("publish_to_replicas"),
+        "{err}"
+    );
+    let ok = Config::parse("[server]\nauthz_embedded = false\n[api_keys]\npublish_to_replicas = true\n").unwrap();
+    assert!(!ok.server.authz_embedded && ok.api_keys.publish_to_replicas);
+}
+
+#[test]
+fn users_parse_and_redact() {
+    let c = Config::parse(
+        "[[auth.users]]\nusername = \"ops\"\npassword = \"hunter2\"\nroles = [\"admin\", \"consumer\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.auth.users[0].roles, vec![Role::Admin, Role::Consumer]);
+    assert!(!c.redacted().to_string().contains("hunter2"));
+}
+
+#[test]
+fn versions_below_1_2_are_detected() {
+    use super::check::semver_below;
+    assert!(!semver_below("1.2.0", (1, 2)));
+    assert!(!semver_below("1.10", (1, 2)));
+    assert!(!semver_below("2.0.0", (1, 2)));
+    assert!(semver_below("1.1.9", (1, 2)));
+    assert!(semver_below("it-e2e", (1, 2)));
+    assert!(semver_below("", (1, 2)));
+}
+
+/// A lookup that answers from `vars` only, so tests never read or race on the real environment.
+fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+}
+
+/// A unique scratch folder for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tollgate-config-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_overlay_is_validated_and_names_its_variable() {
+    let env = env_of(&[
+        ("TOLLGATE_CONTROL_PLANE_HOST", "https://cp.example"),
+        ("TOLLGATE_CONTROL_PLANE_TOKEN", "t"),
+    ]);
+    let err = Config::load_with(None, &env).unwrap_err();
+    assert_eq!(err.key(), Some("control_plane.host"));
+    let text = err.to_string();
+    assert!(
+        text.contains("TOLLGATE_CONTROL_PLANE_HOST") && text.contains("host[:port]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_overlay_is_applied_and_logged_redacted() {
+    let env = env_of(&[
+        ("TOLLGATE_CONTROL_PLANE_HOST", " cp.example:9243 "),
+        ("TOLLGATE_CONTROL_PLANE_TOKEN", "s3cret-token"),
+        ("TOLLGATE_ENVOY_BIN", "/opt/envoy"),
+    ]);
+    let c = Config::load_with(None, &env).unwrap();
+    assert_eq!(c.control_plane.host, "cp.example:9243");
+    assert_eq!(c.control_plane.token, "s3cret-token");
+    assert_eq!(c.envoy.binary, std::path::PathBuf::from("/opt/envoy"));
+    let logged = c.redacted().to_string();
+    assert!(
+        logged.contains("cp.example:9243") && logged.contains("/opt/envoy"),
+        "{logged}"
+    );
+    assert!(!logged.contains("s3cret-token"), "{logged}");
+    assert!(!format!("{:?}", c.control_plane).contains("s3cret-token"));
+}
+
+#[test]
+fn blank_variables_change_nothing() {
+    let env = env_of(&[("TOLLGATE_CONTROL_PLANE_HOST", "  "), ("TOLLGATE_ENVOY_BIN", "")]);
+    assert_eq!(Config::load_with(None, &env).unwrap(), Config::default());
+}
+
+#[test]
+fn a_control_plane_without_a_token_is_a_config_error() {
+    let err = Config::load_with(None, &env_of(&[("TOLLGATE_CONTROL_PLANE_HOST", "cp.example")])).unwrap_err();
+    assert_eq!(err.key(), Some("control_plane.token"));
+    assert!(err.to_string().contains("TOLLGATE_CONTROL_PLANE_TOKEN"), "{err}");
+    let err = Config::parse("[control_plane]\nhost = \"cp.example\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("control_plane.token"));
+    let dir = scratch("token-file");
+    let file = dir.join("tollgate.toml");
+    std::fs::write(&file, "[control_plane]\nhost = \"cp.example\"\n").unwrap();
+    let token = env_of(&[("TOLLGATE_CONTROL_PLANE_TOKEN", "t")]);
+    assert_eq!(Config::load_with(Some(&file), &token).unwrap().control_plane.token, "t");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unreadable_tls_files_are_config_errors() {
+    let dir = scratch("tls");
+    let file = dir.join("tollgate.toml");
+    let cert = dir.join("cert.pem");
+    let toml = format!(
+        "[router]\ntls_cert_path = {:?}\ntls_key_path = {:?}\n",
+        cert.display().to_string(),
+        dir.join("missing-key.pem").display().to_string()
+    );
+    std::fs::write(&file, toml).unwrap();
+    let none = env_of(&[]);
+    let err = Config::load_with(Some(&file), &none).unwrap_err();
+    assert_eq!(err.key(), Some("router.tls_cert_path"), "{err}");
+    std::fs::write(&cert, "pem").unwrap();
+    let err = Config::load_with(Some(&file), &none).unwrap_err();
+    assert_eq!(err.key(), Some("router.tls_key_path"), "{err}");
+    assert!(err.to_string().contains("missing-key.pem"), "{err}");
+    std::fs::write(dir.join("missing-key.pem"), "pem").unwrap();
+    assert!(Config::load_with(Some(&file), &none).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_control_plane_ca_file_must_hold_a_certificate() {
+    let dir = scratch("ca");
+    let file = dir.join("tollgate.toml");
+    let ca = dir.join("ca.pem");
+    let toml = format!(
+        "[control_plane]\nhost = \"cp.example\"\ntoken = \"t\"\nca_cert_path = {:?}\n",
+        ca.display().to_string()
+    );
+    std::fs::write(&file, &toml).unwrap();
+    let none = env_of(&[]);
+    let err = Config::load_with(Some(&file), &none).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::File {
+                key: "control_plane.ca_cert_path",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let err = Config::load_with(Some(&file), &none).unwrap_err();
+    assert_eq!(err.key(), Some("control_plane.ca_cert_path"));
+    assert!(err.to_string().contains("holds no certificate"), "{err}");
+    // Not verifying certificates, the file is not read.
+    std::fs::write(&file, format!("{toml}insecure_skip_verify = true\n")).unwrap();
+    assert!(Config::load_with(Some(&file), &none).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
