@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
 
+use crate::app::AppError;
 use crate::auth::Denied;
-use crate::gateway::GatewayError;
 use crate::model::FieldError;
 
 /// Everything a management API call can fail with.
@@ -24,7 +24,7 @@ pub enum ApiError {
     Body(String),
     /// A write was refused or failed.
     #[error(transparent)]
-    Gateway(#[from] GatewayError),
+    App(#[from] AppError),
     /// Authentication or authorization refused the call.
     #[error("denied")]
     Denied(Denied),
@@ -47,12 +47,12 @@ impl IntoResponse for ApiError {
             ApiError::NoRoute | ApiError::NotFoundMessage(_) => (StatusCode::NOT_FOUND, None),
             ApiError::ForbiddenMessage(_) => (StatusCode::FORBIDDEN, None),
             ApiError::Denied(d) => return denied(*d),
-            ApiError::Gateway(g) => match g {
-                GatewayError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
-                GatewayError::NotFound(_) => (StatusCode::NOT_FOUND, None),
-                GatewayError::Conflict(_) => (StatusCode::CONFLICT, None),
-                GatewayError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
-                GatewayError::Db(_) | GatewayError::Translate(_) | GatewayError::Task | GatewayError::Corrupt(_) => {
+            ApiError::App(g) => match g {
+                AppError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
+                AppError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+                AppError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
+                g if g.is_conflict() => (StatusCode::CONFLICT, None),
+                _ => {
                     error!(error = %g, "internal error");
                     let body = json!({"status": "error", "message": "internal server error"});
                     return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();

@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::LinkError;
 use super::archive::{self, BatchEntry};
 use crate::config::ControlPlane;
 
@@ -64,9 +65,19 @@ pub struct DeploymentInfo {
     pub deployment_id: String,
     #[serde(default)]
     pub kind: String,
-    /// `DEPLOYED` or `UNDEPLOYED`.
-    pub state: String,
+    pub state: DeploymentState,
     pub deployed_at: String,
+}
+
+/// What `GET /deployments` says of a deployment (`DEPLOYED`, `UNDEPLOYED`, or something newer).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentState {
+    Deployed,
+    Undeployed,
+    /// A state this build does not know: left alone.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Deserialize)]
@@ -92,13 +103,14 @@ struct ExistsList {
 
 impl Rest {
     /// A client for `https://{host}` using `tls`.
-    pub fn new(cp: &ControlPlane, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<Rest> {
+    pub fn new(cp: &ControlPlane, tls: Arc<rustls::ClientConfig>) -> Result<Rest, LinkError> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(cp.request_timeout)
             .connect_timeout(cp.request_timeout.min(std::time::Duration::from_secs(10)))
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .build()
+            .map_err(LinkError::HttpClient)?;
         Ok(Rest {
             http,
             origin: format!("https://{}", cp.host),
