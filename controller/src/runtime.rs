@@ -52,9 +52,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN"
         );
     }
-    let data = &config.server.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
-    let db = Arc::new(Db::open(&data.join("tollgate.db")).context("opening database")?);
+    let db = open_db(config).await?;
     let auth = Arc::new(authenticator(config, &db)?);
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
@@ -68,16 +66,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     )?);
     let authz = authz_service(config, index)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
-    let translator = Translator::new(settings(config, authz_port)?);
-    let repo = ApiRepo::load(
-        db.clone(),
-        store.clone(),
-        Catalogue::builtin(),
-        config.vhost_defaults(),
-        translator,
-    )
-    .await?;
-    let app = Arc::new(App::new(repo, keys.clone(), db.clone()));
+    let app = load_app(config, &db, &keys, &store, authz_port).await?;
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
@@ -106,13 +95,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         link: link.clone(),
         db,
     });
-    let m = bind(&config.server.bind, config.server.management_port).await?;
-    let a = bind(&config.server.bind, config.server.admin_port).await?;
-    let (management, admin) = (m.local_addr()?, a.local_addr()?);
-    let http = vec![
-        serve_http(m, management_api, stopped.clone()),
-        serve_http(a, admin_api, stopped),
-    ];
+    let (management, admin, http) = serve_apis(config, management_api, admin_api, stopped).await?;
     info!(%management, %admin, %xds, "tollgate started");
     Ok(Running {
         management,
@@ -128,6 +111,54 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         http,
         grace: config.server.shutdown_timeout,
     })
+}
+
+/// The data directory and the database in it (opened and migrated off the async workers).
+async fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
+    let data = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data).with_context(|| format!("creating data dir {}", data.display()))?;
+    let db = tokio::task::spawn_blocking(move || Db::open(&data.join("tollgate.db")))
+        .await
+        .context("opening database")?
+        .context("opening database")?;
+    Ok(Arc::new(db))
+}
+
+/// Restores every stored API, publishes it, and builds the application layer over it.
+async fn load_app(
+    config: &Config,
+    db: &Arc<Db>,
+    keys: &Arc<Keys>,
+    store: &Arc<Store>,
+    authz_port: u16,
+) -> anyhow::Result<Arc<App>> {
+    let translator = Translator::new(settings(config, authz_port)?);
+    let repo = ApiRepo::load(
+        db.clone(),
+        store.clone(),
+        Catalogue::builtin(),
+        config.vhost_defaults(),
+        translator,
+    )
+    .await?;
+    Ok(Arc::new(App::new(repo, keys.clone(), db.clone())))
+}
+
+/// Binds and serves the management and admin APIs until `stopped` turns true.
+async fn serve_apis(
+    config: &Config,
+    management_api: axum::Router,
+    admin_api: axum::Router,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, SocketAddr, Vec<JoinHandle<()>>)> {
+    let m = bind(&config.server.bind, config.server.management_port).await?;
+    let a = bind(&config.server.bind, config.server.admin_port).await?;
+    let (management, admin) = (m.local_addr()?, a.local_addr()?);
+    let http = vec![
+        serve_http(m, management_api, stopped.clone()),
+        serve_http(a, admin_api, stopped),
+    ];
+    Ok((management, admin, http))
 }
 
 /// The management API's users; a bootstrapped admin password is shown once, on the terminal.

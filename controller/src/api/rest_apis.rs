@@ -23,10 +23,14 @@ pub struct Filters {
     status: Option<String>,
 }
 
-pub async fn create(State(s): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = async {
-        let doc = parse(&headers, body, s.max_body)?;
-        Ok::<_, ApiError>(s.app.create_api(doc).await?)
+        let doc = parse(&headers, body, state.max_body)?;
+        Ok::<_, ApiError>(state.app.create_api(doc).await?)
     };
     match result.await {
         Ok(w) => written(StatusCode::CREATED, w),
@@ -35,17 +39,17 @@ pub async fn create(State(s): State<AppState>, headers: HeaderMap, body: Result<
 }
 
 pub async fn update(
-    State(s): State<AppState>,
+    State(state): State<AppState>,
     Path(handle): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        if s.app.api(&handle).is_none() {
+        if state.app.api(&handle).is_none() {
             return Err(ApiError::App(AppError::NotFound(handle.clone())));
         }
-        let doc = parse(&headers, body, s.max_body)?;
-        Ok(s.app.update_api(&handle, doc).await?)
+        let doc = parse(&headers, body, state.max_body)?;
+        Ok(state.app.update_api(&handle, doc).await?)
     };
     match result.await {
         Ok(w) => written(StatusCode::OK, w),
@@ -53,15 +57,15 @@ pub async fn update(
     }
 }
 
-pub async fn get(State(s): State<AppState>, Path(handle): Path<String>) -> Response {
-    match s.app.api(&handle) {
+pub async fn get(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    match state.app.api(&handle) {
         Some(e) => Json(resource(&e, false)).into_response(),
         None => ApiError::App(AppError::NotFound(handle)).into_response(),
     }
 }
 
-pub async fn list(State(s): State<AppState>, Query(f): Query<Filters>) -> Response {
-    let apis: Vec<Value> = s
+pub async fn list(State(state): State<AppState>, Query(f): Query<Filters>) -> Response {
+    let apis: Vec<Value> = state
         .app
         .apis()
         .iter()
@@ -78,8 +82,8 @@ pub async fn list(State(s): State<AppState>, Query(f): Query<Filters>) -> Respon
     Json(json!({"status": "success", "count": apis.len(), "apis": apis})).into_response()
 }
 
-pub async fn delete(State(s): State<AppState>, Path(handle): Path<String>) -> Response {
-    match s.app.delete_api(&handle).await {
+pub async fn delete(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    match state.app.delete_api(&handle).await {
         Ok(w) => {
             let body = json!({"status": "success", "message": "RestAPI deleted successfully", "id": handle,
                               "generation": w.generation});

@@ -60,9 +60,13 @@ impl ApiEntry {
         serde_json::from_str(&self.row.document).map_err(AppError::Corrupt)
     }
 
-    /// The source document as JSON.
+    /// The source document as JSON (`{}`, logged, if it no longer parses: never expected, as
+    /// this program wrote it).
     pub fn doc_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.row.document).unwrap_or_else(|_| serde_json::json!({}))
+        serde_json::from_str(&self.row.document).unwrap_or_else(|e| {
+            error!(handle = %self.row.handle, error = %e, "stored document is unreadable");
+            serde_json::json!({})
+        })
     }
 
     /// Whether the API is served.

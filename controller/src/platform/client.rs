@@ -13,15 +13,15 @@ use crate::config::ControlPlane;
 
 /// REST calls to one platform API.
 #[derive(Clone)]
-pub struct Rest {
+pub struct PlatformClient {
     http: reqwest::Client,
     origin: String,
     token: Arc<str>,
 }
 
-impl std::fmt::Debug for Rest {
+impl std::fmt::Debug for PlatformClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rest")
+        f.debug_struct("PlatformClient")
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -99,11 +99,11 @@ struct ExistsList {
     artifacts: Vec<Exists>,
 }
 
-// === impl Rest ===
+// === impl PlatformClient ===
 
-impl Rest {
+impl PlatformClient {
     /// A client for `https://{host}` using `tls`.
-    pub fn new(cp: &ControlPlane, tls: Arc<rustls::ClientConfig>) -> Result<Rest, LinkError> {
+    pub fn new(cp: &ControlPlane, tls: Arc<rustls::ClientConfig>) -> Result<PlatformClient, LinkError> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(cp.request_timeout)
@@ -111,7 +111,7 @@ impl Rest {
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(LinkError::HttpClient)?;
-        Ok(Rest {
+        Ok(PlatformClient {
             http,
             origin: format!("https://{}", cp.host),
             token: Arc::from(cp.token.as_str()),

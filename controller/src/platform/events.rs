@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
-use super::client::{Rest, RestError};
+use super::client::{PlatformClient, RestError};
 use super::payload::ArtifactError;
 use super::status::{Counter, LinkStatus};
 use crate::app::{App, AppError};
@@ -27,7 +27,7 @@ pub const DEPLOYMENT_ID_MISMATCH: &str = "DEPLOYMENT_ID_MISMATCH";
 #[derive(Debug)]
 pub struct Dispatcher {
     pub(super) app: Arc<App>,
-    pub(super) rest: Rest,
+    pub(super) client: PlatformClient,
     pub(super) status: Arc<LinkStatus>,
 }
 
@@ -170,9 +170,14 @@ fn unsupported(kind: &str, p: &Value) -> (Outcome, Option<Ack>) {
     )
 }
 
-/// A payload as `T`; why not, as an outcome's reason.
-fn parse<T: serde::de::DeserializeOwned>(p: &Value) -> Result<T, String> {
-    T::deserialize(p).map_err(|e| format!("malformed payload: {e}"))
+/// A payload as `T`.
+fn parse<T: serde::de::DeserializeOwned>(p: &Value) -> Result<T, serde_json::Error> {
+    T::deserialize(p)
+}
+
+/// The outcome of a payload that does not parse.
+fn malformed(e: &serde_json::Error) -> Outcome {
+    Outcome::Ignored(format!("malformed payload: {e}"))
 }
 
 /// An application error as the control plane's logs should read it: validation failures list

@@ -22,7 +22,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, connect_asyn
 use tracing::{error, info, warn};
 
 use super::LinkError;
-use super::client::Rest;
+use super::client::PlatformClient;
 use super::events::Dispatcher;
 use super::status::{Counter, LinkPhase, LinkStatus};
 use crate::app::App;
@@ -75,7 +75,7 @@ impl Link {
     /// Starts the link in the background; it runs until `stop` turns true.
     pub fn start(cp: &ControlPlane, app: Arc<App>, stop: watch::Receiver<bool>) -> Result<Link, LinkError> {
         let tls = super::tls::client_config(cp)?;
-        let rest = Rest::new(cp, tls.clone())?;
+        let client = PlatformClient::new(cp, tls.clone())?;
         let status = Arc::new(LinkStatus::default());
         status.update(|s| {
             s.enabled = true;
@@ -85,7 +85,7 @@ impl Link {
         let manifest = super::manifest(app.catalogue(), &cp.gateway_version);
         let dispatcher = Arc::new(Dispatcher {
             app,
-            rest: rest.clone(),
+            client: client.clone(),
             status: status.clone(),
         });
         let (jobs, queue) = mpsc::unbounded_channel();
@@ -93,7 +93,7 @@ impl Link {
         let ctx = Ctx {
             cp: cp.clone(),
             tls,
-            rest,
+            client,
             status: status.clone(),
             jobs,
         };
@@ -121,7 +121,7 @@ impl Link {
 struct Ctx {
     cp: ControlPlane,
     tls: Arc<rustls::ClientConfig>,
-    rest: Rest,
+    client: PlatformClient,
     status: Arc<LinkStatus>,
     jobs: mpsc::UnboundedSender<Job>,
 }
@@ -198,7 +198,7 @@ async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
 /// One connection: open it, wait for `connection.ack`, queue a sync, then pass events to the
 /// worker until the link ends.
 async fn connect_once(ctx: &Ctx, stop: &mut watch::Receiver<bool>) -> Ended {
-    if let Some(path) = ctx.rest.well_known().await {
+    if let Some(path) = ctx.client.well_known().await {
         warn!(gateway_path = %path, "the control plane is an on-prem API Manager; Tollgate speaks the platform-api protocol only");
     }
     let ws = match open(ctx, stop).await {
@@ -208,7 +208,7 @@ async fn connect_once(ctx: &Ctx, stop: &mut watch::Receiver<bool>) -> Ended {
     let (sink, mut stream) = ws.split();
     let (gateway_id, connection_id) = match connection_ack(&mut stream).await {
         Ok(ids) => ids,
-        Err(why) => return Ended::Lost { connected: false, why },
+        Err(ended) => return ended,
     };
     info!(%gateway_id, %connection_id, "connected to the control plane");
     ctx.status.update(|s| {
@@ -266,24 +266,28 @@ async fn open(ctx: &Ctx, stop: &mut watch::Receiver<bool>) -> Result<Socket, End
 }
 
 /// The first frame must be `connection.ack` (within 5 s); its gateway and connection ids.
-async fn connection_ack(stream: &mut SplitStream<Socket>) -> Result<(String, String), String> {
+async fn connection_ack(stream: &mut SplitStream<Socket>) -> Result<(String, String), Ended> {
+    let lost = |why: String| Ended::Lost { connected: false, why };
     let first = tokio::time::timeout(ACK_TIMEOUT, async {
         loop {
             match stream.next().await {
                 Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(other)) => return Err(format!("unexpected first frame {other:?}")),
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("closed before connection.ack".into()),
+                Some(Ok(other)) => return Err(lost(format!("unexpected first frame {other:?}"))),
+                Some(Err(e)) => return Err(lost(e.to_string())),
+                None => return Err(lost("closed before connection.ack".into())),
             }
         }
     })
     .await
-    .map_err(|_| "no connection.ack within 5 s".to_string())??;
+    .map_err(|_| lost("no connection.ack within 5 s".into()))??;
     let ack: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
     if ack.get("type").and_then(Value::as_str) != Some("connection.ack") {
         let msg = ack.get("message").and_then(Value::as_str).unwrap_or("");
-        return Err(format!("expected connection.ack, got {:?} {msg}", ack.get("type")));
+        return Err(lost(format!(
+            "expected connection.ack, got {:?} {msg}",
+            ack.get("type")
+        )));
     }
     let field = |name: &str| ack.get(name).and_then(Value::as_str).unwrap_or("").to_string();
     Ok((field("gatewayId"), field("connectionId")))

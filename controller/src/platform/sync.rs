@@ -50,14 +50,14 @@ impl Dispatcher {
             at: clock::rfc3339_now(),
             ..SyncReport::default()
         };
-        match self.rest.deployments().await {
+        match self.client.deployments().await {
             Ok(list) => self.sync_deployments(list, batch, &mut r).await,
             Err(e) => r.errors.push(e.to_string()),
         }
         self.sync_plans(&mut r).await;
         self.sync_subscriptions(&mut r).await;
         self.sync_keys(&mut r).await;
-        match self.rest.manifest(gateway_id, manifest).await {
+        match self.client.manifest(gateway_id, manifest).await {
             Ok(()) => r.manifest_pushed = true,
             Err(e) if e.status().is_some_and(|s| super::is_permanent(s.as_u16())) => {
                 return Err(Permanent(format!("manifest refused: {e}")));
@@ -82,7 +82,7 @@ impl Dispatcher {
     }
 
     async fn sync_plans(&self, r: &mut SyncReport) {
-        match self.rest.plans().await {
+        match self.client.plans().await {
             Ok(plans) => {
                 let objects = objects(CpKind::Plan, &plans, None);
                 r.plans = objects.len();
@@ -103,7 +103,7 @@ impl Dispatcher {
             .map(|e| e.row.uuid.clone())
             .collect();
         for api in apis {
-            match self.rest.subscriptions(&api).await {
+            match self.client.subscriptions(&api).await {
                 Ok(subs) => {
                     let objects = objects(CpKind::Subscription, &subs, Some(&api));
                     r.subscriptions += objects.len();
@@ -122,7 +122,7 @@ impl Dispatcher {
     }
 
     async fn sync_keys(&self, r: &mut SyncReport) {
-        let list = match self.rest.api_keys().await {
+        let list = match self.client.api_keys().await {
             Ok(l) => l,
             Err(e) => return r.errors.push(e.to_string()),
         };

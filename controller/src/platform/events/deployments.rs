@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Ack, DEPLOYMENT_ID_MISMATCH, Dispatcher, EventError, Outcome, PROCESSING_ERROR, parse};
+use super::{Ack, DEPLOYMENT_ID_MISMATCH, Dispatcher, EventError, Outcome, PROCESSING_ERROR, malformed, parse};
 use crate::app::Deployment;
 use crate::clock;
 use crate::platform::payload::{artifact_document, is_id};
@@ -68,7 +68,7 @@ impl Dispatcher {
     pub(super) async fn deployed(&self, p: &Value) -> (Outcome, Option<Ack>) {
         let e = match parse::<DeploymentEvent>(p) {
             Ok(e) => e,
-            Err(why) => return (Outcome::Ignored(why), None),
+            Err(e) => return (malformed(&e), None),
         };
         let Some(at) = e.checked() else {
             return (
@@ -87,7 +87,7 @@ impl Dispatcher {
                 return (Outcome::Duplicate, Some(ack(true, None)));
             }
         }
-        let applied = match self.rest.api_artifact(&e.api_id).await {
+        let applied = match self.client.api_artifact(&e.api_id).await {
             Ok(yaml) => self.apply_document(&yaml, &e.deployment()).await,
             Err(err) => Err(err.into()),
         };
@@ -110,7 +110,7 @@ impl Dispatcher {
     pub(super) async fn undeployed(&self, p: &Value) -> (Outcome, Option<Ack>) {
         let e = match parse::<DeploymentEvent>(p) {
             Ok(e) => e,
-            Err(why) => return (Outcome::Ignored(why), None),
+            Err(e) => return (malformed(&e), None),
         };
         let Some(at) = e.checked() else {
             return (

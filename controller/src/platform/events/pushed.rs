@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Dispatcher, Outcome, parse};
+use super::{Dispatcher, Outcome, malformed, parse};
 use crate::app::Stored;
 use crate::clock;
 use crate::db::CpKind;
@@ -26,7 +26,7 @@ impl Dispatcher {
     pub(super) async fn key_put(&self, p: &Value, user: Option<&str>) -> Outcome {
         let e: KeyEvent = match parse(p) {
             Ok(e) => e,
-            Err(why) => return Outcome::Ignored(why),
+            Err(e) => return malformed(&e),
         };
         let Some(api) = self.app.api_by_artifact(&e.api_id) else {
             return Outcome::Ignored(format!("API key for artifact {} which is not deployed here", e.api_id));
@@ -52,7 +52,7 @@ impl Dispatcher {
     pub(super) async fn key_revoked(&self, p: &Value) -> Outcome {
         let e: KeyEvent = match parse(p) {
             Ok(e) => e,
-            Err(why) => return Outcome::Ignored(why),
+            Err(e) => return malformed(&e),
         };
         let Some(api) = self.app.api_by_artifact(&e.api_id) else {
             return Outcome::Duplicate;

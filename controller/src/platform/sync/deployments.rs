@@ -72,7 +72,7 @@ impl Dispatcher {
         if orphans.is_empty() {
             return;
         }
-        let gone = match self.rest.gone(&orphans).await {
+        let gone = match self.client.gone(&orphans).await {
             Ok(gone) => gone,
             Err(e) => return r.errors.push(e.to_string()),
         };
@@ -114,7 +114,7 @@ impl Dispatcher {
         let by_deployment: HashMap<&str, &DeploymentInfo> =
             chunk.iter().map(|d| (d.deployment_id.as_str(), *d)).collect();
         let ids: Vec<String> = chunk.iter().map(|d| d.deployment_id.clone()).collect();
-        let entries = match self.rest.fetch_batch(&ids).await {
+        let entries = match self.client.fetch_batch(&ids).await {
             Ok(e) => e,
             Err(e) => {
                 r.failed += chunk.len();
