@@ -79,11 +79,6 @@ impl App {
         self.repo.xds()
     }
 
-    /// The key store (reads and the management API's key writes).
-    pub fn keys(&self) -> &Arc<Keys> {
-        &self.keys
-    }
-
     /// One API, by handle.
     pub fn api(&self, handle: &str) -> Option<Arc<ApiEntry>> {
         self.repo.get(handle)
@@ -157,3 +152,6 @@ impl App {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
     tokio::task::spawn_blocking(f).await.map_err(|_| AppError::Task)
 }
+
+#[cfg(test)]
+mod tests;
