@@ -65,14 +65,14 @@ pub struct DeploymentInfo {
     pub deployment_id: String,
     #[serde(default)]
     pub kind: String,
-    pub state: DeploymentState,
+    pub state: ListedState,
     pub deployed_at: String,
 }
 
 /// What `GET /deployments` says of a deployment (`DEPLOYED`, `UNDEPLOYED`, or something newer).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeploymentState {
+pub enum ListedState {
     Deployed,
     Undeployed,
     /// A state this build does not know: left alone.

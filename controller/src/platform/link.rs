@@ -132,12 +132,17 @@ async fn work(dispatcher: Arc<Dispatcher>, mut queue: mpsc::UnboundedReceiver<Jo
             Job::Sync { gateway_id, permanent } => {
                 dispatcher.status.update(|s| s.state = LinkPhase::Syncing);
                 match dispatcher.sync(&gateway_id, &manifest, batch).await {
-                    Ok(report) => dispatcher.status.update(|s| {
-                        if s.state == LinkPhase::Syncing {
-                            s.state = LinkPhase::Connected;
-                        }
-                        s.last_sync = serde_json::to_value(&report).ok();
-                    }),
+                    Ok(report) => {
+                        let shown = serde_json::to_value(&report)
+                            .inspect_err(|e| warn!(error = %e, "cannot show the sync report"))
+                            .ok();
+                        dispatcher.status.update(|s| {
+                            if s.state == LinkPhase::Syncing {
+                                s.state = LinkPhase::Connected;
+                            }
+                            s.last_sync = shown;
+                        })
+                    }
                     Err(p) => {
                         let _ = permanent.send(p.0);
                     }

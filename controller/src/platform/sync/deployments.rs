@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::SyncReport;
 use crate::app::{ApiEntry, Deployment};
 use crate::clock;
-use crate::platform::client::{DeploymentInfo, DeploymentState};
+use crate::platform::client::{DeploymentInfo, ListedState};
 use crate::platform::events::Dispatcher;
 use crate::platform::payload::is_id;
 
@@ -95,14 +95,14 @@ impl Dispatcher {
             .and_then(clock::parse_millis);
         let fresh = have.is_none_or(|h| at > h);
         match (d.state, &local) {
-            (DeploymentState::Deployed, Some(e))
+            (ListedState::Deployed, Some(e))
                 if !fresh && e.api.deployed && e.row.cp_deployment_id.as_deref() == Some(&d.deployment_id) =>
             {
                 Plan::Unchanged
             }
-            (DeploymentState::Deployed, Some(e)) if !e.from_control_plane() => Plan::Local(e.row.handle.clone()),
-            (DeploymentState::Deployed, _) if fresh || local.as_ref().is_some_and(|e| !e.api.deployed) => Plan::Deploy,
-            (DeploymentState::Undeployed, Some(e)) if e.from_control_plane() && e.api.deployed && fresh => {
+            (ListedState::Deployed, Some(e)) if !e.from_control_plane() => Plan::Local(e.row.handle.clone()),
+            (ListedState::Deployed, _) if fresh || local.as_ref().is_some_and(|e| !e.api.deployed) => Plan::Deploy,
+            (ListedState::Undeployed, Some(e)) if e.from_control_plane() && e.api.deployed && fresh => {
                 Plan::Undeploy(e.clone())
             }
             _ => Plan::Unchanged,
