@@ -1,5 +1,6 @@
 //! The API repository: every stored API in memory (row plus resolved model), persisted in SQLite
 //! and translated into the xDS store. One writer at a time; reads never wait for Envoy or SQLite.
+//! Its writes are reachable only through [`super::App`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -148,7 +149,7 @@ impl ApiRepo {
     }
 
     /// Creates an API.
-    pub async fn create(&self, doc: RestApiDoc, origin: Origin) -> Result<Written, AppError> {
+    pub(super) async fn create(&self, doc: RestApiDoc, origin: Origin) -> Result<Written, AppError> {
         let (doc, api) = self.prepare(doc)?;
         let mut translator = self.writer.lock().await;
         self.check_unique(&api, None)?;
@@ -173,7 +174,7 @@ impl ApiRepo {
     }
 
     /// Replaces an API (also how it is undeployed).
-    pub async fn update(&self, handle: &str, doc: RestApiDoc) -> Result<Written, AppError> {
+    pub(super) async fn update(&self, handle: &str, doc: RestApiDoc) -> Result<Written, AppError> {
         let body = doc.metadata.name.clone().unwrap_or_default();
         if !body.is_empty() && body != handle {
             return Err(AppError::Mismatch {
@@ -207,7 +208,7 @@ impl ApiRepo {
     }
 
     /// Deletes an API (its keys go with it in the database, by cascade).
-    pub async fn delete(&self, handle: &str) -> Result<Written, AppError> {
+    pub(super) async fn delete(&self, handle: &str) -> Result<Written, AppError> {
         let mut translator = self.writer.lock().await;
         let (db, h) = (self.db.clone(), handle.to_string());
         if !blocking(move || db.delete_api(&h)).await?? {
@@ -226,7 +227,7 @@ impl ApiRepo {
     /// Stores and serves (or, undeployed, keeps but stops serving) an API the control plane
     /// deployed. The artifact UUID becomes the API's id. A locally created API with the same
     /// handle is never overwritten.
-    pub async fn put_deployment(
+    pub(super) async fn put_deployment(
         &self,
         mut doc: RestApiDoc,
         d: &Deployment,
