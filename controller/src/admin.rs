@@ -14,20 +14,20 @@ use serde_json::{Value, json};
 use tollgate_xds::{NodeStatus, StatusRegistry, TypeKind};
 
 use crate::api::ApiError;
+use crate::app::App;
 use crate::auth::Authenticator;
 use crate::config::Role;
-use crate::gateway::Gateway;
+use crate::db::CpKind;
 
 /// Base path of the admin API.
 pub const BASE: &str = "/api/admin/v1";
 
 #[derive(Clone, Debug)]
 pub struct AdminState {
-    pub gateway: Arc<Gateway>,
+    pub app: Arc<App>,
     pub auth: Arc<Authenticator>,
     pub status: Arc<StatusRegistry>,
     pub link: Arc<crate::platform::LinkStatus>,
-    pub db: Arc<crate::db::Db>,
 }
 
 /// The admin router.
@@ -57,20 +57,20 @@ async fn admin_only(State(s): State<AdminState>, req: Request, next: Next) -> Re
 }
 
 async fn health() -> Json<Value> {
-    Json(json!({"status": "healthy", "timestamp": crate::gateway::now()}))
+    Json(json!({"status": "healthy", "timestamp": crate::clock::rfc3339_now()}))
 }
 
 async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
     let apis: Vec<Value> = s
-        .gateway
-        .list()
+        .app
+        .apis()
         .iter()
         .map(|e| {
             json!({
                 "id": e.row.uuid,
                 "configuration": e.doc_json(),
                 "metadata": {
-                    "status": if e.api.deployed { "deployed" } else { "undeployed" },
+                    "status": e.state().as_str(),
                     "origin": e.row.origin,
                     "createdAt": e.row.created_at,
                     "updatedAt": e.row.updated_at,
@@ -80,13 +80,13 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
         })
         .collect();
     let policies: Vec<Value> = s
-        .gateway
+        .app
         .catalogue()
         .list()
         .into_iter()
         .map(|(name, version)| json!({"name": name, "version": version}))
         .collect();
-    let store = s.gateway.xds();
+    let store = s.app.xds();
     let group = store.group(tollgate_xds::DEFAULT_GROUP);
     let resources: serde_json::Map<String, Value> = TypeKind::ALL
         .iter()
@@ -94,7 +94,7 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
         .collect();
     Json(json!({
         "status": "success",
-        "timestamp": crate::gateway::now(),
+        "timestamp": crate::clock::rfc3339_now(),
         "apis": apis,
         "policies": policies,
         "certificates": [],
@@ -111,12 +111,11 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
 /// The control-plane link: state, gateway id, why it stopped (if it did), event counters, last sync.
 /// A failed count is a 500, never a 0 that looks like an empty store.
 async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiError> {
-    let count = |kind: &str| s.db.count_cp_objects(kind);
     let stored = json!({
-        "subscriptions": count("subscription")?,
-        "subscriptionPlans": count("plan")?,
-        "applications": count("application")?,
-        "revokedKeys": count(crate::keys::TOMBSTONE)?,
+        "subscriptions": s.app.count_cp_objects(CpKind::Subscription).await?,
+        "subscriptionPlans": s.app.count_cp_objects(CpKind::Plan).await?,
+        "applications": s.app.count_cp_objects(CpKind::Application).await?,
+        "revokedKeys": s.app.count_cp_objects(crate::keys::TOMBSTONE).await?,
     });
     Ok(Json(
         json!({"status": "success", "controlPlane": s.link.snapshot(), "stored": stored}),
@@ -127,8 +126,8 @@ async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {
     let nodes: Vec<Value> = s.status.snapshot().iter().map(node).collect();
     Json(json!({
         "component": "tollgate",
-        "timestamp": crate::gateway::now(),
-        "generation": s.gateway.xds().generation(),
+        "timestamp": crate::clock::rfc3339_now(),
+        "generation": s.app.xds().generation(),
         "nodes": nodes,
     }))
 }

@@ -15,9 +15,9 @@ use axum::routing::{get, post, put};
 
 pub use error::ApiError;
 
+use crate::app::App;
 use crate::auth::Authenticator;
 use crate::config::Role;
-use crate::gateway::Gateway;
 use crate::keys::Keys;
 
 /// Base path of the management API.
@@ -26,7 +26,8 @@ pub const BASE: &str = "/api/management/v1";
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub gateway: Arc<Gateway>,
+    /// The application layer: every write goes through it.
+    pub app: Arc<App>,
     pub auth: Arc<Authenticator>,
     pub keys: Arc<Keys>,
     pub max_body: usize,

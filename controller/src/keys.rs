@@ -72,7 +72,7 @@ pub enum Pushed {
 }
 
 /// The `cp_objects` kind that marks a key the control plane revoked.
-pub const TOMBSTONE: &str = "revoked_key";
+pub const TOMBSTONE: crate::db::CpKind = crate::db::CpKind::RevokedKey;
 
 /// Why a key operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +212,7 @@ impl Keys {
                 self.quota
             )));
         }
-        let stamp = crate::gateway::now();
+        let stamp = crate::clock::rfc3339_now();
         let row = KeyRow {
             uuid: uuid::Uuid::now_v7().to_string(),
             api: api.to_string(),
@@ -269,7 +269,7 @@ impl Keys {
             digest: hex(&digest_of(value.as_bytes())),
             masked: mask(&value),
             source: "local".into(),
-            updated_at: crate::gateway::now(),
+            updated_at: crate::clock::rfc3339_now(),
             expires_at: expires_at.or(old.expires_at),
             previous_digest: grace_end.map(|_| old.digest.clone()),
             previous_expires_at: grace_end,
@@ -300,7 +300,7 @@ impl Keys {
         let row = KeyRow {
             digest: hex(&digest_of(value.trim().as_bytes())),
             masked: mask(value),
-            updated_at: crate::gateway::now(),
+            updated_at: crate::clock::rfc3339_now(),
             previous_digest: None,
             previous_expires_at: None,
             ..old.clone()
@@ -368,8 +368,8 @@ impl Keys {
             }
             if old.uuid == k.uuid || k.uuid.is_empty() {
                 let stale = match (
-                    crate::platform::time::unix_millis(&old.updated_at),
-                    crate::platform::time::unix_millis(&k.updated_at),
+                    crate::clock::parse_millis(&old.updated_at),
+                    crate::clock::parse_millis(&k.updated_at),
                 ) {
                     (Some(have), Some(got)) => got < have,
                     _ => false,
@@ -429,11 +429,11 @@ impl Keys {
             return Ok(false);
         };
         self.db.put_cp_object(&crate::db::CpObject {
-            kind: TOMBSTONE.into(),
+            kind: TOMBSTONE,
             id: old.uuid.clone(),
             api: Some(api.into()),
             body: serde_json::json!({"name": name}).to_string(),
-            updated_at: crate::gateway::now(),
+            updated_at: crate::clock::rfc3339_now(),
         })?;
         self.db.delete_key(api, name)?;
         index.change(digests_of(&old), []);
@@ -447,11 +447,11 @@ impl Keys {
             self.revoke_pushed(&k.api, &k.name)?;
         } else {
             self.db.put_cp_object(&crate::db::CpObject {
-                kind: TOMBSTONE.into(),
+                kind: TOMBSTONE,
                 id: uuid.into(),
                 api: Some(api.into()),
                 body: serde_json::json!({"name": name}).to_string(),
-                updated_at: crate::gateway::now(),
+                updated_at: crate::clock::rfc3339_now(),
             })?;
         }
         Ok(())
@@ -575,7 +575,7 @@ fn digests_of(k: &KeyRow) -> Vec<Digest> {
 
 fn conflict(e: DbError) -> KeyError {
     match e {
-        DbError::Conflict(m) => KeyError::Conflict(m),
+        DbError::Conflict(m) => KeyError::Conflict(m.to_string()),
         other => KeyError::Db(other),
     }
 }

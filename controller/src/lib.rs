@@ -4,7 +4,9 @@
 //! - [`model`]: the WSO2-compatible `RestApi` document, its validation and the resolved [`model::Api`].
 //! - [`db`]: SQLite persistence with forward migrations.
 //! - [`translate`]: pure translation of APIs into Envoy listeners, routes, clusters and endpoints.
-//! - [`gateway`]: the write path (validate → persist → translate → publish).
+//! - [`app`]: the application layer, the one owner of every write path (validate → persist →
+//!   translate → publish), and the API repository.
+//! - [`origin`], [`clock`]: where a stored thing came from; the one clock.
 //! - [`auth`], [`api`], [`admin`]: the management and admin REST APIs.
 //! - [`platform`]: the link to a WSO2 API Platform control plane (WebSocket events, REST sync).
 //! - [`managed_envoy`]: the managed Envoy child process of `tollgate run`.
@@ -13,13 +15,15 @@
 
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
-pub mod gateway;
 pub mod keys;
 pub mod managed_envoy;
+pub mod origin;
 pub mod platform;
 pub mod replica;
 pub mod runtime;

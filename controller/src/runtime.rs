@@ -16,13 +16,13 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::api::{self, AppState};
+use crate::app::{ApiRepo, App};
 use crate::auth::{Authenticator, Bootstrap};
 use crate::config::Config;
 use crate::db::Db;
-use crate::gateway::Gateway;
 use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
-use crate::platform::{Link, LinkDeps, LinkStatus};
+use crate::platform::{Link, LinkStatus};
 use crate::translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 /// A running controller.
@@ -31,7 +31,8 @@ pub struct Running {
     pub management: SocketAddr,
     pub admin: SocketAddr,
     pub xds: SocketAddr,
-    pub gateway: Arc<Gateway>,
+    /// The application layer.
+    pub app: Arc<App>,
     pub status: Arc<StatusRegistry>,
     /// The control-plane link's state.
     pub link: Arc<LinkStatus>,
@@ -51,10 +52,118 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN"
         );
     }
+    let db = open_db(config).await?;
+    let auth = Arc::new(authenticator(config, &db)?);
+    let store = Arc::new(Store::new());
+    let status = Arc::new(StatusRegistry::default());
+    let index = Arc::new(SharedIndex::default());
+    let replicas = config.api_keys.publish_to_replicas.then(|| store.clone());
+    let keys = Arc::new(Keys::load_with(
+        db.clone(),
+        index.clone(),
+        config.api_keys.per_user_per_api,
+        replicas,
+    )?);
+    let authz = authz_service(config, index)?;
+    let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
+    let app = load_app(config, &db, &keys, &store, authz_port).await?;
+
+    let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
+    let xds = xds_listener.local_addr()?;
+    let (key_token, replica_sync) = replica_publishing(config, &store, &status)?;
+    let xds_server = XdsServer::with_key_token(store, status.clone(), key_token.as_deref()).serve(xds_listener)?;
+
+    let (stop, stopped) = watch::channel(false);
+    let link_task = if cp.enabled() {
+        Link::start(&cp, app.clone(), stopped.clone())?
+    } else {
+        Link::disabled()
+    };
+    let link = link_task.status.clone();
+    let management_api = api::router(AppState {
+        app: app.clone(),
+        auth: auth.clone(),
+        keys,
+        max_body: config.server.max_body_bytes,
+        http_port: config.router.http_port,
+        replicas: replica_sync,
+    });
+    let admin_api = admin::router(AdminState {
+        app: app.clone(),
+        auth,
+        status: status.clone(),
+        link: link.clone(),
+    });
+    let (management, admin, http) = serve_apis(config, management_api, admin_api, stopped).await?;
+    info!(%management, %admin, %xds, "tollgate started");
+    Ok(Running {
+        management,
+        admin,
+        xds,
+        app,
+        status,
+        link,
+        link_task,
+        xds_server,
+        authz,
+        stop,
+        http,
+        grace: config.server.shutdown_timeout,
+    })
+}
+
+/// The data directory and the database in it (opened and migrated off the async workers).
+async fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
+    let data = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data).with_context(|| format!("creating data dir {}", data.display()))?;
+    let db = tokio::task::spawn_blocking(move || Db::open(&data.join("tollgate.db")))
+        .await
+        .context("opening database")?
+        .context("opening database")?;
+    Ok(Arc::new(db))
+}
+
+/// Restores every stored API, publishes it, and builds the application layer over it.
+async fn load_app(
+    config: &Config,
+    db: &Arc<Db>,
+    keys: &Arc<Keys>,
+    store: &Arc<Store>,
+    authz_port: u16,
+) -> anyhow::Result<Arc<App>> {
+    let translator = Translator::new(settings(config, authz_port)?);
+    let repo = ApiRepo::load(
+        db.clone(),
+        store.clone(),
+        Catalogue::builtin(),
+        config.vhost_defaults(),
+        translator,
+    )
+    .await?;
+    Ok(Arc::new(App::new(repo, keys.clone(), db.clone())))
+}
+
+/// Binds and serves the management and admin APIs until `stopped` turns true.
+async fn serve_apis(
+    config: &Config,
+    management_api: axum::Router,
+    admin_api: axum::Router,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, SocketAddr, Vec<JoinHandle<()>>)> {
+    let m = bind(&config.server.bind, config.server.management_port).await?;
+    let a = bind(&config.server.bind, config.server.admin_port).await?;
+    let (management, admin) = (m.local_addr()?, a.local_addr()?);
+    let http = vec![
+        serve_http(m, management_api, stopped.clone()),
+        serve_http(a, admin_api, stopped),
+    ];
+    Ok((management, admin, http))
+}
+
+/// The management API's users; a bootstrapped admin password is shown once, on the terminal.
+fn authenticator(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
     let data = &config.server.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
-    let db = Arc::new(Db::open(&data.join("tollgate.db")).context("opening database")?);
-    let (auth, boot) = Authenticator::new(config.auth.enabled, config.auth.users.clone(), &db, data)?;
+    let (auth, boot) = Authenticator::new(config.auth.enabled, config.auth.users.clone(), db, data)?;
     match boot {
         Bootstrap::Generated(file) => {
             // Shown once, on the terminal only (never through the log pipeline).
@@ -72,103 +181,46 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if !config.auth.enabled {
         warn!("management API authentication is OFF (auth.enabled = false)");
     }
-    let store = Arc::new(Store::new());
-    let status = Arc::new(StatusRegistry::default());
-    let index = Arc::new(SharedIndex::default());
-    let replicas = config.api_keys.publish_to_replicas.then(|| store.clone());
-    let keys = Arc::new(Keys::load_with(
-        db.clone(),
-        index.clone(),
-        config.api_keys.per_user_per_api,
-        replicas,
-    )?);
-    let authz = if config.server.authz_embedded {
-        Some(Authz::start(&config.server.grpc_bind, config.server.authz_port, index)?)
-    } else {
-        info!(
-            target_addr = %format!("{}:{}", config.server.authz_advertise, config.server.authz_port),
-            "no ext_authz service here: Envoy is sent to the replicas"
-        );
-        None
-    };
-    let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
-    let translator = Translator::new(settings(config, authz_port)?);
-    let gateway = Arc::new(Gateway::load(
-        db.clone(),
-        store.clone(),
-        Catalogue::builtin(),
-        config.vhost_defaults(),
-        translator,
-    )?);
+    Ok(auth)
+}
 
-    let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
-    let xds = xds_listener.local_addr()?;
-    // Publishing to replicas: key sets only for streams with the token, and key writes wait for
-    // the replicas' ACKs.
-    let (key_token, replica_sync) = if config.api_keys.publish_to_replicas {
-        let (token, created) = crate::auth::replica_token(&config.server.data_dir)?;
-        if created {
-            let file = config.server.data_dir.join(crate::auth::REPLICA_TOKEN_FILE);
-            info!(file = %file.display(), "created the token authz replicas must present (copy it to them)");
-        }
-        let sync = api::ReplicaSync {
-            store: store.clone(),
-            status: status.clone(),
-            timeout: config.api_keys.replica_sync_timeout,
-        };
-        (Some(token), Some(sync))
-    } else {
-        (None, None)
-    };
-    let xds_server = XdsServer::with_key_token(store, status.clone(), key_token.as_deref()).serve(xds_listener)?;
+/// The embedded ext_authz service, unless Envoy is sent to remote replicas.
+fn authz_service(config: &Config, index: Arc<SharedIndex>) -> anyhow::Result<Option<Authz>> {
+    if config.server.authz_embedded {
+        return Ok(Some(Authz::start(
+            &config.server.grpc_bind,
+            config.server.authz_port,
+            index,
+        )?));
+    }
+    info!(
+        target_addr = %format!("{}:{}", config.server.authz_advertise, config.server.authz_port),
+        "no ext_authz service here: Envoy is sent to the replicas"
+    );
+    Ok(None)
+}
 
-    let (stop, stopped) = watch::channel(false);
-    let auth = Arc::new(auth);
-    let link_task = if cp.enabled() {
-        let deps = LinkDeps {
-            gateway: gateway.clone(),
-            keys: keys.clone(),
-            db: db.clone(),
-        };
-        Link::start(&cp, deps, stopped.clone())?
-    } else {
-        Link::disabled()
-    };
-    let link = link_task.status.clone();
-    let app = api::router(AppState {
-        gateway: gateway.clone(),
-        auth: auth.clone(),
-        keys,
-        max_body: config.server.max_body_bytes,
-        http_port: config.router.http_port,
-        replicas: replica_sync,
-    });
-    let adm = admin::router(AdminState {
-        gateway: gateway.clone(),
-        auth,
+/// Publishing to replicas: key sets only for streams with the token, and key writes wait for
+/// the replicas' ACKs.
+fn replica_publishing(
+    config: &Config,
+    store: &Arc<Store>,
+    status: &Arc<StatusRegistry>,
+) -> anyhow::Result<(Option<String>, Option<api::ReplicaSync>)> {
+    if !config.api_keys.publish_to_replicas {
+        return Ok((None, None));
+    }
+    let (token, created) = crate::auth::replica_token(&config.server.data_dir)?;
+    if created {
+        let file = config.server.data_dir.join(crate::auth::REPLICA_TOKEN_FILE);
+        info!(file = %file.display(), "created the token authz replicas must present (copy it to them)");
+    }
+    let sync = api::ReplicaSync {
+        store: store.clone(),
         status: status.clone(),
-        link: link.clone(),
-        db,
-    });
-    let m = bind(&config.server.bind, config.server.management_port).await?;
-    let a = bind(&config.server.bind, config.server.admin_port).await?;
-    let (management, admin) = (m.local_addr()?, a.local_addr()?);
-    let http = vec![serve_http(m, app, stopped.clone()), serve_http(a, adm, stopped)];
-    info!(%management, %admin, %xds, "tollgate started");
-    Ok(Running {
-        management,
-        admin,
-        xds,
-        gateway,
-        status,
-        link,
-        link_task,
-        xds_server,
-        authz,
-        stop,
-        http,
-        grace: config.server.shutdown_timeout,
-    })
+        timeout: config.api_keys.replica_sync_timeout,
+    };
+    Ok((Some(token), Some(sync)))
 }
 
 /// Runs until SIGINT/SIGTERM; with `envoy`, also runs a managed Envoy and stops if it exits.

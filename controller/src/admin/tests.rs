@@ -11,20 +11,19 @@ use super::*;
 use crate::api::tests::{parts, send};
 use crate::platform::LinkStatus;
 
-fn app() -> Router {
-    let p = parts();
+async fn app() -> Router {
+    let p = parts().await;
     router(AdminState {
-        gateway: p.gateway,
+        app: p.app,
         auth: p.auth,
         status: Arc::new(StatusRegistry::default()),
         link: Arc::new(LinkStatus::default()),
-        db: p.db,
     })
 }
 
 #[tokio::test]
 async fn health_needs_no_credentials() {
-    let (r, body) = send(&app(), Method::GET, "/api/admin/v1/health", None, "").await;
+    let (r, body) = send(&app().await, Method::GET, "/api/admin/v1/health", None, "").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body["status"], "healthy");
     assert!(body["timestamp"].is_string(), "{body}");
@@ -32,7 +31,7 @@ async fn health_needs_no_credentials() {
 
 #[tokio::test]
 async fn everything_else_is_for_admins_only() {
-    let app = app();
+    let app = app().await;
     for path in [
         "/api/admin/v1/config_dump",
         "/api/admin/v1/xds_sync_status",
@@ -54,7 +53,7 @@ async fn everything_else_is_for_admins_only() {
 
 #[tokio::test]
 async fn the_admin_views_have_their_documented_shapes() {
-    let app = app();
+    let app = app().await;
     let (_, dump) = send(&app, Method::GET, "/api/admin/v1/config_dump", Some("admin"), "").await;
     assert_eq!(dump["status"], "success");
     assert_eq!(dump["apis"], json!([]));
@@ -77,7 +76,7 @@ async fn the_admin_views_have_their_documented_shapes() {
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_other_methods_405() {
-    let app = app();
+    let app = app().await;
     for path in ["/api/admin/v1/nope", "/nope", "/api/management/v1/rest-apis"] {
         let (r, body) = send(&app, Method::GET, path, Some("admin"), "").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
@@ -97,7 +96,7 @@ async fn unknown_routes_are_404_and_other_methods_405() {
 
 #[tokio::test]
 async fn legacy_routes_answer_with_deprecation_headers() {
-    let app = app();
+    let app = app().await;
     let (r, body) = send(&app, Method::GET, "/health", None, "").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body["status"], "healthy");

@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use super::{ApiError, AppState};
+use crate::app::{ApiEntry, AppError};
 use crate::auth::Principal;
 use crate::config::Role;
 use crate::db::KeyRow;
-use crate::gateway::{ApiEntry, GatewayError};
 use crate::keys::{KeyError, NewKey};
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,7 +56,7 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = (|| {
-        let api = s.gateway.get(&handle).ok_or_else(|| not_found(&handle))?;
+        let api = s.app.api(&handle).ok_or_else(|| not_found(&handle))?;
         let b: CreateBody = parse(body)?;
         let expires_at = expiry(b.expires_at.as_deref(), b.expires_in.as_ref())?;
         let new = NewKey {
@@ -95,7 +95,7 @@ pub async fn list(
     Path(handle): Path<String>,
     Extension(who): Extension<Principal>,
 ) -> Response {
-    if s.gateway.get(&handle).is_none() {
+    if s.app.api(&handle).is_none() {
         return not_found(&handle).into_response();
     }
     let admin = who.roles.contains(&Role::Admin);
@@ -113,7 +113,7 @@ pub async fn regenerate(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = (|| {
-        let api = s.gateway.get(&handle).ok_or_else(|| not_found(&handle))?;
+        let api = s.app.api(&handle).ok_or_else(|| not_found(&handle))?;
         let b: RegenerateBody = parse(body)?;
         let expires_at = expiry(b.expires_at.as_deref(), b.expires_in.as_ref())?;
         let grace = match b.grace_period.as_deref() {
@@ -156,7 +156,7 @@ pub async fn replace(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = (|| {
-        s.gateway.get(&handle).ok_or_else(|| not_found(&handle))?;
+        s.app.api(&handle).ok_or_else(|| not_found(&handle))?;
         let b: ReplaceBody = parse(body)?;
         let value = b.api_key.ok_or_else(|| ApiError::Body("apiKey is required".into()))?;
         let admin = who.roles.contains(&Role::Admin);
@@ -175,7 +175,7 @@ pub async fn replace(
 }
 
 pub async fn revoke(State(s): State<AppState>, Path((handle, name)): Path<(String, String)>) -> Response {
-    if s.gateway.get(&handle).is_none() {
+    if s.app.api(&handle).is_none() {
         return not_found(&handle).into_response();
     }
     match s.keys.revoke(&handle, &name) {
@@ -202,19 +202,19 @@ async fn synced(s: &AppState, mut resp: Response) -> Response {
 }
 
 fn not_found(handle: &str) -> ApiError {
-    ApiError::Gateway(GatewayError::NotFound(handle.to_string()))
+    ApiError::App(AppError::NotFound(handle.to_string()))
 }
 
 fn key_error(e: KeyError) -> ApiError {
     match e {
         KeyError::Invalid(m) => ApiError::Body(m),
         KeyError::NotFound(n) => ApiError::NotFoundMessage(format!("API key '{n}' not found")),
-        KeyError::Conflict(m) => ApiError::Gateway(GatewayError::Conflict(m)),
+        KeyError::Conflict(m) => ApiError::App(AppError::Keys(KeyError::Conflict(m))),
         KeyError::Forbidden(n) => {
             ApiError::ForbiddenMessage(format!("only the creator of API key '{n}' may regenerate it"))
         }
-        KeyError::Db(d) => ApiError::Gateway(GatewayError::Db(d)),
-        KeyError::Random => ApiError::Gateway(GatewayError::Task),
+        KeyError::Db(d) => ApiError::App(AppError::Db(d)),
+        KeyError::Random => ApiError::App(AppError::Task),
     }
 }
 

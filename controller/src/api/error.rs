@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
 
+use crate::app::AppError;
 use crate::auth::Denied;
 use crate::db::DbError;
-use crate::gateway::GatewayError;
 use crate::model::FieldError;
 
 /// Everything a management API call can fail with.
@@ -25,7 +25,7 @@ pub enum ApiError {
     Body(String),
     /// A write was refused or failed.
     #[error(transparent)]
-    Gateway(#[from] GatewayError),
+    App(#[from] AppError),
     /// Authentication or authorization refused the call.
     #[error("denied")]
     Denied(Denied),
@@ -52,14 +52,12 @@ impl IntoResponse for ApiError {
             ApiError::ForbiddenMessage(_) => (StatusCode::FORBIDDEN, None),
             ApiError::Denied(d) => return denied(*d),
             ApiError::Storage(e) => return internal(e),
-            ApiError::Gateway(g) => match g {
-                GatewayError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
-                GatewayError::NotFound(_) => (StatusCode::NOT_FOUND, None),
-                GatewayError::Conflict(_) => (StatusCode::CONFLICT, None),
-                GatewayError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
-                GatewayError::Db(_) | GatewayError::Translate(_) | GatewayError::Task | GatewayError::Corrupt(_) => {
-                    return internal(g);
-                }
+            ApiError::App(g) => match g {
+                AppError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
+                AppError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+                AppError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
+                g if g.is_conflict() => (StatusCode::CONFLICT, None),
+                _ => return internal(g),
             },
         };
         let mut body = json!({"status": "error", "message": self.to_string()});

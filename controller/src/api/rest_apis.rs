@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::gateway::{ApiEntry, GatewayError, Written};
+use crate::app::{ApiEntry, AppError, Written};
 use crate::model::RestApiDoc;
 
 /// List filters; unknown parameters (`limit`, `offset`) are ignored.
@@ -23,10 +23,14 @@ pub struct Filters {
     status: Option<String>,
 }
 
-pub async fn create(State(s): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = async {
-        let doc = parse(&headers, body, s.max_body)?;
-        Ok::<_, ApiError>(s.gateway.create(doc, "gateway_api").await?)
+        let doc = parse(&headers, body, state.max_body)?;
+        Ok::<_, ApiError>(state.app.create_api(doc).await?)
     };
     match result.await {
         Ok(w) => written(StatusCode::CREATED, w),
@@ -35,17 +39,17 @@ pub async fn create(State(s): State<AppState>, headers: HeaderMap, body: Result<
 }
 
 pub async fn update(
-    State(s): State<AppState>,
+    State(state): State<AppState>,
     Path(handle): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        if s.gateway.get(&handle).is_none() {
-            return Err(ApiError::Gateway(GatewayError::NotFound(handle.clone())));
+        if state.app.api(&handle).is_none() {
+            return Err(ApiError::App(AppError::NotFound(handle.clone())));
         }
-        let doc = parse(&headers, body, s.max_body)?;
-        Ok(s.gateway.update(&handle, doc).await?)
+        let doc = parse(&headers, body, state.max_body)?;
+        Ok(state.app.update_api(&handle, doc).await?)
     };
     match result.await {
         Ok(w) => written(StatusCode::OK, w),
@@ -53,17 +57,17 @@ pub async fn update(
     }
 }
 
-pub async fn get(State(s): State<AppState>, Path(handle): Path<String>) -> Response {
-    match s.gateway.get(&handle) {
+pub async fn get(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    match state.app.api(&handle) {
         Some(e) => Json(resource(&e, false)).into_response(),
-        None => ApiError::Gateway(GatewayError::NotFound(handle)).into_response(),
+        None => ApiError::App(AppError::NotFound(handle)).into_response(),
     }
 }
 
-pub async fn list(State(s): State<AppState>, Query(f): Query<Filters>) -> Response {
-    let apis: Vec<Value> = s
-        .gateway
-        .list()
+pub async fn list(State(state): State<AppState>, Query(f): Query<Filters>) -> Response {
+    let apis: Vec<Value> = state
+        .app
+        .apis()
         .iter()
         .filter(|e| f.display_name.as_ref().is_none_or(|v| *v == e.api.display_name))
         .filter(|e| f.version.as_ref().is_none_or(|v| *v == e.api.version))
@@ -72,16 +76,15 @@ pub async fn list(State(s): State<AppState>, Query(f): Query<Filters>) -> Respon
                 .as_ref()
                 .is_none_or(|v| *v == e.api.context || e.doc().is_ok_and(|d| d.spec.context.as_ref() == Some(v)))
         })
-        .filter(|e| f.status.as_ref().is_none_or(|v| *v == state(e)))
+        .filter(|e| f.status.as_ref().is_none_or(|v| v == e.state().as_str()))
         .map(|e| resource(e, true))
         .collect();
     Json(json!({"status": "success", "count": apis.len(), "apis": apis})).into_response()
 }
 
-pub async fn delete(State(s): State<AppState>, Path(handle): Path<String>) -> Response {
-    match s.gateway.delete(&handle).await {
+pub async fn delete(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    match state.app.delete_api(&handle).await {
         Ok(w) => {
-            s.keys.api_deleted(&handle);
             let body = json!({"status": "success", "message": "RestAPI deleted successfully", "id": handle,
                               "generation": w.generation});
             with_generation(Json(body).into_response(), w.generation)
@@ -115,10 +118,6 @@ fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize)
     serde_json::from_value(value).map_err(|e| ApiError::Parse(e.to_string()))
 }
 
-fn state(e: &ApiEntry) -> &'static str {
-    if e.api.deployed { "deployed" } else { "undeployed" }
-}
-
 /// The stored document plus server-managed `status`. Lists show `spec.context` resolved.
 fn resource(e: &ApiEntry, resolve_context: bool) -> Value {
     let mut doc = e.doc_json();
@@ -127,7 +126,7 @@ fn resource(e: &ApiEntry, resolve_context: bool) -> Value {
     }
     doc["status"] = json!({
         "id": e.row.handle,
-        "state": state(e),
+        "state": e.state().as_str(),
         "origin": e.row.origin,
         "createdAt": e.row.created_at,
         "updatedAt": e.row.updated_at,

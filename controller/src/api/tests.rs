@@ -15,20 +15,21 @@ use tollgate_xds::Store;
 use tower::ServiceExt;
 
 use super::*;
+use crate::app::{ApiRepo, App};
 use crate::config::{Config, User};
 use crate::db::Db;
 use crate::translate::{RouteDefaults, Settings, Translator};
 
 /// The controller's parts a router needs, over an in-memory database.
 pub(crate) struct Parts {
-    pub gateway: Arc<Gateway>,
+    pub app: Arc<App>,
     pub auth: Arc<Authenticator>,
     pub keys: Arc<Keys>,
     pub db: Arc<Db>,
 }
 
 /// One user per role: `admin`, `dev` (developer) and `consumer`, each with password `pw`.
-pub(crate) fn parts() -> Parts {
+pub(crate) async fn parts() -> Parts {
     let db = Arc::new(Db::memory().unwrap());
     let user = |name: &str, role| User {
         username: name.into(),
@@ -60,19 +61,20 @@ pub(crate) fn parts() -> Parts {
         authz: None,
     };
     let store = Arc::new(Store::new());
-    let gateway = Gateway::load(
+    let repo = ApiRepo::load(
         db.clone(),
         store,
         Catalogue::builtin(),
         config.vhost_defaults(),
         Translator::new(settings),
     )
+    .await
     .unwrap();
-    let keys = Keys::load_with(db.clone(), Arc::new(SharedIndex::default()), 10, None).unwrap();
+    let keys = Arc::new(Keys::load_with(db.clone(), Arc::new(SharedIndex::default()), 10, None).unwrap());
     Parts {
-        gateway: Arc::new(gateway),
+        app: Arc::new(App::new(repo, keys.clone(), db.clone())),
         auth: Arc::new(auth),
-        keys: Arc::new(keys),
+        keys,
         db,
     }
 }
@@ -127,10 +129,10 @@ pub(crate) async fn send(
     (Response::from_parts(head, Body::empty()), json)
 }
 
-fn app_with_limit(max_body: usize) -> Router {
-    let p = parts();
+async fn app_with_limit(max_body: usize) -> Router {
+    let p = parts().await;
     router(AppState {
-        gateway: p.gateway,
+        app: p.app,
         auth: p.auth,
         keys: p.keys,
         max_body,
@@ -139,15 +141,15 @@ fn app_with_limit(max_body: usize) -> Router {
     })
 }
 
-fn app() -> Router {
-    app_with_limit(1024 * 1024)
+async fn app() -> Router {
+    app_with_limit(1024 * 1024).await
 }
 
 const DOC: &str = "apiVersion: gateway.api-platform.wso2.com/v1\nkind: RestApi\nmetadata:\n  name: orders\nspec:\n  displayName: orders\n  version: v1.0\n  context: /orders\n  upstream:\n    main:\n      url: http://127.0.0.1:9\n  operations:\n    - {method: GET, path: /x}\n";
 
 #[tokio::test]
 async fn no_credentials_is_401_with_a_basic_challenge() {
-    let (r, body) = send(&app(), Method::GET, "/api/management/v1/rest-apis", None, "").await;
+    let (r, body) = send(&app().await, Method::GET, "/api/management/v1/rest-apis", None, "").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"tollgate\"");
     assert_eq!(body["code"], "unauthenticated");
@@ -156,7 +158,7 @@ async fn no_credentials_is_401_with_a_basic_challenge() {
 
 #[tokio::test]
 async fn a_wrong_password_is_401_authentication_failed() {
-    let app = app();
+    let app = app().await;
     let req = Request::get("/api/management/v1/rest-apis")
         .header(header::AUTHORIZATION, basic("admin", "wrong"))
         .body(Body::empty())
@@ -171,7 +173,7 @@ async fn a_wrong_password_is_401_authentication_failed() {
 
 #[tokio::test]
 async fn rest_apis_are_for_admins_and_developers() {
-    let app = app();
+    let app = app().await;
     for user in ["admin", "dev"] {
         let (r, body) = send(&app, Method::GET, "/api/management/v1/rest-apis", Some(user), "").await;
         assert_eq!(r.status(), StatusCode::OK, "{user}");
@@ -194,7 +196,7 @@ async fn rest_apis_are_for_admins_and_developers() {
 
 #[tokio::test]
 async fn api_keys_are_for_admins_and_consumers() {
-    let app = app();
+    let app = app().await;
     let path = "/api/management/v1/rest-apis/nope/api-keys";
     for user in ["admin", "consumer"] {
         let (r, body) = send(&app, Method::GET, path, Some(user), "").await;
@@ -213,7 +215,7 @@ async fn api_keys_are_for_admins_and_consumers() {
 
 #[tokio::test]
 async fn unknown_routes_are_404_in_the_error_shape() {
-    let app = app();
+    let app = app().await;
     for user in [Some("admin"), None] {
         for path in ["/api/management/v1/nope", "/nope", "/api/management/v1/rest-apis/a/b/c"] {
             let (r, body) = send(&app, Method::GET, path, user, "").await;
@@ -226,7 +228,7 @@ async fn unknown_routes_are_404_in_the_error_shape() {
 
 #[tokio::test]
 async fn a_known_route_with_another_method_is_405_after_authentication() {
-    let app = app();
+    let app = app().await;
     let (r, body) = send(
         &app,
         Method::PATCH,
@@ -251,7 +253,7 @@ async fn a_known_route_with_another_method_is_405_after_authentication() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_in_the_error_shape() {
-    let app = app_with_limit(64);
+    let app = app_with_limit(64).await;
     let (r, body) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("admin"), DOC).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["status"], "error");
@@ -276,7 +278,7 @@ async fn bodies_over_the_limit_are_413_in_the_error_shape() {
 
 #[tokio::test]
 async fn create_then_conflict_then_bad_yaml() {
-    let app = app();
+    let app = app().await;
     let (r, body) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("dev"), DOC).await;
     assert_eq!(r.status(), StatusCode::CREATED, "{body}");
     let (r, body) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("admin"), DOC).await;
@@ -303,7 +305,7 @@ async fn create_then_conflict_then_bad_yaml() {
 
 #[tokio::test]
 async fn legacy_routes_answer_with_deprecation_headers() {
-    let app = app();
+    let app = app().await;
     let (r, body) = send(&app, Method::GET, "/rest-apis", Some("admin"), "").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body["status"], "success");
@@ -337,10 +339,10 @@ async fn legacy_routes_answer_with_deprecation_headers() {
 
 #[tokio::test]
 async fn with_auth_off_everyone_is_an_admin() {
-    let p = parts();
+    let p = parts().await;
     let (auth, _) = Authenticator::with_admin_password(false, vec![], &p.db, &std::env::temp_dir(), None).unwrap();
     let app = router(AppState {
-        gateway: p.gateway,
+        app: p.app,
         auth: Arc::new(auth),
         keys: p.keys,
         max_body: 1024,

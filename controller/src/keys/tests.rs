@@ -13,7 +13,7 @@ fn setup() -> (Arc<Db>, Arc<SharedIndex>, Keys) {
             version: "v1".into(),
             document: "{}".into(),
             deployed: true,
-            origin: "gateway_api".into(),
+            origin: crate::origin::Origin::GatewayApi,
             created_at: "t".into(),
             updated_at: "t".into(),
             deployed_at: None,

@@ -7,20 +7,21 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::LinkError;
 use super::archive::{self, BatchEntry};
 use crate::config::ControlPlane;
 
 /// REST calls to one platform API.
 #[derive(Clone)]
-pub struct Rest {
+pub struct PlatformClient {
     http: reqwest::Client,
     origin: String,
     token: Arc<str>,
 }
 
-impl std::fmt::Debug for Rest {
+impl std::fmt::Debug for PlatformClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rest")
+        f.debug_struct("PlatformClient")
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -64,9 +65,19 @@ pub struct DeploymentInfo {
     pub deployment_id: String,
     #[serde(default)]
     pub kind: String,
-    /// `DEPLOYED` or `UNDEPLOYED`.
-    pub state: String,
+    pub state: ListedState,
     pub deployed_at: String,
+}
+
+/// What `GET /deployments` says of a deployment (`DEPLOYED`, `UNDEPLOYED`, or something newer).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ListedState {
+    Deployed,
+    Undeployed,
+    /// A state this build does not know: left alone.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Deserialize)]
@@ -88,18 +99,19 @@ struct ExistsList {
     artifacts: Vec<Exists>,
 }
 
-// === impl Rest ===
+// === impl PlatformClient ===
 
-impl Rest {
+impl PlatformClient {
     /// A client for `https://{host}` using `tls`.
-    pub fn new(cp: &ControlPlane, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<Rest> {
+    pub fn new(cp: &ControlPlane, tls: Arc<rustls::ClientConfig>) -> Result<PlatformClient, LinkError> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(cp.request_timeout)
             .connect_timeout(cp.request_timeout.min(std::time::Duration::from_secs(10)))
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Rest {
+            .build()
+            .map_err(LinkError::HttpClient)?;
+        Ok(PlatformClient {
             http,
             origin: format!("https://{}", cp.host),
             token: Arc::from(cp.token.as_str()),

@@ -15,8 +15,7 @@ pub struct LinkStatus(Mutex<LinkState>);
 pub struct LinkState {
     pub enabled: bool,
     pub host: String,
-    /// `disabled`, `connecting`, `syncing`, `connected`, `waiting` (backing off) or `stopped`.
-    pub state: String,
+    pub state: LinkPhase,
     pub gateway_id: Option<String>,
     pub connection_id: Option<String>,
     pub connected_at: Option<String>,
@@ -27,6 +26,23 @@ pub struct LinkState {
     pub stopped_reason: Option<String>,
     pub events: EventCounters,
     pub last_sync: Option<Value>,
+}
+
+/// Where the link is; shown in lower case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkPhase {
+    /// No control plane is configured.
+    Disabled,
+    #[default]
+    Connecting,
+    /// Connected, running the startup/reconnect sync.
+    Syncing,
+    Connected,
+    /// Backing off before the next connection attempt.
+    Waiting,
+    /// Gave up for good (401/403/404/409/422).
+    Stopped,
 }
 
 /// Per-outcome event counts.
@@ -82,5 +98,29 @@ impl LinkStatus {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_keep_their_wire_names() {
+        let names: Vec<serde_json::Value> = [
+            LinkPhase::Disabled,
+            LinkPhase::Connecting,
+            LinkPhase::Syncing,
+            LinkPhase::Connected,
+            LinkPhase::Waiting,
+            LinkPhase::Stopped,
+        ]
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .collect();
+        assert_eq!(
+            names,
+            ["disabled", "connecting", "syncing", "connected", "waiting", "stopped"]
+        );
     }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
@@ -11,14 +10,15 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tracing::{debug, warn};
 
+use super::LinkError;
 use crate::config::ControlPlane;
 
 /// Builds the client configuration `cp` asks for.
-pub fn client_config(cp: &ControlPlane) -> anyhow::Result<Arc<ClientConfig>> {
+pub fn client_config(cp: &ControlPlane) -> Result<Arc<ClientConfig>, LinkError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?;
+        .map_err(LinkError::Tls)?;
     if cp.insecure_skip_verify {
         warn!("control_plane.insecure_skip_verify is on: the platform API's certificate is not checked");
         let verifier = AnyCertificate(provider.signature_verification_algorithms);
@@ -34,23 +34,28 @@ pub fn client_config(cp: &ControlPlane) -> anyhow::Result<Arc<ClientConfig>> {
     let (added, _) = roots.add_parsable_certificates(native.certs);
     debug!(added, errors = native.errors.len(), "system trust store loaded");
     if let Some(path) = &cp.ca_cert_path {
-        let pem =
-            std::fs::read(path).with_context(|| format!("reading control_plane.ca_cert_path {}", path.display()))?;
-        let mut n = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.with_context(|| format!("parsing {}", path.display()))?;
-            roots
-                .add(cert)
-                .with_context(|| format!("adding a CA from {}", path.display()))?;
-            n += 1;
-        }
-        anyhow::ensure!(
-            n > 0,
-            "control_plane.ca_cert_path {} holds no certificate",
-            path.display()
-        );
+        add_ca_file(&mut roots, path)?;
     }
     Ok(Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
+}
+
+/// Adds the certificates of the PEM file `path` (at least one) to `roots`.
+fn add_ca_file(roots: &mut RootCertStore, path: &std::path::Path) -> Result<(), LinkError> {
+    let ca = |reason: String| LinkError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
+    let mut n = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| ca(format!("not PEM: {e}")))?;
+        roots.add(cert).map_err(|e| ca(format!("not a usable CA: {e}")))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(ca("holds no certificate".into()));
+    }
+    Ok(())
 }
 
 /// Accepts any certificate but still checks the handshake signatures.

@@ -8,16 +8,32 @@ pub mod archive;
 pub mod client;
 pub mod events;
 mod link;
+pub mod payload;
 pub mod status;
 pub mod sync;
-pub mod time;
 mod tls;
+
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tollgate_policies::Catalogue;
 
-pub use link::{Link, LinkDeps};
-pub use status::{LinkState, LinkStatus};
+pub use link::Link;
+pub use status::{LinkPhase, LinkState, LinkStatus};
+
+/// Why the link could not be set up (bad configuration, unreadable files).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The TLS library refused the protocol versions.
+    #[error("TLS protocol versions: {0}")]
+    Tls(#[source] rustls::Error),
+    /// The CA file the configuration names cannot be used.
+    #[error("control_plane.ca_cert_path {}: {reason}", path.display())]
+    CaFile { path: PathBuf, reason: String },
+    /// The HTTP client could not be built.
+    #[error("building the platform API client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
 
 /// Upgrade or manifest statuses after which the Go gateway gives up for good, and so does Tollgate
 /// (reference §2.8): the token or the gateway is wrong, and retrying cannot fix it.

@@ -1,9 +1,32 @@
-//! RFC 3339 timestamps as the platform API writes them (`Z` or a numeric offset, optional
-//! fraction), reduced to Unix milliseconds for ordering. The original string is kept wherever it
-//! is echoed back (`performedAt`).
+//! The one clock: the current time as RFC 3339 text or Unix seconds/milliseconds, and RFC 3339
+//! timestamps as the platform API writes them (`Z` or a numeric offset, optional fraction) reduced
+//! to Unix milliseconds for ordering. The original string is kept wherever it is echoed back
+//! (`performedAt`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Now, RFC 3339 UTC, second precision (how every stored timestamp is written).
+pub fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Now, in Unix seconds.
+pub fn unix_secs() -> i64 {
+    since_epoch().as_secs() as i64
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_millis() -> i64 {
+    since_epoch().as_millis() as i64
+}
+
+/// A clock set before 1970 reads as 1970.
+fn since_epoch() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO)
+}
 
 /// Unix milliseconds of an RFC 3339 timestamp, or `None` when it is not one.
-pub fn unix_millis(s: &str) -> Option<i64> {
+pub fn parse_millis(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
@@ -54,8 +77,8 @@ pub fn unix_millis(s: &str) -> Option<i64> {
 }
 
 /// Unix seconds of an RFC 3339 timestamp.
-pub fn unix_seconds(s: &str) -> Option<i64> {
-    unix_millis(s).map(|ms| ms.div_euclid(1000))
+pub fn parse_secs(s: &str) -> Option<i64> {
+    parse_millis(s).map(|ms| ms.div_euclid(1000))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -75,13 +98,21 @@ mod tests {
 
     #[test]
     fn go_style_fractions_and_offsets_compare_by_instant() {
-        let base = unix_millis("2026-03-04T10:30:00Z").unwrap();
+        let base = parse_millis("2026-03-04T10:30:00Z").unwrap();
         assert_eq!(base, 1_772_620_200_000);
-        assert_eq!(unix_millis("2026-03-04T10:30:00.12Z").unwrap(), base + 120);
-        assert_eq!(unix_millis("2026-03-04T10:30:00.123456789Z").unwrap(), base + 123);
-        assert_eq!(unix_millis("2026-03-04T16:00:00+05:30").unwrap(), base);
-        assert_eq!(unix_millis("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(unix_seconds("2026-03-04T10:30:00.999Z"), Some(base / 1000));
+        assert_eq!(parse_millis("2026-03-04T10:30:00.12Z").unwrap(), base + 120);
+        assert_eq!(parse_millis("2026-03-04T10:30:00.123456789Z").unwrap(), base + 123);
+        assert_eq!(parse_millis("2026-03-04T16:00:00+05:30").unwrap(), base);
+        assert_eq!(parse_millis("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_secs("2026-03-04T10:30:00.999Z"), Some(base / 1000));
+    }
+
+    #[test]
+    fn now_reads_the_same_in_every_form() {
+        let (secs, millis) = (unix_secs(), unix_millis());
+        let text = parse_secs(&rfc3339_now()).unwrap();
+        assert!((millis / 1000 - secs).abs() <= 1);
+        assert!((text - secs).abs() <= 1, "{text} vs {secs}");
     }
 
     #[test]
@@ -94,7 +125,7 @@ mod tests {
             "2026-03-04T10:30:00",
             "2026-03-04T10:30:00.Z",
         ] {
-            assert_eq!(unix_millis(s), None, "{s}");
+            assert_eq!(parse_millis(s), None, "{s}");
         }
     }
 }

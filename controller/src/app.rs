@@ -1,0 +1,157 @@
+//! The application layer: the one place that owns every write path. REST handlers and the
+//! control-plane link parse what they receive, call [`App`], and map the result; the database,
+//! the API repository, the key store and the xDS store are only written from here. SQLite work
+//! runs on the blocking pool, never on an async worker.
+//!
+//! - [`repo`]: the API repository (stored APIs, their translation and publication).
+//! - [`control_plane`]: what the platform API pushes besides APIs: keys, subscriptions, plans.
+
+mod control_plane;
+mod error;
+pub mod repo;
+
+use std::sync::Arc;
+
+use tollgate_policies::Catalogue;
+use tollgate_xds::Store;
+use tracing::info;
+
+pub use control_plane::Stored;
+pub use error::AppError;
+pub use repo::{ApiEntry, ApiRepo, Deployment, Written};
+
+use crate::db::{CpKind, Db};
+use crate::keys::Keys;
+use crate::model::RestApiDoc;
+use crate::origin::Origin;
+
+/// The application: stored APIs, their keys, and what the control plane pushed.
+#[derive(Debug)]
+pub struct App {
+    repo: ApiRepo,
+    keys: Arc<Keys>,
+    db: Arc<Db>,
+}
+
+/// Whether an API is served (`deployed`) or stored but not served (`undeployed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeploymentState {
+    Deployed,
+    Undeployed,
+}
+
+// === impl DeploymentState ===
+
+impl DeploymentState {
+    /// `Deployed` when `deployed`.
+    pub fn of(deployed: bool) -> DeploymentState {
+        if deployed {
+            DeploymentState::Deployed
+        } else {
+            DeploymentState::Undeployed
+        }
+    }
+
+    /// The REST and document form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Deployed => "deployed",
+            DeploymentState::Undeployed => "undeployed",
+        }
+    }
+}
+
+// === impl App ===
+
+impl App {
+    /// The application over a loaded repository, key store and database.
+    pub fn new(repo: ApiRepo, keys: Arc<Keys>, db: Arc<Db>) -> App {
+        App { repo, keys, db }
+    }
+
+    /// The policy catalogue.
+    pub fn catalogue(&self) -> &Catalogue {
+        self.repo.catalogue()
+    }
+
+    /// The xDS store.
+    pub fn xds(&self) -> &Arc<Store> {
+        self.repo.xds()
+    }
+
+    /// One API, by handle.
+    pub fn api(&self, handle: &str) -> Option<Arc<ApiEntry>> {
+        self.repo.get(handle)
+    }
+
+    /// The API stored under a control-plane artifact id.
+    pub fn api_by_artifact(&self, artifact_id: &str) -> Option<Arc<ApiEntry>> {
+        self.repo.by_uuid(artifact_id)
+    }
+
+    /// Every API, by handle.
+    pub fn apis(&self) -> Vec<Arc<ApiEntry>> {
+        self.repo.list()
+    }
+
+    /// Creates an API through the management API.
+    pub async fn create_api(&self, doc: RestApiDoc) -> Result<Written, AppError> {
+        self.repo.create(doc, Origin::GatewayApi).await
+    }
+
+    /// Replaces an API (also how it is undeployed through the management API).
+    pub async fn update_api(&self, handle: &str, doc: RestApiDoc) -> Result<Written, AppError> {
+        self.repo.update(handle, doc).await
+    }
+
+    /// Deletes an API and its keys.
+    pub async fn delete_api(&self, handle: &str) -> Result<Written, AppError> {
+        let w = self.repo.delete(handle).await?;
+        self.keys.api_deleted(handle);
+        Ok(w)
+    }
+
+    /// Stores and serves an API the control plane deployed.
+    pub async fn deploy_artifact(&self, doc: RestApiDoc, d: &Deployment) -> Result<Written, AppError> {
+        let w = self.repo.put_deployment(doc, d, DeploymentState::Deployed).await?;
+        info!(artifact = %d.artifact_id, deployment = %d.deployment_id, generation = w.generation,
+              "control-plane API deployed");
+        Ok(w)
+    }
+
+    /// Stops serving a control-plane API; it stays stored with the deployment that undeployed it.
+    pub async fn undeploy_artifact(&self, entry: &ApiEntry, d: &Deployment) -> Result<Written, AppError> {
+        let w = self
+            .repo
+            .put_deployment(entry.doc()?, d, DeploymentState::Undeployed)
+            .await?;
+        info!(artifact = %d.artifact_id, generation = w.generation, "control-plane API undeployed");
+        Ok(w)
+    }
+
+    /// Deletes the control-plane API of artifact `artifact_id` with its keys and subscriptions;
+    /// false when there is none. A locally created API is refused.
+    pub async fn delete_artifact(&self, artifact_id: &str) -> Result<bool, AppError> {
+        let Some(old) = self.repo.by_uuid(artifact_id) else {
+            return Ok(false);
+        };
+        if !old.from_control_plane() {
+            return Err(AppError::NotControlPlane(old.row.handle.clone()));
+        }
+        // Subscriptions first: if that fails the API stays, and a replay or the next sync retries.
+        self.replace_cp_objects(CpKind::Subscription, Some(artifact_id.to_string()), Vec::new())
+            .await?;
+        let w = self.delete_api(&old.row.handle).await?;
+        info!(artifact = artifact_id, handle = %old.row.handle, generation = w.generation,
+              "control-plane API deleted");
+        Ok(true)
+    }
+}
+
+/// Runs blocking work (SQLite) on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| AppError::Task)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! Round trips and conflicts of the storage layer.
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::origin::Origin;
+
+fn row(handle: &str, name: &str) -> ApiRow {
+    ApiRow {
+        handle: handle.into(),
+        uuid: format!("uuid-{handle}"),
+        display_name: name.into(),
+        version: "v1".into(),
+        document: "{}".into(),
+        deployed: true,
+        origin: Origin::GatewayApi,
+        created_at: "t0".into(),
+        updated_at: "t0".into(),
+        deployed_at: Some("t0".into()),
+        cp_deployment_id: None,
+        cp_performed_at: None,
+    }
+}
+
+#[test]
+fn insert_update_delete_round_trip() {
+    let db = Db::memory().unwrap();
+    db.insert_api(&row("a", "A")).unwrap();
+    let mut r = row("a", "A2");
+    r.deployed = false;
+    assert!(db.update_api(&r).unwrap());
+    assert_eq!(db.list_apis().unwrap(), vec![r]);
+    assert!(!db.update_api(&row("zz", "Z")).unwrap());
+    assert!(db.delete_api("a").unwrap());
+    assert!(!db.delete_api("a").unwrap());
+    assert!(db.list_apis().unwrap().is_empty());
+}
+
+#[test]
+fn duplicates_are_conflicts_with_clear_messages() {
+    let db = Db::memory().unwrap();
+    db.insert_api(&row("a", "A")).unwrap();
+    let mut dup = row("a", "B");
+    dup.uuid = "other".into();
+    let e = db.insert_api(&dup).unwrap_err().to_string();
+    assert_eq!(e, "configuration with handle 'a' already exists");
+    let e = db.insert_api(&row("b", "A")).unwrap_err().to_string();
+    assert_eq!(e, "configuration with name 'A' and version 'v1' already exists");
+}
+
+#[test]
+fn reopening_keeps_data_and_schema_version() {
+    let dir = std::env::temp_dir().join(format!("tollgate-db-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.db");
+    {
+        let db = Db::open(&path).unwrap();
+        db.insert_api(&row("a", "A")).unwrap();
+        db.set_setting("k", "v").unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.list_apis().unwrap().len(), 1);
+    assert_eq!(db.setting("k").unwrap().as_deref(), Some("v"));
+    drop(db);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(Db::open(&path), Err(DbError::TooNew(99))));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cp_objects_are_stored_by_typed_kind() {
+    let db = Db::memory().unwrap();
+    let o = CpObject {
+        kind: CpKind::Plan,
+        id: "p1".into(),
+        api: None,
+        body: "{}".into(),
+        updated_at: "t0".into(),
+    };
+    db.put_cp_object(&o).unwrap();
+    assert_eq!(db.get_cp_object(CpKind::Plan, "p1").unwrap(), Some(o));
+    assert!(!db.has_cp_object(CpKind::Subscription, "p1").unwrap());
+    assert_eq!(db.count_cp_objects(CpKind::Plan).unwrap(), 1);
+    for k in [
+        CpKind::Subscription,
+        CpKind::Plan,
+        CpKind::Application,
+        CpKind::RevokedKey,
+    ] {
+        assert_eq!(k.as_str().parse::<CpKind>().unwrap(), k);
+    }
+    assert!("gadget".parse::<CpKind>().is_err());
+}
