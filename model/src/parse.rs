@@ -17,7 +17,7 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_EVENTS: usize = 200_000;
 /// How many alias references a YAML document may use, and how many events they may replay in total.
 pub const MAX_ALIASES: usize = 1_000;
-const MAX_REPLAYED_EVENTS: usize = 100_000;
+const MAX_REPLAYED_EVENTS: usize = 20_000;
 
 /// Why a document could not be read. The text is shown to the client.
 #[derive(Debug, thiserror::Error)]

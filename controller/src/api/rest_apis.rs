@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::app::{ApiEntry, AppError, Written};
 use crate::model::RestApiDoc;
+use crate::model::parse::{Syntax, document};
 
 /// List filters; unknown parameters (`limit`, `offset`) are ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -29,7 +30,7 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let doc = parse(&headers, body, state.max_body)?;
+        let doc = parse(&headers, body, state.max_body).await?;
         Ok::<_, ApiError>(state.app.create_api(doc).await?)
     };
     match result.await {
@@ -48,7 +49,7 @@ pub async fn update(
         if state.app.api(&handle).is_none() {
             return Err(ApiError::App(AppError::NotFound(handle.clone())));
         }
-        let doc = parse(&headers, body, state.max_body)?;
+        let doc = parse(&headers, body, state.max_body).await?;
         Ok(state.app.update_api(&handle, doc).await?)
     };
     match result.await {
@@ -93,29 +94,25 @@ pub async fn delete(State(state): State<AppState>, Path(handle): Path<String>) -
     }
 }
 
-/// Parses a body by content type (reference §1.3): YAML types → YAML, JSON → JSON, else YAML
-/// (a superset of JSON).
-fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize) -> Result<RestApiDoc, ApiError> {
+/// Parses a body by content type (reference §1.3): JSON for `application/json`, YAML (a superset of
+/// JSON) otherwise. Bounded in depth, size and aliases (`tollgate_model::parse`), and run on the
+/// blocking pool so a large body never holds an async worker.
+async fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize) -> Result<RestApiDoc, ApiError> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::TooLarge(limit)
         }
         other => ApiError::Body(other.body_text()),
     })?;
-    let ct = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let value: Value = if ct == "application/json" {
-        serde_json::from_slice(&body).map_err(|e| ApiError::Parse(format!("failed to parse JSON: {e}")))?
-    } else {
-        serde_yaml::from_slice(&body).map_err(|e| ApiError::Parse(format!("failed to parse YAML: {e}")))?
-    };
-    if !value.is_object() {
-        return Err(ApiError::Parse("the document must be a mapping".into()));
-    }
-    serde_json::from_value(value).map_err(|e| ApiError::Parse(e.to_string()))
+    let syntax = Syntax::of_content_type(content_type);
+    tokio::task::spawn_blocking(move || document(&body, syntax))
+        .await
+        .map_err(|_| ApiError::Body("the request could not be read".into()))?
+        .map_err(|e| ApiError::Parse(e.to_string()))
 }
 
 /// The stored document plus server-managed `status`. Lists show `spec.context` resolved.

@@ -352,3 +352,34 @@ async fn with_auth_off_everyone_is_an_admin() {
     let (r, _) = send(&app, Method::GET, "/api/management/v1/rest-apis", None, "").await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// Issue #12: a body nested 100,000 deep, or a small alias bomb, is a 400 from the parser's bounds
+/// (not a hung worker), and the API answers the next request; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_are_refused_by_the_parser_bounds() {
+    let app = app().await;
+    let n = 100_000;
+    let deep = format!("a: {}{}", "{a: ".repeat(n), "}".repeat(n));
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        let refs = vec![format!("*a{p}"); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    for (what, body) in [("deep", deep.as_str()), ("alias bomb", bomb.as_str())] {
+        let started = std::time::Instant::now();
+        let (r, json) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("admin"), body).await;
+        // Printed, not asserted: wall-clock limits do not belong in tests on shared machines.
+        println!("{what}: {} in {:?}", r.status(), started.elapsed());
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{what}: {json}");
+        let message = json["message"].as_str().unwrap();
+        assert!(message.contains("failed to parse YAML"), "{what}: {message}");
+        assert!(
+            message.contains("budget") || message.contains("limit"),
+            "{what}: {message}"
+        );
+    }
+    let (r, json) = send(&app, Method::GET, "/api/management/v1/rest-apis", Some("admin"), "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json["count"], 0, "{json}");
+}

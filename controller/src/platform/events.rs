@@ -43,6 +43,9 @@ pub enum EventError {
     /// The application layer refused or failed the write.
     #[error("{}", describe(.0))]
     App(#[from] AppError),
+    /// The blocking task reading the artifact did not finish (it panicked or the runtime is stopping).
+    #[error("the artifact could not be read")]
+    Task,
 }
 
 /// A `deployment.ack` to send.

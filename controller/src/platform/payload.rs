@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 use crate::clock;
 use crate::db::{CpKind, CpObject};
 use crate::keys::PushedKey;
-use crate::model::RestApiDoc;
+use crate::model::{RestApiDoc, parse};
 
 /// Why an artifact document was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    /// Not YAML at all.
+    /// Not YAML at all, or over the parser's bounds (depth, size, aliases).
     #[error("artifact is not valid YAML: {0}")]
-    Yaml(#[source] serde_yaml::Error),
+    Yaml(String),
     /// YAML, but not a mapping.
     #[error("artifact is not a YAML mapping")]
     NotMapping,
@@ -154,9 +154,10 @@ pub fn cp_object(kind: CpKind, p: &Value, id_field: &str, api: Option<String>) -
     })
 }
 
-/// The `RestApi` document inside an artifact (`v1` or `v1alpha1`).
+/// The `RestApi` document inside an artifact (`v1` or `v1alpha1`), read within the same bounds as a
+/// REST body (`tollgate_model::parse`).
 pub fn artifact_document(yaml: &str) -> Result<RestApiDoc, ArtifactError> {
-    let value: Value = serde_yaml::from_str(yaml).map_err(ArtifactError::Yaml)?;
+    let value = parse::value(yaml.as_bytes(), parse::Syntax::Yaml).map_err(|e| ArtifactError::Yaml(e.to_string()))?;
     if !value.is_object() {
         return Err(ArtifactError::NotMapping);
     }

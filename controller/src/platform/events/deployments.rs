@@ -101,8 +101,12 @@ impl Dispatcher {
     }
 
     /// Parses an artifact document and deploys it.
+    /// Parsing runs on the blocking pool: it is bounded, but CPU work the link's worker need not do.
     pub(in crate::platform) async fn apply_document(&self, yaml: &str, d: &Deployment) -> Result<(), EventError> {
-        let doc = artifact_document(yaml)?;
+        let yaml = yaml.to_string();
+        let doc = tokio::task::spawn_blocking(move || artifact_document(&yaml))
+            .await
+            .map_err(|_| EventError::Task)??;
         self.app.deploy_artifact(doc, d).await?;
         Ok(())
     }
