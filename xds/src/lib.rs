@@ -9,20 +9,30 @@
 //!   what Envoy ACKed and the last NACK.
 //!
 //! This crate knows nothing about APIs: the controller translates its model into resources.
+//!
+//! Feature `server` (default) brings the gRPC server and per-stream state; without it the crate is
+//! the store alone, whose stream-facing parts are then unused.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
 
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 mod kind;
 mod resource;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod state;
+#[cfg(feature = "server")]
 mod status;
 mod store;
 
 pub use kind::{TypeKind, XdsMessage};
 pub use resource::{Dep, Resource};
+#[cfg(feature = "server")]
 pub use server::{REPLICA_TOKEN_HEADER, ServerHandle, XdsServer, nodelay_incoming};
+#[cfg(feature = "server")]
 pub use state::{Flavour, Nack, TypeReport};
+#[cfg(feature = "server")]
 pub use status::{NodeStatus, StatusRegistry};
 pub use store::{DEFAULT_GROUP, Group, Store, Update};
 
