@@ -61,10 +61,16 @@ enum Schema {
 /// Extra constraints on a string value.
 #[derive(Debug)]
 enum StrRule {
-    Any,
     /// Non-empty; letters, digits, `-` and `_` (a header or query-parameter name).
     Token,
     OneOf(&'static [&'static str]),
+    /// An HTTP field name Envoy lets a route add to a response: an RFC 9110 token, not `host`
+    /// (and so never a `:` pseudo-header).
+    ResponseHeaderName,
+    /// An HTTP field value: no NUL, CR or LF.
+    HeaderValue,
+    /// At most this many bytes (Envoy's limit on a direct response body is 4,096).
+    MaxBytes(usize),
 }
 
 const fn required(name: &'static str, schema: Schema) -> Param {
@@ -90,13 +96,17 @@ const API_KEY_AUTH_V1: &[Param] = &[
 ];
 
 const RESPOND_HEADER: Schema = Schema::Object(&[
-    required("name", Schema::Str(StrRule::Any)),
-    required("value", Schema::Str(StrRule::Any)),
+    required("name", Schema::Str(StrRule::ResponseHeaderName)),
+    required("value", Schema::Str(StrRule::HeaderValue)),
 ]);
 
+/// Envoy's default `max_direct_response_body_size_bytes`.
+const DIRECT_RESPONSE_BODY_MAX: usize = 4096;
+
 const RESPOND_V1: &[Param] = &[
-    required("statusCode", Schema::Int { min: 100, max: 599 }),
-    optional("body", Schema::Str(StrRule::Any)),
+    // Envoy answers a direct response with a final status only (200-599).
+    required("statusCode", Schema::Int { min: 200, max: 599 }),
+    optional("body", Schema::Str(StrRule::MaxBytes(DIRECT_RESPONSE_BODY_MAX))),
     optional("headers", Schema::Array(&RESPOND_HEADER)),
 ];
 
@@ -222,12 +232,34 @@ fn check_object(params: &[Param], value: &Value, path: &str, out: &mut Vec<Param
 
 fn check_str(rule: &StrRule, s: &str, path: &str, out: &mut Vec<ParamError>) {
     match rule {
-        StrRule::Any => {}
         StrRule::Token if s.is_empty() => out.push(error(path, "Value must not be empty".to_string())),
         StrRule::Token => {
             if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 let msg = format!("Invalid value '{s}' (must contain only letters, digits, '-' and '_')");
                 out.push(error(path, msg));
+            }
+        }
+        StrRule::ResponseHeaderName => {
+            let token = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+            if !token {
+                out.push(error(path, format!("Invalid header name '{}'", s.escape_debug())));
+            } else if s.eq_ignore_ascii_case("host") {
+                out.push(error(path, "The host header cannot be set on a response".to_string()));
+            }
+        }
+        StrRule::HeaderValue => {
+            if s.contains(['\0', '\r', '\n']) {
+                out.push(error(path, "Header value must not contain NUL, CR or LF".to_string()));
+            }
+        }
+        StrRule::MaxBytes(max) => {
+            if s.len() > *max {
+                out.push(error(
+                    path,
+                    format!("Value is {} bytes long (at most {max} are allowed)", s.len()),
+                ));
             }
         }
         StrRule::OneOf(allowed) => {

@@ -1,4 +1,10 @@
 //! Tollgate's policy catalogue and the ext_authz API-key service (the hot path).
+//!
+//! - [`catalogue`]: the policies documents may name, with their parameter schemas; no I/O and no
+//!   protobuf, so the API model can depend on it.
+//! - [`authz`] (feature `authz`, on by default): the gRPC `Check` service and its key index. It runs on
+//!   its own threads and never touches SQLite, REST or xDS; the controller feeds it.
+//! - [`ctx`]: the per-route facts the translator puts in routes and the service reads back.
 
 #[cfg(feature = "authz")]
 pub mod authz;

@@ -350,7 +350,8 @@ fn respond_action(params: &serde_json::Value) -> (route::Action, Vec<HeaderValue
             Some(HeaderValueOption {
                 header: Some(HeaderValue {
                     key: h.get("name")?.as_str()?.to_string(),
-                    value: h.get("value")?.as_str()?.to_string(),
+                    // Envoy reads added header values as format strings: `%%` is a literal `%`.
+                    value: h.get("value")?.as_str()?.replace('%', "%%"),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -477,5 +478,14 @@ mod tests {
         let mut v = vec!["/a/*", "/a", "/a/{x}", "/a/b", "/a/x{y}"];
         v.sort_by(|a, b| compare_templates(a, b));
         assert_eq!(v, vec!["/a/b", "/a/x{y}", "/a/{x}", "/a", "/a/*"]);
+    }
+
+    #[test]
+    fn respond_header_values_keep_a_literal_percent() {
+        let params = serde_json::json!({"statusCode": 200, "headers": [{"name": "x-discount", "value": "50% off"}]});
+        let (_, headers) = respond_action(&params);
+        let h = headers[0].header.as_ref().unwrap();
+        // Envoy reads the value as a format string, where a lone % is an error (it NACKed "50%").
+        assert_eq!(h.value, "50%% off");
     }
 }

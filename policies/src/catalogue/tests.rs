@@ -111,14 +111,14 @@ fn respond_checks_status_code_type_and_range() {
         errors("respond", json!({"statusCode": 99})),
         vec![pair(
             "statusCode",
-            "Value 99 is out of range (must be between 100 and 599)"
+            "Value 99 is out of range (must be between 200 and 599)"
         )]
     );
     assert_eq!(
         errors("respond", json!({"statusCode": u64::MAX})),
         vec![pair(
             "statusCode",
-            "Value 18446744073709551615 is out of range (must be between 100 and 599)"
+            "Value 18446744073709551615 is out of range (must be between 200 and 599)"
         )]
     );
     assert!(errors("respond", json!({"statusCode": 599})).is_empty());
@@ -170,4 +170,32 @@ fn params_must_be_an_object() {
         errors("respond", json!({"statusCode": null})),
         vec![pair("statusCode", "Required parameter 'statusCode' is missing")]
     );
+}
+
+#[test]
+fn respond_params_are_what_envoy_accepts() {
+    let one = |params: Value| errors("respond", params);
+    assert_eq!(
+        one(json!({"statusCode": 100})),
+        vec![pair(
+            "statusCode",
+            "Value 100 is out of range (must be between 200 and 599)"
+        )]
+    );
+    assert!(one(json!({"statusCode": 200, "body": "x".repeat(4096)})).is_empty());
+    assert_eq!(
+        one(json!({"statusCode": 200, "body": "x".repeat(4097)})),
+        vec![pair("body", "Value is 4097 bytes long (at most 4096 are allowed)")]
+    );
+    for name in ["", ":status", "x y", "a\nb", "Host", "host"] {
+        let e = one(json!({"statusCode": 200, "headers": [{"name": name, "value": "v"}]}));
+        assert_eq!(e.len(), 1, "{name:?}: {e:?}");
+        assert_eq!(e[0].0, "headers[0].name");
+    }
+    for value in ["a\nb", "a\rb", "a\u{0}b"] {
+        let e = one(json!({"statusCode": 200, "headers": [{"name": "x-a", "value": value}]}));
+        assert_eq!(e.len(), 1, "{value:?}: {e:?}");
+        assert_eq!(e[0].0, "headers[0].value");
+    }
+    assert!(one(json!({"statusCode": 200, "headers": [{"name": "X-Discount", "value": "50%"}]})).is_empty());
 }
