@@ -6,7 +6,8 @@ use super::Errors;
 use crate::Resilience;
 use crate::document;
 
-/// Parses `^\d+(\.\d+)?(ms|s|m|h)$`; `None` when malformed or beyond what a [`Duration`] of nanoseconds holds.
+/// Parses `^\d+(\.\d+)?(ms|s|m|h)$`; `None` when malformed or longer than Envoy holds: it keeps
+/// durations as signed 64-bit nanoseconds (about 2,562,047 h), and refuses a route or cluster with more.
 pub(super) fn parse(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (number, unit) = s.split_at(split);
@@ -34,8 +35,8 @@ pub(super) fn parse(s: &str) -> Option<Duration> {
     } else {
         frac.parse::<u128>().ok()? * unit_ns / 10u128.pow(frac.len() as u32)
     };
-    let total = u64::try_from(int_ns.checked_add(frac_ns)?).ok()?;
-    Some(Duration::from_nanos(total))
+    let total = i64::try_from(int_ns.checked_add(frac_ns)?).ok()?;
+    Some(Duration::from_nanos(total.unsigned_abs()))
 }
 
 /// Parses an optional duration field, recording an error at `field` when it is malformed.

@@ -343,6 +343,9 @@ fn deployment_state_and_subscription_plans() {
 #[test]
 fn durations_are_single_unit() {
     let ms = |n| Some(Duration::from_millis(n));
+    // Envoy holds durations as signed 64-bit nanoseconds and refuses longer ones.
+    assert_eq!(duration::parse("2562047h"), secs(2_562_047 * 3600));
+    assert_eq!(duration::parse("2562048h"), None);
     assert_eq!(duration::parse("500ms"), ms(500));
     assert_eq!(duration::parse("1.5s"), ms(1500));
     assert_eq!(duration::parse("0.1s"), ms(100));

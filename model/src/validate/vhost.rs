@@ -57,12 +57,13 @@ pub(super) fn resolve(
     const MAIN: &str = "spec.vhosts.main";
     let given = spec.vhosts.as_ref();
     let main_str = effective_main(given.and_then(|v| v.main.as_deref()), defaults);
-    // Empty entries (`a;;b`, a trailing `;`) are tolerated and dropped.
+    // Empty entries (`a;;b`, a trailing `;`) are tolerated and dropped. Domains are case-insensitive,
+    // and Envoy refuses two that differ only in case, so they are compared (and kept) in lower case.
     let main: Vec<String> = main_str
         .split(';')
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .map(String::from)
+        .map(str::to_ascii_lowercase)
         .collect();
     let before = errs.0.len();
     if main.is_empty() {
@@ -86,7 +87,7 @@ pub(super) fn resolve(
 
 fn sandbox(given: Option<&Vhosts>, defaults: &VhostDefaults, main: &[String], errs: &mut Errors) -> Option<String> {
     const FIELD: &str = "spec.vhosts.sandbox";
-    let host = effective_sandbox(given.and_then(|v| v.sandbox.as_deref()), defaults);
+    let host = effective_sandbox(given.and_then(|v| v.sandbox.as_deref()), defaults).to_ascii_lowercase();
     if host.contains(';') {
         errs.add(FIELD, "Sandbox virtual host must be a single hostname");
     } else if !valid_host(&host) {

@@ -113,3 +113,20 @@ fn fill_vhosts_writes_the_resolved_strings() {
     fill_vhosts(&mut doc, &defaults());
     assert_eq!(doc.spec.vhosts, before);
 }
+
+/// Envoy compares domains without case and refuses two that differ only in case (found by the
+/// differential test), so vhosts are compared and kept in lower case.
+#[test]
+fn vhosts_differing_only_in_case_are_the_same() {
+    let mut doc = minimal();
+    doc.spec.vhosts = Some(document::Vhosts {
+        main: Some("API.Example.com;api.example.com".into()),
+        sandbox: None,
+    });
+    only_error(&doc, "spec.vhosts.main", "Duplicate virtual host 'api.example.com'");
+    doc.spec.vhosts = Some(document::Vhosts {
+        main: Some("Shop.Example".into()),
+        sandbox: None,
+    });
+    assert_eq!(ok(&doc).main_vhosts, vec!["shop.example".to_string()]);
+}
