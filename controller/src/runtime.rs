@@ -75,12 +75,23 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
     let index = Arc::new(SharedIndex::default());
-    let replicas = config.api_keys.publish_to_replicas.then(|| store.clone());
-    let keys = Arc::new(Keys::load_with(
+    // Publishing to replicas: key sets only for streams with the token, and key writes wait for
+    // the replicas' ACKs.
+    let publishing = if config.api_keys.publish_to_replicas {
+        Some(crate::replica::Publishing::prepare(
+            &config.server.data_dir,
+            &store,
+            &status,
+            config.api_keys.replica_sync_timeout,
+        )?)
+    } else {
+        None
+    };
+    let keys = Arc::new(Keys::load(
         db.clone(),
         index.clone(),
         config.api_keys.per_user_per_api,
-        replicas,
+        publishing.as_ref().map(|p| p.publisher.clone()),
     )?);
     let authz = if config.server.authz_embedded {
         Some(Authz::start(&config.server.grpc_bind, config.server.authz_port, index)?)
@@ -103,24 +114,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
-    // Publishing to replicas: key sets only for streams with the token, and key writes wait for
-    // the replicas' ACKs.
-    let (key_token, replica_sync) = if config.api_keys.publish_to_replicas {
-        let (token, created) = crate::auth::replica_token(&config.server.data_dir)?;
-        if created {
-            let file = config.server.data_dir.join(crate::auth::REPLICA_TOKEN_FILE);
-            info!(file = %file.display(), "created the token authz replicas must present (copy it to them)");
-        }
-        let sync = api::ReplicaSync {
-            store: store.clone(),
-            status: status.clone(),
-            timeout: config.api_keys.replica_sync_timeout,
-        };
-        (Some(token), Some(sync))
-    } else {
-        (None, None)
-    };
-    let xds_server = XdsServer::with_key_token(store, status.clone(), key_token.as_deref()).serve(xds_listener)?;
+    let mut xds_server = XdsServer::new(store, status.clone());
+    if let Some(p) = &publishing {
+        xds_server = p.guard(xds_server);
+    }
+    let xds_server = xds_server.serve(xds_listener)?;
+    let replica_sync = publishing.map(|p| p.sync);
 
     let (stop, stopped) = watch::channel(false);
     let auth = Arc::new(auth);

@@ -81,7 +81,9 @@ pub async fn list(State(s): State<AppState>, Query(f): Query<Filters>) -> Respon
 pub async fn delete(State(s): State<AppState>, Path(handle): Path<String>) -> Response {
     match s.gateway.delete(&handle).await {
         Ok(w) => {
-            s.keys.api_deleted(&handle);
+            if let Err(e) = s.keys.api_deleted(&handle).await {
+                tracing::warn!(api = %handle, error = %e, "cannot forget the keys of a deleted API");
+            }
             let body = json!({"status": "success", "message": "RestAPI deleted successfully", "id": handle,
                               "generation": w.generation});
             with_generation(Json(body).into_response(), w.generation)

@@ -357,7 +357,7 @@ impl Applier {
             return Err(format!("API '{}' was created locally; not deleted", old.row.handle));
         }
         let w = self.gateway.delete(&old.row.handle).await.map_err(|e| describe(&e))?;
-        self.keys.api_deleted(&old.row.handle);
+        self.keys.blocking().api_deleted(&old.row.handle);
         let _ = self.db.replace_cp_objects("subscription", Some(id), &[]);
         info!(artifact = id, handle = %old.row.handle, generation = w.generation, "control-plane API deleted");
         Ok(true)
@@ -401,7 +401,7 @@ impl Applier {
             updated_at: e.updated_at.unwrap_or(stamp),
             created_by: user.unwrap_or("control-plane").to_string(),
         };
-        match self.keys.put_pushed(key) {
+        match self.keys.blocking().put_pushed(key) {
             Ok(Pushed::Applied) => Outcome::Applied,
             Ok(Pushed::Unchanged) => Outcome::Duplicate,
             Ok(Pushed::Ignored) => Outcome::Stale,
@@ -417,7 +417,7 @@ impl Applier {
         let Some(api) = self.gateway.by_uuid(&e.api_id) else {
             return Outcome::Duplicate;
         };
-        match self.keys.revoke_pushed(&api.row.handle, &e.name) {
+        match self.keys.blocking().revoke_pushed(&api.row.handle, &e.name) {
             Ok(true) => Outcome::Applied,
             Ok(false) => Outcome::Duplicate,
             Err(e) => Outcome::Failed(e.to_string()),

@@ -243,7 +243,7 @@ impl Applier {
             };
             listed.insert(uuid.clone());
             if s("status") == "revoked" {
-                if let Err(e) = self.keys.tombstone(&uuid, &api.row.handle, &name) {
+                if let Err(e) = self.keys.blocking().tombstone(&uuid, &api.row.handle, &name) {
                     r.errors.push(e.to_string());
                 }
                 continue;
@@ -265,14 +265,14 @@ impl Applier {
             };
             batch.push(key);
         }
-        for (uuid, result) in self.keys.put_pushed_all(batch) {
+        for (uuid, result) in self.keys.blocking().put_pushed_all(batch) {
             match result {
                 Ok(_) => r.keys += 1,
                 Err(e) => r.errors.push(format!("API key {uuid}: {e}")),
             }
         }
         // Keys the platform API no longer lists were deleted there.
-        let pushed = match self.keys.pushed() {
+        let pushed = match self.keys.blocking().pushed() {
             Ok(p) => p,
             Err(e) => {
                 r.errors.push(e.to_string());
@@ -281,7 +281,7 @@ impl Applier {
         };
         for k in pushed {
             if !listed.contains(&k.uuid)
-                && let Err(e) = self.keys.revoke_pushed(&k.api, &k.name)
+                && let Err(e) = self.keys.blocking().revoke_pushed(&k.api, &k.name)
             {
                 r.errors.push(e.to_string());
             }

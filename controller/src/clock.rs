@@ -1,0 +1,135 @@
+//! The one clock: now as Unix seconds, Unix milliseconds or RFC 3339 text, and RFC 3339
+//! timestamps (as the platform API writes them: `Z` or a numeric offset, optional fraction)
+//! reduced to Unix time for ordering. The original string is kept wherever it is echoed back.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch, now (0 if the system clock is before it).
+pub fn unix_seconds() -> i64 {
+    since_epoch().as_secs() as i64
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_millis() -> i64 {
+    since_epoch().as_millis() as i64
+}
+
+/// Now as RFC 3339 UTC, second precision: the form every stored timestamp takes.
+pub fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Unix seconds as RFC 3339 UTC, second precision (times before the epoch as the epoch).
+pub fn rfc3339_of(unix_seconds: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_seconds.max(0) as u64)).to_string()
+}
+
+fn since_epoch() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Unix milliseconds of an RFC 3339 timestamp, or `None` when it is not one.
+pub fn millis_of(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded = format!("{:0<3}", &frac[..digits.min(3)]);
+        millis = padded.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let rb = rest.as_bytes();
+            if rb.len() != 6 || !matches!(rb[0], b'+' | b'-') || rb[3] != b':' {
+                return None;
+            }
+            let h: i64 = rest.get(1..3)?.parse().ok()?;
+            let m: i64 = rest.get(4..6)?.parse().ok()?;
+            let sign = if rb[0] == b'-' { -1 } else { 1 };
+            sign * (h * 60 + m)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(secs * 1000 + millis)
+}
+
+/// Unix seconds of an RFC 3339 timestamp.
+pub fn seconds_of(s: &str) -> Option<i64> {
+    millis_of(s).map(|ms| ms.div_euclid(1000))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_style_fractions_and_offsets_compare_by_instant() {
+        let base = millis_of("2026-03-04T10:30:00Z").unwrap();
+        assert_eq!(base, 1_772_620_200_000);
+        assert_eq!(millis_of("2026-03-04T10:30:00.12Z").unwrap(), base + 120);
+        assert_eq!(millis_of("2026-03-04T10:30:00.123456789Z").unwrap(), base + 123);
+        assert_eq!(millis_of("2026-03-04T16:00:00+05:30").unwrap(), base);
+        assert_eq!(millis_of("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(seconds_of("2026-03-04T10:30:00.999Z"), Some(base / 1000));
+    }
+
+    #[test]
+    fn now_agrees_with_itself_and_formats_round_trip() {
+        let (s, ms) = (unix_seconds(), unix_millis());
+        assert!(s > 1_700_000_000 && (ms / 1000 - s).abs() <= 1);
+        assert_eq!(seconds_of(&rfc3339_of(s)), Some(s));
+        assert_eq!(rfc3339_of(-5), "1970-01-01T00:00:00Z");
+        assert!(seconds_of(&rfc3339_now()).is_some_and(|t| (t - s).abs() <= 1));
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        for s in [
+            "",
+            "yesterday",
+            "2026-03-04",
+            "2026-13-04T10:30:00Z",
+            "2026-03-04T10:30:00",
+            "2026-03-04T10:30:00.Z",
+        ] {
+            assert_eq!(millis_of(s), None, "{s}");
+        }
+    }
+}
