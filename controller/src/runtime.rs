@@ -77,6 +77,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let index = Arc::new(SharedIndex::default());
     // Publishing to replicas: key sets only for streams with the token, and key writes wait for
     // the replicas' ACKs.
+    crate::replica::publish::register_key_sets()?;
     let publishing = if config.api_keys.publish_to_replicas {
         Some(crate::replica::Publishing::prepare(
             &config.server.data_dir,

@@ -49,6 +49,12 @@ pub struct Publishing {
     rule: Arc<TokenRule>,
 }
 
+/// Registers the key-set type with xDS. The controller does this at start whether or not it
+/// publishes, so its reports name the type (`keys`) the same either way.
+pub fn register_key_sets() -> Result<(), ReplicaError> {
+    Ok(KEY_SETS.register()?)
+}
+
 // === impl Publishing ===
 
 impl Publishing {
@@ -151,5 +157,18 @@ fn key_set(api: &str, shard: u8, entries: Vec<(Digest, KeyRecord)>) -> Option<Ar
             warn!(api, error = %e, "cannot encode a key set");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_sets_are_the_custom_type_named_keys() {
+        register_key_sets().unwrap();
+        assert_eq!(TypeKind::Custom.type_url(), keys::TYPE_URL);
+        assert_eq!(TypeKind::Custom.short(), "keys");
+        assert_eq!(TypeKind::from_type_url(keys::TYPE_URL), Some(TypeKind::Custom));
     }
 }
