@@ -37,24 +37,8 @@ pub struct AppState {
     pub replicas: Option<ReplicaSync>,
 }
 
-/// How a key write waits for the remote authz replicas to hold it.
-#[derive(Clone, Debug)]
-pub struct ReplicaSync {
-    pub store: Arc<tollgate_xds::Store>,
-    pub status: Arc<tollgate_xds::StatusRegistry>,
-    pub timeout: std::time::Duration,
-}
-
-impl ReplicaSync {
-    /// Waits until every connected replica has ACKed everything published so far (at most the
-    /// timeout); returns the node ids of those still behind.
-    pub async fn wait(&self) -> Vec<String> {
-        let generation = self.store.group(tollgate_xds::DEFAULT_GROUP).generation();
-        self.status
-            .wait_synced(tollgate_xds::TypeKind::KeySet, generation, self.timeout)
-            .await
-    }
-}
+/// How a key write waits for the remote authz replicas to hold it (the replica feature's).
+pub use crate::replica::ReplicaSync;
 
 /// The management API router.
 pub fn router(state: AppState) -> Router {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tollgate_policies::Catalogue;
 use tollgate_xds::Store;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use control_plane::Stored;
 pub use error::AppError;
@@ -107,7 +107,11 @@ impl App {
     /// Deletes an API and its keys.
     pub async fn delete_api(&self, handle: &str) -> Result<Written, AppError> {
         let w = self.repo.delete(handle).await?;
-        self.keys.api_deleted(handle);
+        // The API is gone; its keys' rows are removed too (a failure leaves rows that open nothing,
+        // since no route names the API any more).
+        if let Err(e) = self.keys.api_deleted(handle).await {
+            warn!(api = %handle, error = %e, "cannot forget the keys of a deleted API");
+        }
         Ok(w)
     }
 

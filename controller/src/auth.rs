@@ -224,30 +224,8 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
     Ok(hash.to_string())
 }
 
-/// Where the controller keeps the token remote authz replicas present to read key sets.
-pub const REPLICA_TOKEN_FILE: &str = "replica-token";
-
-/// The replica token: `TOLLGATE_REPLICA_TOKEN` when set, else `<data_dir>/replica-token`, created
-/// (random, mode 0600) when missing. The second value says whether it was just created.
-pub fn replica_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
-    if let Some(t) = std::env::var("TOLLGATE_REPLICA_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    {
-        return Ok((t.trim().to_string(), false));
-    }
-    let file = data_dir.join(REPLICA_TOKEN_FILE);
-    match std::fs::read_to_string(&file) {
-        Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_string(), false)),
-        Ok(_) => anyhow::bail!("{} is empty", file.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let token = random_hex::<32>()?;
-            write_private(&file, &token)?;
-            Ok((token, true))
-        }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", file.display()))),
-    }
-}
+/// The replica token moved to the replica feature; named here for existing callers.
+pub use crate::replica::token::{REPLICA_TOKEN_FILE, replica_token};
 
 fn random_password() -> Result<String, AuthError> {
     random_hex::<18>()
@@ -416,48 +394,5 @@ mod tests {
             .unwrap()
             .0;
         assert!(a.check(None, &[Role::Admin]).is_ok());
-    }
-
-    #[test]
-    fn the_replica_token_is_created_once_private_and_random() {
-        let dir = std::env::temp_dir().join(format!("tollgate-replica-token-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // The variable, when the environment running the tests sets it, takes precedence over the
-        // file: then that precedence is what is checked. (`replica_token` reads the environment
-        // itself; it stays as it is until it moves to the replica module.)
-        if let Some(t) = std::env::var("TOLLGATE_REPLICA_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-        {
-            assert_eq!(replica_token(&dir).unwrap(), (t.trim().to_string(), false));
-            assert!(!dir.join(REPLICA_TOKEN_FILE).exists(), "no file is created");
-            let _ = std::fs::remove_dir_all(&dir);
-            return;
-        }
-        let (token, created) = replica_token(&dir).unwrap();
-        assert!(created);
-        assert_eq!(token.len(), 64, "256 bits as hex");
-        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(REPLICA_TOKEN_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert_eq!(
-            replica_token(&dir).unwrap(),
-            (token.clone(), false),
-            "read back, not replaced"
-        );
-        let other = std::env::temp_dir().join(format!("tollgate-replica-token-{}-b", std::process::id()));
-        std::fs::create_dir_all(&other).unwrap();
-        assert_ne!(replica_token(&other).unwrap().0, token);
-        std::fs::write(other.join(REPLICA_TOKEN_FILE), "  \n").unwrap();
-        assert!(replica_token(&other).is_err(), "an empty token file is refused");
-        let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_dir_all(&other);
     }
 }

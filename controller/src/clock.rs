@@ -10,6 +10,11 @@ pub fn rfc3339_now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// Unix seconds as RFC 3339 UTC, second precision (times before the epoch as the epoch).
+pub fn rfc3339_of(unix_secs: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_secs.max(0) as u64)).to_string()
+}
+
 /// Now, in Unix seconds.
 pub fn unix_secs() -> i64 {
     since_epoch().as_secs() as i64

@@ -9,6 +9,8 @@
 //! - [`origin`], [`clock`]: where a stored thing came from; the one clock.
 //! - [`auth`], [`api`], [`admin`]: the management and admin REST APIs.
 //! - [`platform`]: the link to a WSO2 API Platform control plane (WebSocket events, REST sync).
+//! - [`keys`]: per-API keys (rules, store, index, control-plane pushes).
+//! - [`replica`]: the remote ext_authz replica feature, both sides (serving, publishing, token).
 //! - [`managed_envoy`]: the managed Envoy child process of `tollgate run`.
 //! - [`runtime`]: wiring of it all, and shutdown.
 //! - [`cli`]: the `tollgate` command line, its commands and exit codes.

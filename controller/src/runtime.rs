@@ -23,6 +23,7 @@ use crate::db::Db;
 use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
 use crate::platform::{Link, LinkStatus};
+use crate::replica::Publishing;
 use crate::translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 /// A running controller.
@@ -57,12 +58,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
     let index = Arc::new(SharedIndex::default());
-    let replicas = config.api_keys.publish_to_replicas.then(|| store.clone());
-    let keys = Arc::new(Keys::load_with(
+    let publishing = replica_publishing(config, &store, &status)?;
+    let keys = Arc::new(Keys::load(
         db.clone(),
         index.clone(),
         config.api_keys.per_user_per_api,
-        replicas,
+        publishing.as_ref().map(|p| p.publisher.clone()),
     )?);
     let authz = authz_service(config, index)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
@@ -70,8 +71,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
-    let (key_token, replica_sync) = replica_publishing(config, &store, &status)?;
-    let xds_server = XdsServer::with_key_token(store, status.clone(), key_token.as_deref()).serve(xds_listener)?;
+    let mut xds_server = XdsServer::new(store, status.clone());
+    if let Some(p) = &publishing {
+        xds_server = p.guard(xds_server);
+    }
+    let xds_server = xds_server.serve(xds_listener)?;
+    let replica_sync = publishing.map(|p| p.sync);
 
     let (stop, stopped) = watch::channel(false);
     let link_task = if cp.enabled() {
@@ -201,26 +206,22 @@ fn authz_service(config: &Config, index: Arc<SharedIndex>) -> anyhow::Result<Opt
 }
 
 /// Publishing to replicas: key sets only for streams with the token, and key writes wait for
-/// the replicas' ACKs.
+/// the replicas' ACKs. The key-set type is registered either way, so reports name it alike.
 fn replica_publishing(
     config: &Config,
     store: &Arc<Store>,
     status: &Arc<StatusRegistry>,
-) -> anyhow::Result<(Option<String>, Option<api::ReplicaSync>)> {
+) -> anyhow::Result<Option<Publishing>> {
+    crate::replica::publish::register_key_sets()?;
     if !config.api_keys.publish_to_replicas {
-        return Ok((None, None));
+        return Ok(None);
     }
-    let (token, created) = crate::auth::replica_token(&config.server.data_dir)?;
-    if created {
-        let file = config.server.data_dir.join(crate::auth::REPLICA_TOKEN_FILE);
-        info!(file = %file.display(), "created the token authz replicas must present (copy it to them)");
-    }
-    let sync = api::ReplicaSync {
-        store: store.clone(),
-        status: status.clone(),
-        timeout: config.api_keys.replica_sync_timeout,
-    };
-    Ok((Some(token), Some(sync)))
+    Ok(Some(Publishing::prepare(
+        &config.server.data_dir,
+        store,
+        status,
+        config.api_keys.replica_sync_timeout,
+    )?))
 }
 
 /// Runs until SIGINT/SIGTERM; with `envoy`, also runs a managed Envoy and stops if it exits.

@@ -5,9 +5,12 @@
 //!   content always hashes to the same version (prost encodes `HashMap`s in iteration order).
 //! - [`wire`] holds response messages that are wire-compatible with Envoy's discovery responses but
 //!   carry pre-encoded resources as shared [`bytes::Bytes`], so one encoding serves every stream.
-//! - [`keys`] is our own resource: the API keys of one API, as digests, for remote authz replicas.
+//! - [`keys`] is our own resource: the API keys of one API, as digests, for remote authz replicas,
+//!   with its codec (set names, shards, validation).
+//! - [`hex`] is the one lower-case hex encoder.
 
 pub mod canonical;
+pub mod hex;
 pub mod keys;
 pub mod wire;
 

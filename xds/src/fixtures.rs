@@ -173,3 +173,21 @@ fn resource<M: crate::XdsMessage>(name: &str, msg: &M, deps: Vec<Dep>) -> Arc<Re
         Err(e) => unreachable!("{e}"),
     }
 }
+
+/// The custom type of tests: `google.protobuf.StringValue` stands in for an application's own
+/// message (it has no map fields, as custom types must not).
+pub const CUSTOM: crate::CustomType = crate::CustomType {
+    type_url: "type.googleapis.com/google.protobuf.StringValue",
+    short: "str",
+};
+
+/// Registers [`CUSTOM`] as the process's custom type.
+pub fn register_custom_type() -> Result<(), crate::Error> {
+    CUSTOM.register()
+}
+
+/// A resource of the custom type carrying `value` (registers [`CUSTOM`] first).
+pub fn custom(name: &str, value: &str) -> Result<Arc<Resource>, crate::Error> {
+    register_custom_type()?;
+    Resource::custom(name, &value.to_string(), Vec::new())
+}

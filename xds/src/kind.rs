@@ -1,6 +1,8 @@
-//! The resource types we serve, in make-before-break order.
+//! The resource types we serve, in make-before-break order, and the one type the embedding
+//! application may add beside Envoy's.
 
-use tollgate_proto::keys::ApiKeySet;
+use std::sync::OnceLock;
+
 use tollgate_proto::pb::envoy::config::{
     cluster::v3::Cluster, endpoint::v3::ClusterLoadAssignment, listener::v3::Listener, route::v3::RouteConfiguration,
 };
@@ -17,10 +19,30 @@ pub enum TypeKind {
     Listener,
     /// RDS: `envoy.config.route.v3.RouteConfiguration`.
     Route,
-    /// Tollgate's own `tollgate.keys.v1.ApiKeySet`, for remote ext_authz replicas (Envoy never
-    /// asks for it).
-    KeySet,
+    /// The embedding application's own type (see [`CustomType`]): Envoy never asks for it.
+    Custom,
 }
+
+/// The application's own resource type, served beside Envoy's as [`TypeKind::Custom`] (over ADS;
+/// its resources are built with [`Resource::custom`](crate::Resource::custom)). Who may read it
+/// is the application's business: see [`AccessRule`](crate::AccessRule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CustomType {
+    /// Its `type.googleapis.com/...` URL.
+    pub type_url: &'static str,
+    /// Its short name in reports, like `cds`.
+    pub short: &'static str,
+}
+
+/// A type URL is a fact about the whole process, as a message's `prost::Name` is; registering it
+/// once keeps [`TypeKind`] a plain `Copy` index that needs no table passed around.
+static CUSTOM: OnceLock<CustomType> = OnceLock::new();
+
+/// The short name and URL of [`TypeKind::Custom`] before a type is registered: no request names it.
+const UNREGISTERED: CustomType = CustomType {
+    type_url: "",
+    short: "custom",
+};
 
 // === impl TypeKind ===
 
@@ -34,7 +56,7 @@ impl TypeKind {
         TypeKind::Endpoint,
         TypeKind::Listener,
         TypeKind::Route,
-        TypeKind::KeySet,
+        TypeKind::Custom,
     ];
 
     /// The `type.googleapis.com/...` URL of the resource message.
@@ -44,23 +66,26 @@ impl TypeKind {
             TypeKind::Endpoint => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
             TypeKind::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             TypeKind::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
-            TypeKind::KeySet => "type.googleapis.com/tollgate.keys.v1.ApiKeySet",
+            TypeKind::Custom => CustomType::current().type_url,
         }
     }
 
-    /// Parses a type URL; `None` for types we do not serve.
+    /// Parses a type URL; `None` for types we do not serve (the custom type only once registered).
     pub fn from_type_url(url: &str) -> Option<Self> {
+        if url.is_empty() {
+            return None;
+        }
         Self::ALL.into_iter().find(|k| k.type_url() == url)
     }
 
-    /// Short name, as in Envoy's stats (`cds`, `eds`, `lds`, `rds`).
+    /// Short name, as in Envoy's stats (`cds`, `eds`, `lds`, `rds`; the custom type's own).
     pub fn short(self) -> &'static str {
         match self {
             TypeKind::Cluster => "cds",
             TypeKind::Endpoint => "eds",
             TypeKind::Listener => "lds",
             TypeKind::Route => "rds",
-            TypeKind::KeySet => "keys",
+            TypeKind::Custom => CustomType::current().short,
         }
     }
 
@@ -72,6 +97,30 @@ impl TypeKind {
     /// In SotW a response of this type must carry the whole set (an absent name means deleted).
     pub fn full_state(self) -> bool {
         matches!(self, TypeKind::Cluster | TypeKind::Listener)
+    }
+}
+
+// === impl CustomType ===
+
+impl CustomType {
+    /// Makes this the process's custom type. Registering the same type again is fine; another is
+    /// refused, naming the one registered.
+    pub fn register(self) -> Result<(), crate::Error> {
+        let have = *CUSTOM.get_or_init(|| self);
+        if have == self {
+            Ok(())
+        } else {
+            Err(crate::Error::CustomTypeTaken(have.type_url))
+        }
+    }
+
+    /// The registered custom type, if any.
+    pub fn registered() -> Option<CustomType> {
+        CUSTOM.get().copied()
+    }
+
+    fn current() -> CustomType {
+        Self::registered().unwrap_or(UNREGISTERED)
     }
 }
 
@@ -97,11 +146,6 @@ impl XdsMessage for Listener {
 impl XdsMessage for RouteConfiguration {
     const KIND: TypeKind = TypeKind::Route;
 }
-impl XdsMessage for ApiKeySet {
-    const KIND: TypeKind = TypeKind::KeySet;
-    // No map fields.
-    const CANONICAL: bool = true;
-}
 
 #[cfg(test)]
 mod tests {
@@ -114,7 +158,11 @@ mod tests {
         assert_eq!(TypeKind::Endpoint.type_url(), ClusterLoadAssignment::type_url());
         assert_eq!(TypeKind::Listener.type_url(), Listener::type_url());
         assert_eq!(TypeKind::Route.type_url(), RouteConfiguration::type_url());
-        assert_eq!(TypeKind::KeySet.type_url(), ApiKeySet::type_url());
+        for k in &TypeKind::ALL[..4] {
+            assert_eq!(TypeKind::from_type_url(k.type_url()), Some(*k));
+        }
+        crate::fixtures::register_custom_type().unwrap();
+        assert_eq!(TypeKind::Custom.type_url(), crate::fixtures::CUSTOM.type_url);
         for k in TypeKind::ALL {
             assert_eq!(TypeKind::from_type_url(k.type_url()), Some(k));
         }
@@ -122,5 +170,20 @@ mod tests {
             TypeKind::from_type_url("type.googleapis.com/envoy.config.core.v3.Node"),
             None
         );
+        assert_eq!(TypeKind::from_type_url(""), None);
+    }
+
+    #[test]
+    fn only_one_custom_type_is_registered() {
+        crate::fixtures::register_custom_type().unwrap();
+        assert!(crate::fixtures::CUSTOM.register().is_ok(), "the same again");
+        let other = CustomType {
+            type_url: "type.googleapis.com/example.Other",
+            short: "other",
+        };
+        assert!(
+            matches!(other.register(), Err(crate::Error::CustomTypeTaken(u)) if u == crate::fixtures::CUSTOM.type_url)
+        );
+        assert_eq!(CustomType::registered(), Some(crate::fixtures::CUSTOM));
     }
 }

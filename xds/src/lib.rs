@@ -8,7 +8,11 @@
 //! - [`XdsServer`] serves the store; [`StatusRegistry`] tells callers, per connected node and type,
 //!   what Envoy ACKed and the last NACK.
 //!
-//! This crate knows nothing about APIs: the controller translates its model into resources.
+//! - [`CustomType`] lets the embedding application serve one type of its own beside Envoy's, and
+//!   an [`AccessRule`] decides, per type, which streams may read it.
+//!
+//! This crate knows nothing about APIs, keys or tokens: the controller translates its model into
+//! resources and installs its access rules.
 //!
 //! Feature `server` (default) brings the gRPC server and per-stream state; without it the crate is
 //! the store alone, whose stream-facing parts are then unused.
@@ -26,10 +30,10 @@ mod state;
 mod status;
 mod store;
 
-pub use kind::{TypeKind, XdsMessage};
+pub use kind::{CustomType, TypeKind, XdsMessage};
 pub use resource::{Dep, Resource};
 #[cfg(feature = "server")]
-pub use server::{REPLICA_TOKEN_HEADER, ServerHandle, XdsServer, nodelay_incoming};
+pub use server::{AccessRule, ServerHandle, XdsServer, nodelay_incoming};
 #[cfg(feature = "server")]
 pub use state::{Flavour, Nack, TypeReport};
 #[cfg(feature = "server")]
@@ -45,6 +49,12 @@ pub enum Error {
         /// The resource name.
         name: String,
     },
+    /// [`Resource::custom`] was given a message of another type than the registered custom one.
+    #[error("{0} is not the registered custom type")]
+    NotCustom(String),
+    /// Another custom type is registered already (its URL).
+    #[error("the custom type {0} is registered already")]
+    CustomTypeTaken(&'static str),
     /// The listening socket failed.
     #[error("xds listener: {0}")]
     Io(#[source] std::io::Error),

@@ -54,9 +54,36 @@ impl Resource {
     /// written once. The `Resource` fields are written as `resource`, then `version` (known only
     /// once the content is hashed), then `name`: protobuf parsers accept fields in any order.
     pub fn new<M: XdsMessage>(name: impl Into<Arc<str>>, msg: &M, deps: Vec<Dep>) -> Result<Arc<Self>, Error> {
-        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
-        let name = name.into();
+        let canonical = if M::CANONICAL { None } else { Some(M::full_name()) };
+        Self::encode(M::KIND, &M::type_url(), canonical.as_deref(), name.into(), msg, deps)
+    }
+
+    /// Encodes `msg`, a message of the registered [`CustomType`](crate::CustomType), as a
+    /// [`TypeKind::Custom`] resource. Its encoding is taken as canonical: the type must have no
+    /// map fields. Refused when `M` is not the registered type.
+    pub fn custom<M: prost::Message + prost::Name>(
+        name: impl Into<Arc<str>>,
+        msg: &M,
+        deps: Vec<Dep>,
+    ) -> Result<Arc<Self>, Error> {
         let type_url = M::type_url();
+        if TypeKind::from_type_url(&type_url) != Some(TypeKind::Custom) {
+            return Err(Error::NotCustom(type_url));
+        }
+        Self::encode(TypeKind::Custom, &type_url, None, name.into(), msg, deps)
+    }
+
+    /// The common encoder; `canonical` names the message type to canonicalise before hashing, or
+    /// is `None` when its encoding already is canonical.
+    fn encode(
+        kind: TypeKind,
+        type_url: &str,
+        canonical_as: Option<&str>,
+        name: Arc<str>,
+        msg: &impl prost::Message,
+        deps: Vec<Dep>,
+    ) -> Result<Arc<Self>, Error> {
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
         let value_len = msg.encoded_len();
         let any_len = key_len(1)
             + encoded_len_varint(type_url.len() as u64)
@@ -70,21 +97,24 @@ impl Resource {
         encode_key(2, WireType::LengthDelimited, &mut buf);
         encode_varint(any_len as u64, &mut buf);
         let any_start = buf.len();
-        prost::encoding::string::encode(1, &type_url, &mut buf);
+        encode_key(1, WireType::LengthDelimited, &mut buf);
+        encode_varint(type_url.len() as u64, &mut buf);
+        buf.extend_from_slice(type_url.as_bytes());
         encode_key(2, WireType::LengthDelimited, &mut buf);
         encode_varint(value_len as u64, &mut buf);
         let value_start = buf.len();
         msg.encode_raw(&mut buf);
         let any_end = buf.len();
         let value = buf.get(value_start..any_end).unwrap_or_default();
-        let sum = if M::CANONICAL {
-            digest(&SHA256, value)
-        } else {
-            let canon = canonical(&M::full_name(), value).map_err(|_| Error::Encode { name: name.to_string() })?;
-            digest(&SHA256, &canon)
+        let sum = match canonical_as {
+            None => digest(&SHA256, value),
+            Some(type_name) => {
+                let canon = canonical(type_name, value).map_err(|_| Error::Encode { name: name.to_string() })?;
+                digest(&SHA256, &canon)
+            }
         };
         let sum = sum.as_ref();
-        let version: String = sum[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let version = tollgate_proto::hex::encode(&sum[..16]);
         let mut fp = [0u8; 8];
         fp.copy_from_slice(&sum[..8]);
         prost::encoding::string::encode(1, &version, &mut buf);
@@ -97,7 +127,7 @@ impl Resource {
         deps.sort();
         deps.dedup();
         Ok(Arc::new(Resource {
-            kind: M::KIND,
+            kind,
             name,
             version: version.into(),
             fingerprint: u64::from_be_bytes(fp),

@@ -29,15 +29,26 @@ use crate::{Error, Flavour, NodeStatus, StatusRegistry, Store, TypeKind};
 const MAX_DECODE: usize = 64 * 1024 * 1024;
 /// Responses queued per stream beyond the one per type in flight.
 const STREAM_QUEUE: usize = 8;
-/// The request metadata that carries the replica token (see [`XdsServer::with_key_token`]).
-pub const REPLICA_TOKEN_HEADER: &str = "x-tollgate-replica-token";
+
+/// Who may read one resource type: the application installs it with
+/// [`XdsServer::with_access_rule`]. It is asked once, when a stream opens, with the stream's
+/// request metadata; a stream that is refused a type and asks for it is ended with the rule's
+/// status, and its other types are unaffected until then.
+pub trait AccessRule: Send + Sync + std::fmt::Debug + 'static {
+    /// `Ok` when the stream may read the type, else the status that ends it.
+    fn check(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status>;
+}
 
 /// Serves a [`Store`] over xDS.
 #[derive(Clone, Debug)]
 pub struct XdsServer {
-    inner: Arc<Inner>,
-    shutdown: Arc<watch::Sender<bool>>,
+    store: Arc<Store>,
+    status: Arc<StatusRegistry>,
+    rules: Rules,
 }
+
+/// The access rule of each type; `None`: every stream may read it.
+type Rules = [Option<Arc<dyn AccessRule>>; TypeKind::COUNT];
 
 /// A running server: its address, and the means to stop it.
 #[derive(Debug)]
@@ -51,8 +62,7 @@ pub struct ServerHandle {
 struct Inner {
     store: Arc<Store>,
     status: Arc<StatusRegistry>,
-    /// SHA-256 of the token a stream must present to be sent key sets; `None`: no token needed.
-    key_token: Option<[u8; 32]>,
+    rules: Rules,
     shutdown: watch::Receiver<bool>,
     next_stream: AtomicU64,
 }
@@ -101,38 +111,40 @@ trait Outbound: prost::Message + Sized + Send + 'static {
 impl XdsServer {
     /// A server over `store`, reporting into `status`.
     pub fn new(store: Arc<Store>, status: Arc<StatusRegistry>) -> Self {
-        Self::with_key_token(store, status, None)
+        XdsServer {
+            store,
+            status,
+            rules: Default::default(),
+        }
     }
 
-    /// The same, and with `key_token` sends key sets ([`TypeKind::KeySet`]) only on streams whose
-    /// request metadata carries that token in [`REPLICA_TOKEN_HEADER`]; a stream that asks for them
-    /// without it is ended with PERMISSION_DENIED. Envoy's own types are never affected.
-    pub fn with_key_token(store: Arc<Store>, status: Arc<StatusRegistry>, key_token: Option<&str>) -> Self {
-        let (tx, rx) = watch::channel(false);
-        XdsServer {
-            inner: Arc::new(Inner {
-                store,
-                status,
-                key_token: key_token.map(|t| sha256(t.as_bytes())),
-                shutdown: rx,
-                next_stream: AtomicU64::new(1),
-            }),
-            shutdown: Arc::new(tx),
-        }
+    /// Serves resources of type `kind` only on streams that `rule` lets read them (replacing an
+    /// earlier rule of that type).
+    pub fn with_access_rule(mut self, kind: TypeKind, rule: Arc<dyn AccessRule>) -> Self {
+        self.rules[kind.index()] = Some(rule);
+        self
     }
 
     /// Serves on `listener` until [`ServerHandle::shutdown`]; open streams end cleanly then.
     pub fn serve(self, listener: TcpListener) -> Result<ServerHandle, Error> {
         let addr = listener.local_addr().map_err(Error::Io)?;
-        let mut stop = self.inner.shutdown.clone();
+        let (shutdown, stopped) = watch::channel(false);
+        let mut stop = stopped.clone();
+        let inner = Arc::new(Inner {
+            store: self.store,
+            status: self.status,
+            rules: self.rules,
+            shutdown: stopped,
+            next_stream: AtomicU64::new(1),
+        });
         let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(self.service::<Ads>())
-            .add_service(self.service::<Cds>())
-            .add_service(self.service::<Eds>())
-            .add_service(self.service::<Lds>())
-            .add_service(self.service::<Rds>());
+            .add_service(service::<Ads>(&inner))
+            .add_service(service::<Cds>(&inner))
+            .add_service(service::<Eds>(&inner))
+            .add_service(service::<Lds>(&inner))
+            .add_service(service::<Rds>(&inner));
         // Small xDS responses must not wait for the peer's delayed ACK (Nagle): up to 40 ms each.
         let incoming = nodelay_incoming(listener);
         let task = tokio::spawn(async move {
@@ -146,16 +158,16 @@ impl XdsServer {
         info!(%addr, "xds server listening");
         Ok(ServerHandle {
             addr,
-            shutdown: self.shutdown,
+            shutdown: Arc::new(shutdown),
             task,
         })
     }
+}
 
-    fn service<M: Methods>(&self) -> Service<M> {
-        Service {
-            inner: self.inner.clone(),
-            _m: PhantomData,
-        }
+fn service<M: Methods>(inner: &Arc<Inner>) -> Service<M> {
+    Service {
+        inner: inner.clone(),
+        _m: PhantomData,
     }
 }
 
@@ -264,17 +276,6 @@ where
     }
 }
 
-fn sha256(b: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, b).as_ref());
-    out
-}
-
-/// Equal digests, compared without an early exit.
-fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn grpc<R: Incoming, O: Outbound>() -> Grpc<tonic_prost::ProstCodec<O, R>> {
     Grpc::new(tonic_prost::ProstCodec::default()).apply_max_message_size_config(Some(MAX_DECODE), None)
 }
@@ -298,12 +299,12 @@ impl<R: Incoming, O: Outbound> StreamingService<R> for Method<R, O> {
     type Future = std::future::Ready<Result<tonic::Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, request: tonic::Request<Streaming<R>>) -> Self::Future {
-        let may_read_keys = self.inner.key_token.as_ref().is_none_or(|want| {
-            request
-                .metadata()
-                .get(REPLICA_TOKEN_HEADER)
-                .is_some_and(|v| same_digest(&sha256(v.as_bytes()), want))
-        });
+        let metadata = request.metadata();
+        let refusals: Refusals = self
+            .inner
+            .rules
+            .each_ref()
+            .map(|rule| rule.as_ref().and_then(|r| r.check(metadata).err()));
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let id = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("xds_stream", id, flavour = ?self.flavour, only = self.only.map(TypeKind::short));
@@ -314,12 +315,15 @@ impl<R: Incoming, O: Outbound> StreamingService<R> for Method<R, O> {
             self.flavour,
             self.only,
             id,
-            may_read_keys,
+            refusals,
         );
         tokio::spawn(task.instrument(span));
         std::future::ready(Ok(tonic::Response::new(ReceiverStream::new(rx))))
     }
 }
+
+/// Per type, the status that ends the stream if it asks for that type (from the access rules).
+type Refusals = [Option<Status>; TypeKind::COUNT];
 
 /// Runs one stream until the client goes away or the server shuts down.
 async fn drive<R: Incoming, O: Outbound>(
@@ -329,7 +333,7 @@ async fn drive<R: Incoming, O: Outbound>(
     flavour: Flavour,
     only: Option<TypeKind>,
     id: u64,
-    may_read_keys: bool,
+    mut refusals: Refusals,
 ) {
     let mut shutdown = inner.shutdown.clone();
     let first = tokio::select! {
@@ -360,9 +364,8 @@ async fn drive<R: Incoming, O: Outbound>(
     'stream: loop {
         if let Some(req) = next.take() {
             let kind = only.or_else(|| TypeKind::from_type_url(req.type_url()));
-            if kind == Some(TypeKind::KeySet) && !may_read_keys {
-                warn!(node = %node.id, "key sets asked for without the replica token: stream refused");
-                let refusal = Status::permission_denied(format!("key sets need a valid {REPLICA_TOKEN_HEADER}"));
+            if let Some(refusal) = kind.and_then(|k| refusals[k.index()].take()) {
+                warn!(node = %node.id, type_url = req.type_url(), "refused by the type's access rule: stream ended");
                 let _ = tx.send(Err(refusal)).await;
                 break 'stream;
             }

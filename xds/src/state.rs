@@ -15,6 +15,8 @@ use std::time::SystemTime;
 
 use tollgate_proto::wire::{DeltaResponse, SotwResponse};
 
+mod respond;
+
 use crate::store::GroupState;
 use crate::{Dep, Resource, TypeKind};
 
@@ -387,21 +389,12 @@ impl StreamState {
             }
         }
     }
-}
 
-// === impl Outgoing ===
-
-impl Outgoing {
-    pub(crate) fn encoded_len(&self) -> usize {
-        use prost::Message;
-        match self {
-            Outgoing::Sotw(m) => m.encoded_len(),
-            Outgoing::Delta(m) => m.encoded_len(),
-        }
+    /// Envoy holds `dep`: it ACKed it and is not about to lose it.
+    fn holds(&self, dep: &Dep) -> bool {
+        self.types[dep.kind.index()].acked.contains_key(&dep.name)
     }
 }
-
-mod plan;
 
 #[cfg(test)]
 mod tests;

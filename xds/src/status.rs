@@ -121,7 +121,7 @@ mod tests {
     fn stream(id: u64, node: &str, key_sets: Option<u64>) -> NodeStatus {
         let mut types: [TypeReport; TypeKind::COUNT] = Default::default();
         if let Some(g) = key_sets {
-            types[TypeKind::KeySet.index()] = TypeReport {
+            types[TypeKind::Custom.index()] = TypeReport {
                 active: true,
                 acked_generation: g,
                 ..Default::default()
@@ -145,8 +145,8 @@ mod tests {
         r.put(stream(1, "envoy", None));
         r.put(stream(2, "replica-a", Some(7)));
         r.put(stream(3, "replica-b", Some(9)));
-        assert_eq!(r.behind(TypeKind::KeySet, 8), vec!["replica-a".to_string()]);
-        assert!(r.behind(TypeKind::KeySet, 7).is_empty());
+        assert_eq!(r.behind(TypeKind::Custom, 8), vec!["replica-a".to_string()]);
+        assert!(r.behind(TypeKind::Custom, 7).is_empty());
         assert!(r.behind(TypeKind::Route, 100).is_empty());
     }
 
@@ -157,14 +157,14 @@ mod tests {
         r.put(stream(3, "replica-b", Some(3)));
         // Nothing newer to wait for.
         assert!(
-            r.wait_synced(TypeKind::KeySet, 3, Duration::from_secs(1))
+            r.wait_synced(TypeKind::Custom, 3, Duration::from_secs(1))
                 .await
                 .is_empty()
         );
 
         let waiter = {
             let r = r.clone();
-            tokio::spawn(async move { r.wait_synced(TypeKind::KeySet, 4, Duration::from_secs(60)).await })
+            tokio::spawn(async move { r.wait_synced(TypeKind::Custom, 4, Duration::from_secs(60)).await })
         };
         tokio::task::yield_now().await;
         let mut acked = stream(2, "replica-a", Some(4)).types;
@@ -176,10 +176,10 @@ mod tests {
         assert!(waiter.await.unwrap().is_empty());
 
         // At the limit, the laggard is named.
-        acked[TypeKind::KeySet.index()].acked_generation = 4;
+        acked[TypeKind::Custom.index()].acked_generation = 4;
         r.update(2, acked);
         r.put(stream(4, "replica-c", Some(4)));
-        let behind = r.wait_synced(TypeKind::KeySet, 5, Duration::from_millis(200)).await;
+        let behind = r.wait_synced(TypeKind::Custom, 5, Duration::from_millis(200)).await;
         assert_eq!(behind, vec!["replica-a".to_string(), "replica-c".to_string()]);
     }
 }

@@ -2,8 +2,6 @@
 //! answering clearly where WSO2 answers 500 (bad name, past expiry, quota → 400; duplicate → 409;
 //! someone else's key → 403).
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -55,7 +53,7 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = (|| {
+    let result = async {
         let api = s.app.api(&handle).ok_or_else(|| not_found(&handle))?;
         let b: CreateBody = parse(body)?;
         let expires_at = expiry(b.expires_at.as_deref(), b.expires_in.as_ref())?;
@@ -67,9 +65,10 @@ pub async fn create(
             application_name: b.application_name,
             plan: b.subscription_plan,
         };
-        let (row, plain) = s.keys.create(&handle, &who.username, new).map_err(key_error)?;
+        let (row, plain) = s.keys.create(&handle, &who.username, new).await.map_err(key_error)?;
         Ok::<_, ApiError>((api, row, plain))
-    })();
+    }
+    .await;
     match result {
         Ok((api, row, plain)) => {
             let message = if plain.is_some() {
@@ -80,7 +79,7 @@ pub async fn create(
             let body = json!({
                 "status": "success",
                 "message": message,
-                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username),
+                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username).await,
                 "apiKey": key_json(&row, plain.as_deref()),
                 "invocation": invocation(&s, &api, plain.as_deref()),
             });
@@ -99,7 +98,7 @@ pub async fn list(
         return not_found(&handle).into_response();
     }
     let admin = who.roles.contains(&Role::Admin);
-    let keys: Vec<Value> = match s.keys.list(&handle, &who.username, admin) {
+    let keys: Vec<Value> = match s.keys.list(&handle, &who.username, admin).await {
         Ok(rows) => rows.iter().map(|k| key_json(k, None)).collect(),
         Err(e) => return key_error(e).into_response(),
     };
@@ -112,7 +111,7 @@ pub async fn regenerate(
     Extension(who): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = (|| {
+    let result = async {
         let api = s.app.api(&handle).ok_or_else(|| not_found(&handle))?;
         let b: RegenerateBody = parse(body)?;
         let expires_at = expiry(b.expires_at.as_deref(), b.expires_in.as_ref())?;
@@ -125,15 +124,17 @@ pub async fn regenerate(
         let (row, value) = s
             .keys
             .regenerate(&handle, &name, &who.username, expires_at, grace)
+            .await
             .map_err(key_error)?;
         Ok::<_, ApiError>((api, row, value))
-    })();
+    }
+    .await;
     match result {
         Ok((api, row, value)) => {
             let body = json!({
                 "status": "success",
                 "message": "API key regenerated successfully",
-                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username),
+                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username).await,
                 "apiKey": key_json(&row, Some(&value)),
                 "invocation": invocation(&s, &api, Some(&value)),
             });
@@ -155,15 +156,17 @@ pub async fn replace(
     Extension(who): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = (|| {
+    let result = async {
         s.app.api(&handle).ok_or_else(|| not_found(&handle))?;
         let b: ReplaceBody = parse(body)?;
         let value = b.api_key.ok_or_else(|| ApiError::Body("apiKey is required".into()))?;
         let admin = who.roles.contains(&Role::Admin);
         s.keys
             .replace(&handle, &name, &who.username, admin, &value)
+            .await
             .map_err(key_error)
-    })();
+    }
+    .await;
     match result {
         Ok(row) => {
             let body =
@@ -178,7 +181,7 @@ pub async fn revoke(State(s): State<AppState>, Path((handle, name)): Path<(Strin
     if s.app.api(&handle).is_none() {
         return not_found(&handle).into_response();
     }
-    match s.keys.revoke(&handle, &name) {
+    match s.keys.revoke(&handle, &name).await {
         Ok(_) => {
             let body = json!({"status": "success", "message": "API key revoked successfully"});
             synced(&s, Json(body).into_response()).await
@@ -214,7 +217,7 @@ fn key_error(e: KeyError) -> ApiError {
             ApiError::ForbiddenMessage(format!("only the creator of API key '{n}' may regenerate it"))
         }
         KeyError::Db(d) => ApiError::App(AppError::Db(d)),
-        KeyError::Random => ApiError::App(AppError::Task),
+        KeyError::Random | KeyError::Task => ApiError::App(AppError::Task),
     }
 }
 
@@ -232,7 +235,7 @@ fn expiry(at: Option<&str>, within: Option<&Expiry>) -> Result<Option<i64>, ApiE
     if let Some(at) = at {
         let t = humantime::parse_rfc3339_weak(at).map_err(|e| ApiError::Body(format!("expiresAt {at:?}: {e}")))?;
         let secs = t
-            .duration_since(UNIX_EPOCH)
+            .duration_since(std::time::UNIX_EPOCH)
             .map_err(|_| ApiError::Body("expiresAt is before 1970".into()))?;
         return Ok(Some(secs.as_secs() as i64));
     }
@@ -254,27 +257,22 @@ fn expiry(at: Option<&str>, within: Option<&Expiry>) -> Result<Option<i64>, ApiE
         .duration
         .filter(|d| *d > 0)
         .ok_or_else(|| ApiError::Body("expiresIn.duration must be a positive integer".into()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
+    let now = crate::clock::unix_secs().max(0) as u64;
     Ok(Some(now.saturating_add(n.saturating_mul(unit)) as i64))
 }
 
 fn key_json(k: &KeyRow, plain: Option<&str>) -> Value {
-    let expires = k
-        .expires_at
-        .map(|t| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)).to_string());
+    let expires = k.expires_at.map(crate::clock::rfc3339_of);
     let mut v = json!({
         "name": k.name,
         "maskedApiKey": k.masked,
         "apiId": k.api,
-        "status": k.status,
+        "status": k.status.as_str(),
         "createdAt": k.created_at,
         "createdBy": k.created_by,
         "expiresAt": expires,
-        "source": k.source,
-        "origin": k.origin,
+        "source": k.source.as_str(),
+        "origin": k.origin.as_str(),
         "applicationId": k.application_id,
         "applicationName": k.application_name,
         "subscriptionPlan": k.plan,

@@ -70,7 +70,7 @@ pub(crate) async fn parts() -> Parts {
     )
     .await
     .unwrap();
-    let keys = Arc::new(Keys::load_with(db.clone(), Arc::new(SharedIndex::default()), 10, None).unwrap());
+    let keys = Arc::new(Keys::load(db.clone(), Arc::new(SharedIndex::default()), 10, None).unwrap());
     Parts {
         app: Arc::new(App::new(repo, keys.clone(), db.clone())),
         auth: Arc::new(auth),

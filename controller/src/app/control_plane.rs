@@ -20,7 +20,7 @@ impl App {
     /// Stores a key the control plane pushed (idempotent; see [`crate::keys::Keys::put_pushed`]).
     pub async fn put_pushed_key(&self, key: PushedKey) -> Result<Pushed, AppError> {
         let keys = self.keys.clone();
-        Ok(blocking(move || keys.put_pushed(key)).await??)
+        Ok(blocking(move || keys.blocking().put_pushed(key)).await??)
     }
 
     /// Stores many pushed keys with one index update (sync); the outcome of each, by key UUID.
@@ -29,26 +29,26 @@ impl App {
         batch: Vec<PushedKey>,
     ) -> Result<Vec<(String, Result<Pushed, KeyError>)>, AppError> {
         let keys = self.keys.clone();
-        blocking(move || keys.put_pushed_all(batch)).await
+        blocking(move || keys.blocking().put_pushed_all(batch)).await
     }
 
     /// Revokes a key the control plane revoked, leaving a tombstone; false when there was none.
     pub async fn revoke_pushed_key(&self, api: &str, name: &str) -> Result<bool, AppError> {
         let (keys, api, name) = (self.keys.clone(), api.to_string(), name.to_string());
-        Ok(blocking(move || keys.revoke_pushed(&api, &name)).await??)
+        Ok(blocking(move || keys.blocking().revoke_pushed(&api, &name)).await??)
     }
 
     /// Records that the control plane lists key `uuid` as revoked (bulk sync).
     pub async fn tombstone_key(&self, uuid: &str, api: &str, name: &str) -> Result<(), AppError> {
         let keys = self.keys.clone();
         let (uuid, api, name) = (uuid.to_string(), api.to_string(), name.to_string());
-        Ok(blocking(move || keys.tombstone(&uuid, &api, &name)).await??)
+        Ok(blocking(move || keys.blocking().tombstone(&uuid, &api, &name)).await??)
     }
 
     /// Every key the control plane pushed.
     pub async fn pushed_keys(&self) -> Result<Vec<KeyRow>, AppError> {
         let keys = self.keys.clone();
-        Ok(blocking(move || keys.pushed()).await??)
+        Ok(blocking(move || keys.blocking().pushed()).await??)
     }
 
     /// Stores a control-plane object unless the same one is already stored.

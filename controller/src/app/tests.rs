@@ -23,7 +23,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let db = Arc::new(Db::memory().unwrap());
     let index = Arc::new(SharedIndex::default());
-    let keys = Arc::new(Keys::load(db.clone(), index.clone(), 10).unwrap());
+    let keys = Arc::new(Keys::load(db.clone(), index.clone(), 10, None).unwrap());
     let vhosts = VhostDefaults {
         main: "*".into(),
         main_domains: vec![],
@@ -83,7 +83,7 @@ fn allows(index: &SharedIndex, api: &str, key: &str) -> bool {
 async fn deleting_an_api_deletes_its_keys_everywhere() {
     let f = fixture().await;
     f.app.create_api(doc("orders")).await.unwrap();
-    let (_, plain) = f.app.keys.create("orders", "alice", NewKey::default()).unwrap();
+    let (_, plain) = f.app.keys.create("orders", "alice", NewKey::default()).await.unwrap();
     let plain = plain.unwrap();
     assert!(allows(&f.index, "orders", &plain));
     f.app.delete_api("orders").await.unwrap();

@@ -13,10 +13,10 @@ pub struct KeyRow {
     pub digest: String,
     /// `***` and the last five characters.
     pub masked: String,
-    /// `active` (revoked keys are deleted).
-    pub status: String,
-    /// `local` (generated here) or `external` (value supplied by the caller).
-    pub source: String,
+    /// Revoked keys are deleted, so always active.
+    pub status: crate::keys::KeyStatus,
+    /// Generated here, or supplied by the caller.
+    pub source: crate::keys::KeySource,
     pub created_at: String,
     pub created_by: String,
     pub updated_at: String,
@@ -28,8 +28,8 @@ pub struct KeyRow {
     /// The value before the last regeneration, valid until `previous_expires_at`.
     pub previous_digest: Option<String>,
     pub previous_expires_at: Option<i64>,
-    /// `gateway_api` (made here) or `control_plane` (pushed by the platform API).
-    pub origin: String,
+    /// Made here, or pushed by the platform API.
+    pub origin: crate::origin::Origin,
 }
 
 const KEY_COLUMNS: &str = "uuid, api, name, digest, masked, status, source, created_at, created_by, updated_at, \
@@ -112,7 +112,7 @@ impl Db {
     }
 
     /// The keys stored with this origin.
-    pub fn list_keys_by_origin(&self, origin: &str) -> Result<Vec<KeyRow>, DbError> {
+    pub fn list_keys_by_origin(&self, origin: crate::origin::Origin) -> Result<Vec<KeyRow>, DbError> {
         self.query_keys("WHERE origin = ?1 ORDER BY api, name", [origin])
     }
 

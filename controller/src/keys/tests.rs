@@ -1,9 +1,15 @@
-use tollgate_policies::authz::Decision;
+use std::collections::BTreeMap;
+
+use tollgate_policies::authz::{Decision, digest_of};
+use tollgate_proto::hex::{decode_digest as unhex, encode as hex};
+use tollgate_proto::keys::ApiKeySet;
+use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind};
 
 use super::*;
+use crate::clock::unix_secs as unix_now;
 use crate::db::ApiRow;
 
-fn setup() -> (Arc<Db>, Arc<SharedIndex>, Keys) {
+fn setup() -> (Arc<Db>, Arc<SharedIndex>, KeyStore) {
     let db = Arc::new(Db::memory().unwrap());
     for h in ["orders", "billing"] {
         db.insert_api(&ApiRow {
@@ -23,7 +29,7 @@ fn setup() -> (Arc<Db>, Arc<SharedIndex>, Keys) {
         .unwrap();
     }
     let index = Arc::new(SharedIndex::default());
-    let keys = Keys::load(db.clone(), index.clone(), 3).unwrap();
+    let keys = KeyStore::load(db.clone(), index.clone(), 3, None).unwrap();
     (db, index, keys)
 }
 
@@ -178,7 +184,7 @@ fn keys_survive_a_reload_and_expire() {
     let w = w.unwrap();
     drop(keys);
     let index2 = Arc::new(SharedIndex::default());
-    let _keys = Keys::load(db, index2.clone(), 3).unwrap();
+    let _keys = KeyStore::load(db, index2.clone(), 3, None).unwrap();
     assert!(allows(&index2, "orders", &w));
     assert!(matches!(
         index2.load().decide("orders", v.as_bytes(), unix_now() as u64 + 5),
@@ -253,10 +259,10 @@ fn published(store: &Store) -> BTreeMap<String, (String, Vec<Vec<u8>>)> {
     use prost::Message;
     let group = store.group(DEFAULT_GROUP);
     group
-        .names(TypeKind::KeySet)
+        .names(TypeKind::Custom)
         .into_iter()
         .map(|n| {
-            let r = group.get(TypeKind::KeySet, &n).unwrap();
+            let r = group.get(TypeKind::Custom, &n).unwrap();
             let any = tollgate_proto::pb::google::protobuf::Any::decode(r.any().as_ref()).unwrap();
             let set = ApiKeySet::decode(any.value.as_slice()).unwrap();
             (n, (set.api, set.keys.into_iter().map(|k| k.sha256).collect()))
@@ -279,7 +285,8 @@ fn key_sets_for_replicas_follow_every_write_shard_by_shard() {
     drop(keys);
     let store = Arc::new(Store::new());
     // Keys made before publishing was switched on are published at start.
-    let keys = Keys::load_with(db, index, 3, Some(store.clone())).unwrap();
+    let publisher = KeySetPublisher::new(store.clone()).unwrap();
+    let keys = KeyStore::load(db, index, 3, Some(publisher)).unwrap();
     assert_eq!(published(&store).len(), 1);
 
     let (row, _) = keys.create("orders", "alice", NewKey::default()).unwrap();
@@ -317,4 +324,23 @@ fn key_sets_for_replicas_follow_every_write_shard_by_shard() {
 /// The shard a digest belongs to, as a resource name.
 fn name_of(api: &str, digest: &[u8]) -> String {
     format!("{api}/{:02x}", digest[0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_handle_runs_the_store_off_the_workers() {
+    let (_, index, store) = setup();
+    let keys = Keys::from(store);
+    let (row, plain) = keys.create("orders", "alice", NewKey::default()).await.unwrap();
+    let plain = plain.unwrap();
+    assert!(allows(&index, "orders", &plain));
+    assert_eq!(keys.remaining("orders", "alice").await, 2);
+    assert_eq!(keys.list("orders", "alice", false).await.unwrap(), vec![row.clone()]);
+    assert!(keys.list("orders", "bob", false).await.unwrap().is_empty());
+    assert!(keys.revoke("orders", &row.name).await.unwrap());
+    assert!(!allows(&index, "orders", &plain));
+    assert!(matches!(
+        keys.regenerate("orders", &row.name, "alice", None, None).await,
+        Err(KeyError::NotFound(_))
+    ));
+    keys.api_deleted("orders").await.unwrap();
 }

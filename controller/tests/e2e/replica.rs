@@ -28,7 +28,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
 
 /// The token the controller uses (the one it created in its data dir).
 fn token(s: &Stack) -> String {
-    tollgate::auth::replica_token(&s.config.server.data_dir).unwrap().0
+    tollgate::replica::replica_token(&s.config.server.data_dir).unwrap().0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +126,7 @@ async fn a_replica_keeps_serving_through_a_controller_restart_and_catches_up() {
     eventually(|| async { replica.stats.sessions.load(Ordering::Relaxed) >= 2 }).await;
     // A revocation after the restart reaches the replica on its new session (once the replica has
     // re-synced, a write waits for its ACK).
-    eventually(|| async { s.running().status.behind(TypeKind::KeySet, 1).is_empty() }).await;
+    eventually(|| async { s.running().status.behind(TypeKind::Custom, 1).is_empty() }).await;
     assert_eq!(
         send(s.mgmt(Method::DELETE, "/rest-apis/steady/api-keys/one")).await.0,
         200
@@ -156,7 +156,7 @@ async fn subscribe_key_sets(
             cluster: "replicas".into(),
             ..Default::default()
         }),
-        type_url: TypeKind::KeySet.type_url().into(),
+        type_url: tollgate_proto::keys::TYPE_URL.into(),
         resource_names_subscribe: vec!["*".into()],
         ..Default::default()
     })
@@ -166,7 +166,7 @@ async fn subscribe_key_sets(
     if let Some(t) = token {
         request
             .metadata_mut()
-            .insert(tollgate_xds::REPLICA_TOKEN_HEADER, t.parse().unwrap());
+            .insert(tollgate::replica::TOKEN_HEADER, t.parse().unwrap());
     }
     let mut responses = client.delta_aggregated_resources(request).await.unwrap().into_inner();
     let first = responses.message().await;
@@ -195,7 +195,7 @@ async fn key_sets_go_only_to_streams_with_the_replica_token() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(s.config.server.data_dir.join(tollgate::auth::REPLICA_TOKEN_FILE)).unwrap();
+        let meta = std::fs::metadata(s.config.server.data_dir.join(tollgate::replica::REPLICA_TOKEN_FILE)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
     for bad in [None, Some("not-the-token")] {

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+mod access;
+
 use tollgate_testkit::{Echo, Envoy, envoy, get, wait_for};
 use tollgate_xds::fixtures::{PrefixRoute, cluster, endpoints, listener, route_config};
 use tollgate_xds::{DEFAULT_GROUP, NodeStatus, ServerHandle, StatusRegistry, Store, TypeKind, Update, XdsServer};
@@ -433,11 +435,11 @@ async fn per_type_services_serve_the_store() {
     );
 }
 
-/// The node's reports for the types Envoy subscribes to (every kind but Tollgate's key sets).
+/// The node's reports for the types Envoy subscribes to (every kind but the custom one).
 fn envoy_types(n: &NodeStatus) -> impl Iterator<Item = &tollgate_xds::TypeReport> {
     TypeKind::ALL
         .iter()
         .zip(n.types.iter())
-        .filter(|(k, _)| **k != TypeKind::KeySet)
+        .filter(|(k, _)| **k != TypeKind::Custom)
         .map(|(_, t)| t)
 }

@@ -1,6 +1,5 @@
-//! What a stream sends next for one type: the candidate names since the last response, classified
-//! into upserts, removals and names held back for make-before-break, then emitted as one SotW or
-//! delta response that goes in flight.
+//! Building a stream's next response of one type: which names changed, which of them Envoy may
+//! have now (make-before-break), and the response that carries them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,11 +23,6 @@ pub(super) struct Plan {
 // === impl StreamState ===
 
 impl StreamState {
-    /// Envoy holds `dep`: it ACKed it and is not about to lose it.
-    pub(super) fn holds(&self, dep: &Dep) -> bool {
-        self.types[dep.kind.index()].acked.contains_key(&dep.name)
-    }
-
     fn candidates(&self, kind: TypeKind, group: &GroupState) -> HashSet<Arc<str>> {
         let ts = &self.types[kind.index()];
         let table = &group.types[kind.index()];
@@ -176,5 +170,17 @@ impl StreamState {
             complete,
         });
         out
+    }
+}
+
+// === impl Outgoing ===
+
+impl Outgoing {
+    pub(crate) fn encoded_len(&self) -> usize {
+        use prost::Message;
+        match self {
+            Outgoing::Sotw(m) => m.encoded_len(),
+            Outgoing::Delta(m) => m.encoded_len(),
+        }
     }
 }

@@ -1,0 +1,131 @@
+//! A replica following the controller: one delta ADS stream at a time, subscribed (wildcard) to
+//! the key sets, each response applied and ACKed (or NACKed with why), reconnecting with backoff
+//! and telling the controller which set versions it holds so only changes are resent.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tollgate_policies::authz::{IndexWriter, SharedIndex};
+use tollgate_proto::keys;
+use tollgate_proto::pb::envoy::config::core::v3::Node;
+use tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+use tollgate_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use tollgate_proto::pb::google::rpc::Status as RpcStatus;
+use tracing::warn;
+
+use super::apply::HeldSets;
+use super::token::TOKEN_HEADER;
+use super::{NODE_CLUSTER, ReplicaConfig, ReplicaStats};
+
+/// Why a session with the controller ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The controller could not be reached.
+    #[error("connecting: {0}")]
+    Connect(#[source] tonic::transport::Error),
+    /// The token cannot be sent as a header value.
+    #[error("the replica token is not a valid header value")]
+    BadToken,
+    /// The controller refused or broke the stream.
+    #[error("{0}: {1}")]
+    Stream(&'static str, #[source] tonic::Status),
+    /// The request stream closed under us.
+    #[error("sending {0}: the stream is closed")]
+    Send(&'static str),
+}
+
+/// Follows the controller until `stop`.
+pub(super) async fn follow(
+    config: ReplicaConfig,
+    index: Arc<SharedIndex>,
+    stats: Arc<ReplicaStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut writer = IndexWriter::new(index, []);
+    let mut held = HeldSets::default();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        stats.sessions.fetch_add(1, Ordering::Relaxed);
+        let result = session(&config, &mut writer, &mut held, &stats, &mut stop).await;
+        if *stop.borrow() {
+            return;
+        }
+        match result {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => warn!(xds = %config.xds, error = %e, retry_in = ?backoff, "xDS session ended"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One delta ADS stream; `Ok` when the controller ended it, `Err` on failure.
+async fn session(
+    config: &ReplicaConfig,
+    writer: &mut IndexWriter,
+    held: &mut HeldSets,
+    stats: &ReplicaStats,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    let mut client = AggregatedDiscoveryServiceClient::connect(config.xds.clone())
+        .await
+        .map_err(SessionError::Connect)?;
+    let (tx, rx) = mpsc::channel(8);
+    let first = DeltaDiscoveryRequest {
+        node: Some(Node {
+            id: config.node_id.clone(),
+            cluster: NODE_CLUSTER.into(),
+            ..Default::default()
+        }),
+        type_url: keys::TYPE_URL.into(),
+        resource_names_subscribe: vec!["*".into()],
+        initial_resource_versions: held.versions(),
+        ..Default::default()
+    };
+    tx.send(first)
+        .await
+        .map_err(|_| SessionError::Send("the subscription"))?;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    let token = config.token.parse().map_err(|_| SessionError::BadToken)?;
+    request.metadata_mut().insert(TOKEN_HEADER, token);
+    let mut responses = client
+        .delta_aggregated_resources(request)
+        .await
+        .map_err(|s| SessionError::Stream("opening the stream", s))?
+        .into_inner();
+    loop {
+        let response = tokio::select! {
+            r = responses.message() => r.map_err(|s| SessionError::Stream("receiving", s))?,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        let Some(response) = response else {
+            return Ok(());
+        };
+        let mut reply = DeltaDiscoveryRequest {
+            type_url: keys::TYPE_URL.into(),
+            response_nonce: response.nonce.clone(),
+            ..Default::default()
+        };
+        match held.apply(&response, writer) {
+            Ok(()) => {
+                stats.applied.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(why) => {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %why, "key sets refused");
+                reply.error_detail = Some(RpcStatus {
+                    code: 3, // INVALID_ARGUMENT
+                    message: why.to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+        tx.send(reply).await.map_err(|_| SessionError::Send("the ACK"))?;
+    }
+}
