@@ -22,8 +22,8 @@ pub use repo::{ApiEntry, ApiRepo, Deployment, Written};
 
 use crate::db::{CpKind, Db};
 use crate::keys::Keys;
-use crate::model::RestApiDoc;
 use crate::origin::Origin;
+use tollgate_model::RestApiDoc;
 
 /// The application: stored APIs, their keys, and what the control plane pushed.
 #[derive(Debug)]

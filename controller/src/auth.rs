@@ -235,7 +235,7 @@ fn random_password() -> Result<String, AuthError> {
 fn random_hex<const N: usize>() -> Result<String, AuthError> {
     let mut bytes = [0u8; N];
     SystemRandom::new().fill(&mut bytes).map_err(|_| AuthError::Random)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(tollgate_proto::hex::encode(&bytes))
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), AuthError> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::VhostDefaults;
+use tollgate_model::VhostDefaults;
 
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
 

@@ -1,9 +1,10 @@
-//! Tollgate: a gateway controller for Envoy.
+//! Tollgate: a gateway controller for Envoy. This crate is the application: storage, the write paths,
+//! the REST and admin APIs, keys, the platform link and the wiring. The API model and its validation
+//! (`tollgate-model`), the translation to Envoy resources (`tollgate-translate`), the xDS server
+//! (`tollgate-xds`) and the ext_authz service (`tollgate-policies`) are crates of their own.
 //!
 //! - [`config`]: the typed TOML configuration.
-//! - [`model`]: the WSO2-compatible `RestApi` document, its validation and the resolved [`model::Api`].
 //! - [`db`]: SQLite persistence with forward migrations.
-//! - [`translate`]: pure translation of APIs into Envoy listeners, routes, clusters and endpoints.
 //! - [`app`]: the application layer, the one owner of every write path (validate → persist →
 //!   translate → publish), and the API repository.
 //! - [`origin`], [`clock`]: where a stored thing came from; the one clock.
@@ -29,7 +30,3 @@ pub mod origin;
 pub mod platform;
 pub mod replica;
 pub mod runtime;
-
-// The model and the translator are crates of their own; these aliases keep `crate::model` paths working.
-pub use tollgate_model as model;
-pub use tollgate_translate as translate;

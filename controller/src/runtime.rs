@@ -24,7 +24,7 @@ use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
 use crate::platform::{Link, LinkStatus};
 use crate::replica::Publishing;
-use crate::translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
+use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 /// A running controller.
 #[derive(Debug)]

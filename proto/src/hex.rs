@@ -1,38 +1,15 @@
-//! Lower-case hex, the one encoder the workspace uses for digests and versions.
-
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
+//! Lower-case hex, the one encoder the workspace uses for digests and versions (over the `hex` crate).
 
 /// `bytes` as lower-case hex, two digits a byte.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(bytes)
 }
 
 /// A SHA-256 digest from its 64 hex digits (either case); `None` for anything else.
 pub fn decode_digest(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
-}
-
-/// One hex digit's value. Only digits count: `u8::from_str_radix` would also take a sign.
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

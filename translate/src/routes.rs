@@ -163,7 +163,7 @@ fn header_digest(headers: &[HeaderMatch]) -> String {
         canon.push('\n');
     }
     let d = ring::digest::digest(&ring::digest::SHA256, canon.as_bytes());
-    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    tollgate_proto::hex::encode(&d.as_ref()[..8])
 }
 
 /// How one route matches its path and rewrites it for the upstream.

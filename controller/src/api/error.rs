@@ -9,7 +9,7 @@ use tracing::error;
 use crate::app::AppError;
 use crate::auth::Denied;
 use crate::db::DbError;
-use crate::model::FieldError;
+use tollgate_model::FieldError;
 
 /// Everything a management API call can fail with.
 #[derive(Debug, thiserror::Error)]

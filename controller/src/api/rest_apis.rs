@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::app::{ApiEntry, AppError, Written};
-use crate::model::RestApiDoc;
-use crate::model::parse::{Syntax, document};
+use tollgate_model::RestApiDoc;
+use tollgate_model::parse::{Syntax, document};
 
 /// List filters; unknown parameters (`limit`, `offset`) are ignored.
 #[derive(Debug, Default, Deserialize)]

@@ -18,7 +18,7 @@ use super::*;
 use crate::app::{ApiRepo, App};
 use crate::config::{Config, User};
 use crate::db::Db;
-use crate::translate::{RouteDefaults, Settings, Translator};
+use tollgate_translate::{RouteDefaults, Settings, Translator};
 
 /// The controller's parts a router needs, over an in-memory database.
 pub(crate) struct Parts {

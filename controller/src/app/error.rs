@@ -2,8 +2,8 @@
 
 use crate::db::{Conflict, DbError};
 use crate::keys::KeyError;
-use crate::model::FieldError;
-use crate::translate::TranslateError;
+use tollgate_model::FieldError;
+use tollgate_translate::TranslateError;
 
 /// Why a write was refused or failed.
 #[derive(Debug, thiserror::Error)]

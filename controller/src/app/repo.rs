@@ -12,9 +12,9 @@ use tracing::{error, info, warn};
 use super::{AppError, DeploymentState, blocking};
 use crate::clock;
 use crate::db::{ApiRow, Conflict, Db};
-use crate::model::{self, Api, RestApiDoc, VhostDefaults};
 use crate::origin::Origin;
-use crate::translate::Translator;
+use tollgate_model::{Api, RestApiDoc, VhostDefaults};
+use tollgate_translate::Translator;
 
 /// The stored APIs and the translator that turns them into Envoy resources.
 #[derive(Debug)]
@@ -143,8 +143,8 @@ impl ApiRepo {
 
     /// Validates and resolves a document as it would be stored (vhosts filled in).
     fn prepare(&self, mut doc: RestApiDoc) -> Result<(RestApiDoc, Api), AppError> {
-        model::validate::fill_vhosts(&mut doc, &self.vhosts);
-        let api = model::resolve(&doc, &self.vhosts, &self.catalogue).map_err(AppError::Invalid)?;
+        tollgate_model::validate::fill_vhosts(&mut doc, &self.vhosts);
+        let api = tollgate_model::resolve(&doc, &self.vhosts, &self.catalogue).map_err(AppError::Invalid)?;
         Ok((doc, api))
     }
 
@@ -327,7 +327,7 @@ fn restore(row: &ApiRow, vhosts: &VhostDefaults, catalogue: &Catalogue) -> Optio
             return None;
         }
     };
-    match model::resolve(&doc, vhosts, catalogue) {
+    match tollgate_model::resolve(&doc, vhosts, catalogue) {
         Ok(api) => Some(api),
         Err(errors) => {
             warn!(handle = %row.handle, ?errors, "stored API no longer validates; skipped");

@@ -11,8 +11,8 @@ use tollgate_xds::Store;
 use super::*;
 use crate::db::{CpObject, Db};
 use crate::keys::{Keys, NewKey};
-use crate::model::VhostDefaults;
-use crate::translate::{RouteDefaults, Settings, Translator};
+use tollgate_model::VhostDefaults;
+use tollgate_translate::{RouteDefaults, Settings, Translator};
 
 struct Fixture {
     app: App,

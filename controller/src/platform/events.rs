@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn validation_failures_name_their_fields() {
-        let e = EventError::from(AppError::Invalid(vec![crate::model::FieldError {
+        let e = EventError::from(AppError::Invalid(vec![tollgate_model::FieldError {
             field: "spec.context".into(),
             message: "must start with /".into(),
         }]));

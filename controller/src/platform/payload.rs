@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::clock;
 use crate::db::{CpKind, CpObject};
 use crate::keys::PushedKey;
-use crate::model::{RestApiDoc, parse};
+use tollgate_model::{RestApiDoc, parse};
 
 /// Why an artifact document was refused.
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +135,10 @@ pub fn redact_tokens(p: &Value) -> Value {
         && let Some(Value::String(token)) = obj.remove("subscriptionToken")
     {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        obj.insert("subscriptionTokenSha256".into(), json!(hex));
+        obj.insert(
+            "subscriptionTokenSha256".into(),
+            json!(tollgate_proto::hex::encode(digest.as_ref())),
+        );
     }
     v
 }
