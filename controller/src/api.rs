@@ -18,7 +18,6 @@ pub use error::ApiError;
 use crate::app::App;
 use crate::auth::Authenticator;
 use crate::config::Role;
-use crate::keys::Keys;
 
 /// Base path of the management API.
 pub const BASE: &str = "/api/management/v1";
@@ -29,7 +28,6 @@ pub struct AppState {
     /// The application layer: every write goes through it.
     pub app: Arc<App>,
     pub auth: Arc<Authenticator>,
-    pub keys: Arc<Keys>,
     pub max_body: usize,
     /// Envoy's HTTP port, for invocation instructions.
     pub http_port: u16,

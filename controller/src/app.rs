@@ -8,6 +8,7 @@
 
 mod control_plane;
 mod error;
+mod keys;
 pub mod repo;
 
 use std::sync::Arc;

@@ -88,7 +88,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let management_api = api::router(AppState {
         app: app.clone(),
         auth: auth.clone(),
-        keys,
         max_body: config.server.max_body_bytes,
         http_port: config.router.http_port,
         replicas: replica_sync,

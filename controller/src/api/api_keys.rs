@@ -65,7 +65,7 @@ pub async fn create(
             application_name: b.application_name,
             plan: b.subscription_plan,
         };
-        let (row, plain) = s.keys.create(&handle, &who.username, new).await.map_err(key_error)?;
+        let (row, plain) = s.app.create_key(&handle, &who.username, new).await.map_err(key_error)?;
         Ok::<_, ApiError>((api, row, plain))
     }
     .await;
@@ -79,7 +79,7 @@ pub async fn create(
             let body = json!({
                 "status": "success",
                 "message": message,
-                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username).await,
+                "remainingApiKeyQuota": s.app.remaining_keys(&handle, &who.username).await,
                 "apiKey": key_json(&row, plain.as_deref()),
                 "invocation": invocation(&s, &api, plain.as_deref()),
             });
@@ -98,7 +98,7 @@ pub async fn list(
         return not_found(&handle).into_response();
     }
     let admin = who.roles.contains(&Role::Admin);
-    let keys: Vec<Value> = match s.keys.list(&handle, &who.username, admin).await {
+    let keys: Vec<Value> = match s.app.list_keys(&handle, &who.username, admin).await {
         Ok(rows) => rows.iter().map(|k| key_json(k, None)).collect(),
         Err(e) => return key_error(e).into_response(),
     };
@@ -122,8 +122,8 @@ pub async fn regenerate(
             }
         };
         let (row, value) = s
-            .keys
-            .regenerate(&handle, &name, &who.username, expires_at, grace)
+            .app
+            .regenerate_key(&handle, &name, &who.username, expires_at, grace)
             .await
             .map_err(key_error)?;
         Ok::<_, ApiError>((api, row, value))
@@ -134,7 +134,7 @@ pub async fn regenerate(
             let body = json!({
                 "status": "success",
                 "message": "API key regenerated successfully",
-                "remainingApiKeyQuota": s.keys.remaining(&handle, &who.username).await,
+                "remainingApiKeyQuota": s.app.remaining_keys(&handle, &who.username).await,
                 "apiKey": key_json(&row, Some(&value)),
                 "invocation": invocation(&s, &api, Some(&value)),
             });
@@ -161,8 +161,8 @@ pub async fn replace(
         let b: ReplaceBody = parse(body)?;
         let value = b.api_key.ok_or_else(|| ApiError::Body("apiKey is required".into()))?;
         let admin = who.roles.contains(&Role::Admin);
-        s.keys
-            .replace(&handle, &name, &who.username, admin, &value)
+        s.app
+            .replace_key(&handle, &name, &who.username, admin, &value)
             .await
             .map_err(key_error)
     }
@@ -181,7 +181,7 @@ pub async fn revoke(State(s): State<AppState>, Path((handle, name)): Path<(Strin
     if s.app.api(&handle).is_none() {
         return not_found(&handle).into_response();
     }
-    match s.keys.revoke(&handle, &name).await {
+    match s.app.revoke_key(&handle, &name).await {
         Ok(_) => {
             let body = json!({"status": "success", "message": "API key revoked successfully"});
             synced(&s, Json(body).into_response()).await

@@ -18,13 +18,13 @@ use super::*;
 use crate::app::{ApiRepo, App};
 use crate::config::{Config, User};
 use crate::db::Db;
+use crate::keys::Keys;
 use tollgate_translate::{RouteDefaults, Settings, Translator};
 
 /// The controller's parts a router needs, over an in-memory database.
 pub(crate) struct Parts {
     pub app: Arc<App>,
     pub auth: Arc<Authenticator>,
-    pub keys: Arc<Keys>,
     pub db: Arc<Db>,
 }
 
@@ -74,7 +74,6 @@ pub(crate) async fn parts() -> Parts {
     Parts {
         app: Arc::new(App::new(repo, keys.clone(), db.clone())),
         auth: Arc::new(auth),
-        keys,
         db,
     }
 }
@@ -134,7 +133,6 @@ async fn app_with_limit(max_body: usize) -> Router {
     router(AppState {
         app: p.app,
         auth: p.auth,
-        keys: p.keys,
         max_body,
         http_port: 8080,
         replicas: None,
@@ -344,7 +342,6 @@ async fn with_auth_off_everyone_is_an_admin() {
     let app = router(AppState {
         app: p.app,
         auth: Arc::new(auth),
-        keys: p.keys,
         max_body: 1024,
         http_port: 8080,
         replicas: None,
