@@ -228,50 +228,25 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 pub use crate::replica::token::{REPLICA_TOKEN_FILE, replica_token};
 
 fn random_password() -> Result<String, AuthError> {
-    random_hex::<18>()
-}
-
-/// `N` bytes from the OS random source, as hex.
-fn random_hex<const N: usize>() -> Result<String, AuthError> {
-    let mut bytes = [0u8; N];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| AuthError::Random)?;
-    Ok(tollgate_proto::hex::encode(&bytes))
+    crate::secret::random_hex::<18>().ok_or(AuthError::Random)
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let write = || -> std::io::Result<()> {
-        let mut f = opts.open(path)?;
-        f.write_all(contents.as_bytes())?;
-        f.write_all(b"\n")
-    };
-    write().map_err(|source| AuthError::Write {
+    crate::secret::write_private(path, contents).map_err(|source| AuthError::Write {
         path: path.to_path_buf(),
         source,
     })
 }
 
+/// Base64 (standard alphabet), padding optional, as clients send `Basic` credentials.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u8);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(s).ok()
 }
 
 #[cfg(test)]
@@ -279,21 +254,11 @@ mod tests {
     use super::*;
 
     fn basic(user: &str, pass: &str) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let raw = format!("{user}:{pass}");
-        let mut out = String::new();
-        for chunk in raw.as_bytes().chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        format!("Basic {out}")
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
     }
 
     fn auth(users: Vec<User>) -> Authenticator {
@@ -394,5 +359,12 @@ mod tests {
             .unwrap()
             .0;
         assert!(a.check(None, &[Role::Admin]).is_ok());
+    }
+
+    #[test]
+    fn basic_credentials_decode_with_or_without_padding() {
+        assert_eq!(base64_decode("YWxpY2U6cHc=").as_deref(), Some(&b"alice:pw"[..]));
+        assert_eq!(base64_decode("YWxpY2U6cHc").as_deref(), Some(&b"alice:pw"[..]));
+        assert_eq!(base64_decode("not base64!"), None);
     }
 }

@@ -15,6 +15,7 @@
 //! - [`managed_envoy`]: the managed Envoy child process of `tollgate run`.
 //! - [`runtime`]: wiring of it all, and shutdown.
 //! - [`cli`]: the `tollgate` command line, its commands and exit codes.
+//! - [`secret`]: random secrets and owner-only files (admin password, replica token).
 
 pub mod admin;
 pub mod api;
@@ -30,3 +31,4 @@ pub mod origin;
 pub mod platform;
 pub mod replica;
 pub mod runtime;
+pub mod secret;

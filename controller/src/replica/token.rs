@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use ring::digest::{SHA256, digest};
-use ring::rand::{SecureRandom, SystemRandom};
 use tollgate_xds::AccessRule;
+
+use crate::secret::{random_hex, write_private};
 
 /// Where the controller keeps the token remote authz replicas present to read key sets.
 pub const REPLICA_TOKEN_FILE: &str = "replica-token";
@@ -65,28 +66,12 @@ fn token_from(env: Option<String>, data_dir: &Path) -> Result<(String, bool), To
         Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_string(), false)),
         Ok(_) => Err(TokenError::Empty(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 32];
-            SystemRandom::new().fill(&mut bytes).map_err(|_| TokenError::Random)?;
-            let token = tollgate_proto::hex::encode(&bytes);
+            let token = random_hex::<32>().ok_or(TokenError::Random)?;
             write_private(&path, &token).map_err(|source| TokenError::Write { path, source })?;
             Ok((token, true))
         }
         Err(source) => Err(TokenError::Read { path, source }),
     }
-}
-
-/// Writes `contents` and a newline to a new file only its owner may read.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.write_all(b"\n")
 }
 
 // === impl TokenRule ===
