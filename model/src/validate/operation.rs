@@ -155,7 +155,7 @@ fn path(value: Option<&String>, field: &str, context: Option<&str>, errs: &mut E
         errs.add(field, "Operation path must not contain whitespace, '?' or '#'");
     }
     match check_params(p) {
-        Err(msg) => errs.add(field, msg),
+        Err(e) => errs.add(field, e.to_string()),
         Ok(()) => {
             if let (Some(ctx), true) = (context, p.contains('{')) {
                 template_fits_re2(ctx, p, field, errs);
@@ -192,8 +192,19 @@ fn template_fits_re2(context: &str, p: &str, field: &str, errs: &mut Errors) {
     }
 }
 
+/// What is wrong with a path's `{param}` segments.
+#[derive(Debug, thiserror::Error)]
+enum ParamError {
+    #[error("Operation path has an empty parameter name '{{}}'")]
+    Empty,
+    #[error("Invalid path parameter name '{0}'")]
+    Name(String),
+    #[error("Operation path has unbalanced braces in parameters")]
+    Unbalanced,
+}
+
 /// `{param}` segments: braces balanced and not nested, names non-empty of `[A-Za-z0-9_.-]`.
-fn check_params(p: &str) -> Result<(), String> {
+fn check_params(p: &str) -> Result<(), ParamError> {
     let mut open: Option<usize> = None;
     for (i, c) in p.char_indices() {
         match (c, open) {
@@ -201,24 +212,24 @@ fn check_params(p: &str) -> Result<(), String> {
             ('}', Some(start)) => {
                 let name = &p[start..i];
                 if name.is_empty() {
-                    return Err("Operation path has an empty parameter name '{}'".to_string());
+                    return Err(ParamError::Empty);
                 }
                 if !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
                 {
-                    return Err(format!("Invalid path parameter name '{name}'"));
+                    return Err(ParamError::Name(name.to_string()));
                 }
                 open = None;
             }
             ('{', Some(_)) | ('}', None) => {
-                return Err("Operation path has unbalanced braces in parameters".to_string());
+                return Err(ParamError::Unbalanced);
             }
             _ => {}
         }
     }
     match open {
-        Some(_) => Err("Operation path has unbalanced braces in parameters".to_string()),
+        Some(_) => Err(ParamError::Unbalanced),
         None => Ok(()),
     }
 }
