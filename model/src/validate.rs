@@ -44,6 +44,18 @@ pub struct VhostDefaults {
     pub sandbox_domains: Vec<String>,
 }
 
+/// The configuration file's defaults: `*` for main, `sandbox-*` for sandbox, no expansion.
+impl Default for VhostDefaults {
+    fn default() -> Self {
+        VhostDefaults {
+            main: "*".into(),
+            main_domains: Vec::new(),
+            sandbox: "sandbox-*".into(),
+            sandbox_domains: Vec::new(),
+        }
+    }
+}
+
 /// Size limits on documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -75,6 +75,29 @@ pub struct Settings {
     pub authz: Option<AuthzTarget>,
 }
 
+/// The configuration file's defaults: listeners on all addresses at 8080 (HTTP) and 8443 (HTTPS,
+/// without a certificate), 60 s route and 300 s idle timeouts, 5 s upstream connect timeout, the
+/// Debian CA bundle, default vhosts, and no ext_authz service.
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen_address: "0.0.0.0".into(),
+            http_port: 8080,
+            https_port: 8443,
+            tls: None,
+            routes: RouteDefaults {
+                timeout: Duration::from_secs(60),
+                idle_timeout: Duration::from_secs(300),
+                authz: true,
+            },
+            connect_timeout: Duration::from_secs(5),
+            trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
+            vhosts: VhostDefaults::default(),
+            authz: None,
+        }
+    }
+}
+
 /// One API, translated.
 #[derive(Debug, Default)]
 struct Fragment {

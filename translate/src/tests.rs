@@ -17,28 +17,12 @@ use tollgate_model::{HeaderMatch, Method, Operation, PathKind, PolicyRef, Resili
 
 fn settings() -> Settings {
     Settings {
-        listen_address: "0.0.0.0".into(),
-        http_port: 8080,
-        https_port: 8443,
-        tls: None,
-        routes: RouteDefaults {
-            timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(300),
-            authz: true,
-        },
-        connect_timeout: Duration::from_secs(5),
-        trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
-        vhosts: VhostDefaults {
-            main: "*".into(),
-            main_domains: vec![],
-            sandbox: "sandbox-*".into(),
-            sandbox_domains: vec![],
-        },
         authz: Some(AuthzTarget {
             host: "127.0.0.1".into(),
             port: 18001,
             timeout: Duration::from_millis(500),
         }),
+        ..Settings::default()
     }
 }
 

@@ -3,7 +3,6 @@
 //! the deprecation headers of the unprefixed (legacy) routes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -19,7 +18,7 @@ use crate::app::{ApiRepo, App};
 use crate::config::{Config, User};
 use crate::db::Db;
 use crate::keys::Keys;
-use tollgate_translate::{RouteDefaults, Settings, Translator};
+use tollgate_translate::{Settings, Translator};
 
 /// The controller's parts a router needs, over an in-memory database.
 pub(crate) struct Parts {
@@ -47,18 +46,9 @@ pub(crate) async fn parts() -> Parts {
     let config = Config::default();
     let settings = Settings {
         listen_address: "127.0.0.1".into(),
-        http_port: 8080,
-        https_port: 8443,
-        tls: None,
-        routes: RouteDefaults {
-            timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(300),
-            authz: true,
-        },
-        connect_timeout: Duration::from_secs(5),
         trusted_ca: "ca.pem".into(),
         vhosts: config.vhost_defaults(),
-        authz: None,
+        ..Settings::default()
     };
     let store = Arc::new(Store::new());
     let repo = ApiRepo::load(

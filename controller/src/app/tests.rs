@@ -2,7 +2,6 @@
 //! refuses.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tollgate_policies::Catalogue;
 use tollgate_policies::authz::{Decision, SharedIndex};
@@ -12,7 +11,7 @@ use super::*;
 use crate::db::{CpObject, Db};
 use crate::keys::{Keys, NewKey};
 use tollgate_model::VhostDefaults;
-use tollgate_translate::{RouteDefaults, Settings, Translator};
+use tollgate_translate::{Settings, Translator};
 
 struct Fixture {
     app: App,
@@ -24,26 +23,10 @@ async fn fixture() -> Fixture {
     let db = Arc::new(Db::memory().unwrap());
     let index = Arc::new(SharedIndex::default());
     let keys = Arc::new(Keys::load(db.clone(), index.clone(), 10, None).unwrap());
-    let vhosts = VhostDefaults {
-        main: "*".into(),
-        main_domains: vec![],
-        sandbox: "sandbox-*".into(),
-        sandbox_domains: vec![],
-    };
+    let vhosts = VhostDefaults::default();
     let settings = Settings {
-        listen_address: "0.0.0.0".into(),
-        http_port: 8080,
-        https_port: 8443,
-        tls: None,
-        routes: RouteDefaults {
-            timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(300),
-            authz: true,
-        },
-        connect_timeout: Duration::from_secs(5),
-        trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
         vhosts: vhosts.clone(),
-        authz: None,
+        ..Settings::default()
     };
     let store = Arc::new(Store::new());
     let translator = Translator::new(settings);

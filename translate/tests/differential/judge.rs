@@ -22,7 +22,7 @@ use tollgate_proto::pb::envoy::extensions::filters::network::http_connection_man
     HttpConnectionManager, http_connection_manager,
 };
 use tollgate_proto::pb::google::protobuf::{Any, Struct, Value, value};
-use tollgate_translate::{AuthzTarget, ROUTE_CONFIG, RouteDefaults, Settings, Translator};
+use tollgate_translate::{AuthzTarget, ROUTE_CONFIG, Settings, Translator};
 use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind};
 
 /// The program-size limit the bootstraps we ship set and the validator checks against.
@@ -78,16 +78,6 @@ impl Judge {
     /// The gateway settings used for translation (ext_authz on, so per-route auth config is judged too).
     pub fn settings(&self) -> Settings {
         Settings {
-            listen_address: "0.0.0.0".into(),
-            http_port: 8080,
-            https_port: 8443,
-            tls: None,
-            routes: RouteDefaults {
-                timeout: Duration::from_secs(60),
-                idle_timeout: Duration::from_secs(300),
-                authz: true,
-            },
-            connect_timeout: Duration::from_secs(5),
             trusted_ca: self.ca.display().to_string(),
             vhosts: defaults(),
             authz: Some(AuthzTarget {
@@ -95,6 +85,7 @@ impl Judge {
                 port: 18001,
                 timeout: Duration::from_millis(500),
             }),
+            ..Settings::default()
         }
     }
 
