@@ -54,17 +54,20 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         );
     }
     let db = open_db(config).await?;
-    let auth = Arc::new(authenticator(config, &db)?);
+    // SQLite reads and password hashing at start run on the blocking pool too.
+    let auth = {
+        let (config, db) = (config.clone(), db.clone());
+        Arc::new(blocking(move || authenticator(&config, &db)).await??)
+    };
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
     let index = Arc::new(SharedIndex::default());
     let publishing = replica_publishing(config, &store, &status)?;
-    let keys = Arc::new(Keys::load(
-        db.clone(),
-        index.clone(),
-        config.api_keys.per_user_per_api,
-        publishing.as_ref().map(|p| p.publisher.clone()),
-    )?);
+    let keys = {
+        let (db, index, quota) = (db.clone(), index.clone(), config.api_keys.per_user_per_api);
+        let publisher = publishing.as_ref().map(|p| p.publisher.clone());
+        Arc::new(blocking(move || Keys::load(db, index, quota, publisher)).await??)
+    };
     let authz = authz_service(config, index)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
     let app = load_app(config, &db, &keys, &store, authz_port).await?;
@@ -114,6 +117,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         http,
         grace: config.server.shutdown_timeout,
     })
+}
+
+/// Runs start-up work that touches SQLite or the CPU on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await.context("a start-up task failed")
 }
 
 /// The data directory and the database in it (opened and migrated off the async workers).
