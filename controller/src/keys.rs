@@ -48,6 +48,15 @@ pub struct NewKey {
     pub plan: Option<String>,
 }
 
+/// Who asks for a key write through the REST API.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    pub user: &'a str,
+    pub admin: bool,
+    /// An admin's explicit consent to change a key the control plane pushed.
+    pub control_plane_ok: bool,
+}
+
 /// Why a key operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -60,6 +69,11 @@ pub enum KeyError {
     /// The name or value is taken.
     #[error("{0}")]
     Conflict(String),
+    /// A key the control plane pushed, revoked through the REST API without saying so.
+    #[error(
+        "API key '{0}' was pushed by the control plane: revoke it there, or as an admin with allowControlPlane=true"
+    )]
+    ControlPlane(String),
     /// Only the key's creator may do this.
     #[error("only the creator of API key '{0}' may regenerate it")]
     Forbidden(String),
@@ -139,10 +153,19 @@ impl Keys {
         self.run(move |s| s.replace(&api, &name, &user, admin, &value)).await?
     }
 
-    /// Revokes key `name` of `api`; `false` when there was none.
-    pub async fn revoke(&self, api: &str, name: &str) -> Result<bool, KeyError> {
+    /// Revokes key `name` of `api` for `caller`; see [`KeyStore::revoke`].
+    pub async fn revoke(&self, api: &str, name: &str, caller: Caller<'_>) -> Result<bool, KeyError> {
         let (api, name) = (api.to_string(), name.to_string());
-        self.run(move |s| s.revoke(&api, &name)).await?
+        let (user, admin, control_plane_ok) = (caller.user.to_string(), caller.admin, caller.control_plane_ok);
+        self.run(move |s| {
+            let caller = Caller {
+                user: &user,
+                admin,
+                control_plane_ok,
+            };
+            s.revoke(&api, &name, &caller)
+        })
+        .await?
     }
 
     /// Stores a key the control plane pushed; see [`KeyStore::put_pushed`].

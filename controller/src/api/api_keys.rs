@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use crate::app::{ApiEntry, AppError};
 use crate::auth::Principal;
 use crate::config::Role;
 use crate::db::KeyRow;
-use crate::keys::{KeyError, NewKey};
+use crate::keys::{Caller, KeyError, NewKey};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -177,11 +177,31 @@ pub async fn replace(
     }
 }
 
-pub async fn revoke(State(s): State<AppState>, Path((handle, name)): Path<(String, String)>) -> Response {
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeQuery {
+    /// An admin's explicit consent to revoke a key the control plane pushed.
+    #[serde(default)]
+    allow_control_plane: bool,
+}
+
+/// Only the key's creator or an admin may revoke it; for anyone else the answer is the same as for a
+/// key that does not exist (200, nothing changes), so it does not reveal another user's key.
+pub async fn revoke(
+    State(s): State<AppState>,
+    Path((handle, name)): Path<(String, String)>,
+    Query(q): Query<RevokeQuery>,
+    Extension(who): Extension<Principal>,
+) -> Response {
     if s.app.api(&handle).is_none() {
         return not_found(&handle).into_response();
     }
-    match s.app.revoke_key(&handle, &name).await {
+    let caller = Caller {
+        user: &who.username,
+        admin: who.roles.contains(&Role::Admin),
+        control_plane_ok: q.allow_control_plane,
+    };
+    match s.app.revoke_key(&handle, &name, caller).await {
         Ok(_) => {
             let body = json!({"status": "success", "message": "API key revoked successfully"});
             synced(&s, Json(body).into_response()).await
@@ -213,6 +233,7 @@ fn key_error(e: KeyError) -> ApiError {
         KeyError::Invalid(m) => ApiError::Body(m),
         KeyError::NotFound(n) => ApiError::NotFoundMessage(format!("API key '{n}' not found")),
         KeyError::Conflict(m) => ApiError::App(AppError::Keys(KeyError::Conflict(m))),
+        e @ KeyError::ControlPlane(_) => ApiError::App(AppError::Keys(e)),
         KeyError::Forbidden(n) => {
             ApiError::ForbiddenMessage(format!("only the creator of API key '{n}' may regenerate it"))
         }
@@ -221,13 +242,16 @@ fn key_error(e: KeyError) -> ApiError {
     }
 }
 
-/// An empty body is `{}`; JSON, or YAML (a superset) otherwise.
+/// An empty body is `{}`; JSON, or YAML (a superset) otherwise, read within the same bounds as an API
+/// document (`tollgate_model::parse`).
 fn parse<T: serde::de::DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body.map_err(|e| ApiError::Body(e.body_text()))?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_yaml::from_slice(&body).map_err(|e| ApiError::Body(format!("invalid request body: {e}")))
+    let value = tollgate_model::parse::value(&body, tollgate_model::parse::Syntax::Yaml)
+        .map_err(|e| ApiError::Body(format!("invalid request body: {e}")))?;
+    serde_json::from_value(value).map_err(|e| ApiError::Body(format!("invalid request body: {e}")))
 }
 
 /// `expiresAt` (RFC 3339) wins over `expiresIn`; Unix seconds.

@@ -359,3 +359,25 @@ async fn hostile_bodies_are_refused_by_the_parser_bounds() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json["count"], 0, "{json}");
 }
+
+/// Issue #13: another user's DELETE of a key answers as for an unknown key and changes nothing; the
+/// creator (here an admin) still holds it, and can revoke it.
+#[tokio::test]
+async fn revoking_someone_elses_key_changes_nothing_and_reveals_nothing() {
+    let app = app().await;
+    let (r, _) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("admin"), DOC).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let keys = "/api/management/v1/rest-apis/orders/api-keys";
+    let (r, body) = send(&app, Method::POST, keys, Some("admin"), "{\"name\": \"key-one\"}").await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{body}");
+    let (theirs, unknown) = (format!("{keys}/key-one"), format!("{keys}/no-such-key"));
+    let (r1, b1) = send(&app, Method::DELETE, &theirs, Some("consumer"), "").await;
+    let (r2, b2) = send(&app, Method::DELETE, &unknown, Some("consumer"), "").await;
+    assert_eq!((r1.status(), &b1), (r2.status(), &b2), "the same answer either way");
+    let (_, listed) = send(&app, Method::GET, keys, Some("admin"), "").await;
+    assert_eq!(listed["totalCount"], 1, "still there: {listed}");
+    let (r, _) = send(&app, Method::DELETE, &theirs, Some("admin"), "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, listed) = send(&app, Method::GET, keys, Some("admin"), "").await;
+    assert_eq!(listed["totalCount"], 0, "{listed}");
+}

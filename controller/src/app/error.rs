@@ -64,7 +64,7 @@ impl AppError {
                 | AppError::ArtifactMoved { .. }
                 | AppError::LocalApi(_)
                 | AppError::NotControlPlane(_)
-                | AppError::Keys(KeyError::Conflict(_))
+                | AppError::Keys(KeyError::Conflict(_) | KeyError::ControlPlane(_))
         )
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::App;
 use crate::db::KeyRow;
-use crate::keys::{KeyError, NewKey};
+use crate::keys::{Caller, KeyError, NewKey};
 
 // === impl App ===
 
@@ -50,8 +50,8 @@ impl App {
         self.keys.replace(api, name, user, admin, value).await
     }
 
-    /// Revokes a key; `false` when there was none.
-    pub async fn revoke_key(&self, api: &str, name: &str) -> Result<bool, KeyError> {
-        self.keys.revoke(api, name).await
+    /// Revokes a key for `caller`; `false` when there was none the caller may revoke.
+    pub async fn revoke_key(&self, api: &str, name: &str, caller: Caller<'_>) -> Result<bool, KeyError> {
+        self.keys.revoke(api, name, caller).await
     }
 }

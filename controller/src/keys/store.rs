@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::index::{digests_of, entries_of, sets_of};
 use super::rules::{self, KeySource, KeyStatus, MAX_GRACE};
-use super::{KeyError, NewKey};
+use super::{Caller, KeyError, NewKey};
 use crate::clock;
 use crate::db::{Db, DbError, KeyRow};
 use crate::origin::Origin;
@@ -204,15 +204,26 @@ impl KeyStore {
         Ok(row)
     }
 
-    /// Revokes key `name` of `api`. Revoking an unknown key is not an error.
-    pub fn revoke(&self, api: &str, name: &str) -> Result<bool, KeyError> {
+    /// Revokes key `name` of `api` for `caller`. Only its creator or an admin may; a key the control
+    /// plane pushed only an admin who says so (`control_plane_ok`), since the platform API owns it.
+    /// Another user's key is treated exactly like an unknown one (`Ok(false)`, nothing changes), so
+    /// the answer does not reveal that it exists; revoking an unknown key is not an error.
+    pub fn revoke(&self, api: &str, name: &str, caller: &Caller<'_>) -> Result<bool, KeyError> {
         let mut index = self.lock();
-        let old = self.db.get_key(api, name)?;
-        let existed = self.db.delete_key(api, name)?;
-        if let Some(old) = old {
-            index.change(digests_of(&old), []);
-            self.publish_sets(sets_of(api, digests_of(&old)));
+        let Some(old) = self.db.get_key(api, name)? else {
+            return Ok(false);
+        };
+        let from_control_plane = old.origin == Origin::ControlPlane;
+        let own = !from_control_plane && old.created_by == caller.user;
+        if !own && !caller.admin {
+            return Ok(false);
         }
+        if from_control_plane && !caller.control_plane_ok {
+            return Err(KeyError::ControlPlane(name.into()));
+        }
+        let existed = self.db.delete_key(api, name)?;
+        index.change(digests_of(&old), []);
+        self.publish_sets(sets_of(api, digests_of(&old)));
         Ok(existed)
     }
 

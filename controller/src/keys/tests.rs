@@ -102,6 +102,57 @@ fn regenerate_without_grace_stops_the_old_value_at_once_with_grace_later() {
     ));
 }
 
+const ALICE: Caller<'static> = Caller {
+    user: "alice",
+    admin: false,
+    control_plane_ok: false,
+};
+
+/// Issue #13: only the creator or an admin revokes a key; anyone else gets the answer an unknown key
+/// gets, and nothing changes. A control-plane key needs an admin who says so.
+#[test]
+fn only_the_creator_or_an_admin_revokes() {
+    let (_, index, keys) = setup();
+    let (row, v) = keys.create("orders", "alice", NewKey::default()).unwrap();
+    let v = v.unwrap();
+    let bob = Caller { user: "bob", ..ALICE };
+    assert!(!keys.revoke("orders", &row.name, &bob).unwrap(), "as if absent");
+    assert!(allows(&index, "orders", &v), "bob's attempt changed nothing");
+    let admin = Caller {
+        user: "root",
+        admin: true,
+        ..ALICE
+    };
+    assert!(keys.revoke("orders", &row.name, &admin).unwrap());
+    assert!(!allows(&index, "orders", &v));
+
+    let pushed = PushedKey {
+        uuid: "u-1".into(),
+        api: "orders".into(),
+        name: "cp-key".into(),
+        digest: crate::keys::rules::digest_hex("cp-value-0123456789-0123456789-0123"),
+        masked: "***0123".into(),
+        created_by: "alice".into(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: "2026-01-01T00:00:00Z".into(),
+        ..Default::default()
+    };
+    keys.put_pushed(pushed).unwrap();
+    assert!(
+        !keys.revoke("orders", "cp-key", &ALICE).unwrap(),
+        "not even its named creator"
+    );
+    assert!(matches!(
+        keys.revoke("orders", "cp-key", &admin),
+        Err(KeyError::ControlPlane(_))
+    ));
+    let consenting = Caller {
+        control_plane_ok: true,
+        ..admin
+    };
+    assert!(keys.revoke("orders", "cp-key", &consenting).unwrap());
+}
+
 #[test]
 fn revocation_bites_immediately_and_is_idempotent() {
     let (_, index, keys) = setup();
@@ -109,10 +160,10 @@ fn revocation_bites_immediately_and_is_idempotent() {
     let v = v.unwrap();
     let name = keys.list("orders", "alice", false).unwrap()[0].name.clone();
     assert!(allows(&index, "orders", &v));
-    assert!(keys.revoke("orders", &name).unwrap());
+    assert!(keys.revoke("orders", &name, &ALICE).unwrap());
     assert!(!allows(&index, "orders", &v));
     assert!(
-        !keys.revoke("orders", &name).unwrap(),
+        !keys.revoke("orders", &name, &ALICE).unwrap(),
         "second revoke finds nothing, without error"
     );
 }
@@ -310,7 +361,7 @@ fn key_sets_for_replicas_follow_every_write_shard_by_shard() {
     assert!(all.contains(&digest.to_vec()) && all.contains(&new_digest.to_vec()));
 
     // Revoked: both digests gone, and empty sets are removed rather than published empty.
-    keys.revoke("orders", &row.name).unwrap();
+    keys.revoke("orders", &row.name, &ALICE).unwrap();
     let sets = published(&store);
     let all: Vec<Vec<u8>> = sets.values().flat_map(|(_, d)| d.clone()).collect();
     assert!(!all.contains(&digest.to_vec()) && !all.contains(&new_digest.to_vec()));
@@ -336,7 +387,7 @@ async fn the_async_handle_runs_the_store_off_the_workers() {
     assert_eq!(keys.remaining("orders", "alice").await, 2);
     assert_eq!(keys.list("orders", "alice", false).await.unwrap(), vec![row.clone()]);
     assert!(keys.list("orders", "bob", false).await.unwrap().is_empty());
-    assert!(keys.revoke("orders", &row.name).await.unwrap());
+    assert!(keys.revoke("orders", &row.name, ALICE).await.unwrap());
     assert!(!allows(&index, "orders", &plain));
     assert!(matches!(
         keys.regenerate("orders", &row.name, "alice", None, None).await,
