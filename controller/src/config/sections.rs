@@ -240,7 +240,7 @@ impl Default for Server {
             management_port: 9090,
             admin_port: 9092,
             metrics_port: 9091,
-            grpc_bind: "0.0.0.0".into(),
+            grpc_bind: "127.0.0.1".into(),
             xds_port: 18000,
             authz_port: 18001,
             authz_advertise: "127.0.0.1".into(),

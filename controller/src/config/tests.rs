@@ -29,7 +29,15 @@ fn the_compose_file_changes_only_where_envoy_finds_ext_authz() {
     assert_eq!(c.server.authz_advertise, "controller");
     let mut d = Config::default();
     d.server.authz_advertise = "controller".into();
+    // Envoy is in another container: xDS and ext_authz listen on the compose network.
+    d.server.grpc_bind = "0.0.0.0".into();
     assert_eq!(c, d);
+}
+
+/// Issue #13: the unauthenticated gRPC ports (xDS, ext_authz) listen on loopback unless configured.
+#[test]
+fn grpc_ports_bind_to_loopback_by_default() {
+    assert_eq!(Config::default().server.grpc_bind, "127.0.0.1");
 }
 
 #[test]
