@@ -50,7 +50,7 @@ pub fn router(state: AdminState) -> Router {
 
 async fn admin_only(State(s): State<AdminState>, req: Request, next: Next) -> Response {
     let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
-    match s.auth.check(header, &[Role::Admin]) {
+    match s.auth.check(header, &[Role::Admin]).await {
         Ok(_) => next.run(req).await,
         Err(d) => ApiError::Denied(d).into_response(),
     }

@@ -107,7 +107,7 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         return ApiError::Denied(crate::auth::Denied::Forbidden).into_response();
     };
     let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
-    match state.auth.check(header, roles) {
+    match state.auth.check(header, roles).await {
         Ok(principal) => {
             let mut req = req;
             req.extensions_mut().insert(principal);

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use ring::digest::{SHA256, digest};
@@ -45,7 +45,12 @@ pub struct Authenticator {
     users: Vec<User>,
     /// Digests of `user:password` pairs that verified, so slow hashes are checked once.
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// How many password hashes may be checked at once (each takes a core for tens of ms).
+    verifying: tokio::sync::Semaphore,
 }
+
+/// Password hashes checked at the same time, at most: failed logins cannot take every core.
+const CONCURRENT_VERIFIES: usize = 2;
 
 /// The caller, once authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,6 +134,7 @@ impl Authenticator {
                 enabled,
                 users,
                 verified: Mutex::new(HashSet::new()),
+                verifying: tokio::sync::Semaphore::new(CONCURRENT_VERIFIES),
             },
             bootstrap,
         ))
@@ -140,14 +146,14 @@ impl Authenticator {
     }
 
     /// Authenticates an `Authorization` header value and checks the caller holds one of `allowed`.
-    pub fn check(&self, authorization: Option<&str>, allowed: &[Role]) -> Result<Principal, Denied> {
+    pub async fn check(&self, authorization: Option<&str>, allowed: &[Role]) -> Result<Principal, Denied> {
         if !self.enabled {
             return Ok(Principal {
                 username: "anonymous".into(),
                 roles: vec![Role::Admin],
             });
         }
-        let principal = self.authenticate(authorization)?;
+        let principal = self.authenticate(authorization).await?;
         if principal.roles.iter().any(|r| allowed.contains(r)) {
             Ok(principal)
         } else {
@@ -155,36 +161,64 @@ impl Authenticator {
         }
     }
 
-    fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Denied> {
+    /// Slow hashes are checked on the blocking pool, a few at a time, never on an async worker; an
+    /// unknown user is checked against a decoy hash, so the time taken does not say which names exist.
+    async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Denied> {
         let encoded = authorization
             .and_then(|h| h.strip_prefix("Basic "))
             .ok_or(Denied::Missing)?;
         let decoded = base64_decode(encoded.trim()).ok_or(Denied::Missing)?;
         let text = String::from_utf8(decoded).map_err(|_| Denied::Missing)?;
         let (name, password) = text.split_once(':').ok_or(Denied::Missing)?;
-        let user = self
-            .users
-            .iter()
-            .find(|u| u.username.eq_ignore_ascii_case(name))
-            .ok_or(Denied::Failed)?;
+        let user = self.users.iter().find(|u| u.username.eq_ignore_ascii_case(name));
         let key: [u8; 32] = digest(&SHA256, text.as_bytes())
             .as_ref()
             .try_into()
             .map_err(|_| Denied::Failed)?;
-        let cached = self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false);
+        let cached = user.is_some() && self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false);
         if !cached {
-            if !verify(user, password) {
+            let _permit = self.verifying.acquire().await.map_err(|_| Denied::Failed)?;
+            let (candidate, password) = (user.cloned(), password.to_string());
+            let ok = tokio::task::spawn_blocking(move || match candidate {
+                Some(u) => verify(&u, &password),
+                None => {
+                    verify(decoy(), &password);
+                    false
+                }
+            })
+            .await
+            .unwrap_or(false);
+            if !ok {
                 return Err(Denied::Failed);
             }
             if let Ok(mut v) = self.verified.lock() {
                 v.insert(key);
             }
         }
+        let user = user.ok_or(Denied::Failed)?;
         Ok(Principal {
             username: user.username.clone(),
             roles: user.roles.clone(),
         })
     }
+}
+
+/// A user no one can log in as, with an argon2id hash, checked in place of an unknown user.
+fn decoy() -> &'static User {
+    static DECOY: OnceLock<User> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let secret = crate::secret::random_hex::<18>().unwrap_or_default();
+        let (password, hashed) = match hash_password(&secret) {
+            Ok(h) => (h, true),
+            Err(_) => (secret, false),
+        };
+        User {
+            username: String::new(),
+            password,
+            password_hashed: hashed,
+            roles: Vec::new(),
+        }
+    })
 }
 
 fn verify(user: &User, password: &str) -> bool {
@@ -253,6 +287,55 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    impl Authenticator {
+        /// [`Authenticator::check`] on a runtime of its own, for the synchronous tests below.
+        fn check_now(&self, authorization: Option<&str>, allowed: &[Role]) -> Result<Principal, Denied> {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(self.check(authorization, allowed))
+        }
+    }
+
+    /// Issue #13: a password hash is checked on the blocking pool, so a one-thread runtime keeps
+    /// running other tasks meanwhile; an unknown user fails like a wrong password.
+    #[test]
+    fn slow_hashes_are_checked_off_the_async_workers() {
+        let hashed = User {
+            username: "ar".into(),
+            password: hash_password("p3").unwrap(),
+            password_hashed: true,
+            roles: vec![Role::Consumer],
+        };
+        let a = auth(vec![hashed]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let order = std::sync::Mutex::new(Vec::new());
+        rt.block_on(async {
+            let check = async {
+                let r = a.check(Some(&basic("ar", "wrong")), &[Role::Consumer]).await;
+                order.lock().unwrap().push("check");
+                r
+            };
+            let other = async {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                order.lock().unwrap().push("other task");
+            };
+            let (r, ()) = tokio::join!(check, other);
+            assert_eq!(r, Err(Denied::Failed));
+        });
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["other task", "check"],
+            "the hash did not block the runtime"
+        );
+        assert_eq!(
+            a.check_now(Some(&basic("ghost", "p3")), &[Role::Consumer]),
+            Err(Denied::Failed)
+        );
+        assert!(a.check_now(Some(&basic("ar", "p3")), &[Role::Consumer]).is_ok());
+    }
+
     fn basic(user: &str, pass: &str) -> String {
         use base64::Engine;
         format!(
@@ -290,22 +373,27 @@ mod tests {
         ];
         let a = auth(users);
         assert_eq!(
-            a.check(Some(&basic("plain", "p1")), &[Role::Admin]).unwrap().username,
+            a.check_now(Some(&basic("plain", "p1")), &[Role::Admin])
+                .unwrap()
+                .username,
             "plain"
         );
-        assert!(a.check(Some(&basic("BC", "p2")), &[Role::Developer]).is_ok());
-        assert!(a.check(Some(&basic("ar", "p3")), &[Role::Consumer]).is_ok());
+        assert!(a.check_now(Some(&basic("BC", "p2")), &[Role::Developer]).is_ok());
+        assert!(a.check_now(Some(&basic("ar", "p3")), &[Role::Consumer]).is_ok());
         assert_eq!(
-            a.check(Some(&basic("ar", "nope")), &[Role::Consumer]),
+            a.check_now(Some(&basic("ar", "nope")), &[Role::Consumer]),
             Err(Denied::Failed)
         );
         assert_eq!(
-            a.check(Some(&basic("ar", "p3")), &[Role::Admin]),
+            a.check_now(Some(&basic("ar", "p3")), &[Role::Admin]),
             Err(Denied::Forbidden)
         );
-        assert_eq!(a.check(None, &[Role::Admin]), Err(Denied::Missing));
-        assert_eq!(a.check(Some("Bearer x"), &[Role::Admin]), Err(Denied::Missing));
-        assert_eq!(a.check(Some(&basic("ghost", "x")), &[Role::Admin]), Err(Denied::Failed));
+        assert_eq!(a.check_now(None, &[Role::Admin]), Err(Denied::Missing));
+        assert_eq!(a.check_now(Some("Bearer x"), &[Role::Admin]), Err(Denied::Missing));
+        assert_eq!(
+            a.check_now(Some(&basic("ghost", "x")), &[Role::Admin]),
+            Err(Denied::Failed)
+        );
     }
 
     #[test]
@@ -323,7 +411,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
         }
-        assert!(a.check(Some(&basic("admin", &password)), &[Role::Admin]).is_ok());
+        assert!(a.check_now(Some(&basic("admin", &password)), &[Role::Admin]).is_ok());
         let stored = db.setting(ADMIN_HASH_KEY).unwrap().unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains(&password));
         let (_, again) = Authenticator::with_admin_password(true, vec![], &db, &dir, None).unwrap();
@@ -343,7 +431,10 @@ mod tests {
             !dir.join("admin-password").exists(),
             "no file when the password is given"
         );
-        assert!(a.check(Some(&basic("admin", "from-the-env")), &[Role::Admin]).is_ok());
+        assert!(
+            a.check_now(Some(&basic("admin", "from-the-env")), &[Role::Admin])
+                .is_ok()
+        );
         let blank = Some(String::new());
         let (_, how) = Authenticator::with_admin_password(true, vec![], &Db::memory().unwrap(), &dir, blank).unwrap();
         assert!(
@@ -358,7 +449,7 @@ mod tests {
         let a = Authenticator::new(false, vec![], &Db::memory().unwrap(), &std::env::temp_dir())
             .unwrap()
             .0;
-        assert!(a.check(None, &[Role::Admin]).is_ok());
+        assert!(a.check_now(None, &[Role::Admin]).is_ok());
     }
 
     #[test]
