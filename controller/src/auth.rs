@@ -1,9 +1,10 @@
 //! Management API authentication (HTTP Basic; bcrypt, argon2id or plaintext passwords) and the
 //! route → role map (reference §1.2), deny by default.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use ring::digest::{SHA256, digest};
@@ -47,7 +48,22 @@ pub struct Authenticator {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// How many password hashes may be checked at once (each takes a core for tens of ms).
     verifying: tokio::sync::Semaphore,
+    /// Recent failed logins by lower-cased user name (known or not).
+    failures: Mutex<HashMap<String, Failures>>,
 }
+
+/// Failed logins of one name: after [`FREE_FAILURES`] in a row, each further one closes the name
+/// for twice as long as the last (1 s, 2 s, ... at most [`MAX_BACKOFF`]); a success clears it.
+#[derive(Debug, Default)]
+struct Failures {
+    count: u32,
+    closed_until: Option<Instant>,
+}
+
+const FREE_FAILURES: u32 = 5;
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Names tracked at most; past it the table starts again (it only ever delays guessing).
+const MAX_TRACKED: usize = 10_000;
 
 /// Password hashes checked at the same time, at most: failed logins cannot take every core.
 const CONCURRENT_VERIFIES: usize = 2;
@@ -68,6 +84,8 @@ pub enum Denied {
     Failed,
     /// Authenticated but not allowed (403).
     Forbidden,
+    /// Too many failed logins for this name lately; not checked (429).
+    Throttled,
 }
 
 /// What the first start did about the admin user.
@@ -135,6 +153,7 @@ impl Authenticator {
                 users,
                 verified: Mutex::new(HashSet::new()),
                 verifying: tokio::sync::Semaphore::new(CONCURRENT_VERIFIES),
+                failures: Mutex::new(HashMap::new()),
             },
             bootstrap,
         ))
@@ -177,6 +196,7 @@ impl Authenticator {
             .map_err(|_| Denied::Failed)?;
         let cached = user.is_some() && self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false);
         if !cached {
+            self.throttled(name)?;
             let _permit = self.verifying.acquire().await.map_err(|_| Denied::Failed)?;
             let (candidate, password) = (user.cloned(), password.to_string());
             let ok = tokio::task::spawn_blocking(move || match candidate {
@@ -188,6 +208,7 @@ impl Authenticator {
             })
             .await
             .unwrap_or(false);
+            self.record(name, ok);
             if !ok {
                 return Err(Denied::Failed);
             }
@@ -200,6 +221,40 @@ impl Authenticator {
             username: user.username.clone(),
             roles: user.roles.clone(),
         })
+    }
+}
+
+// === failed-login back-off ===
+
+impl Authenticator {
+    /// Refuses a name that failed too often lately, without checking the password.
+    fn throttled(&self, name: &str) -> Result<(), Denied> {
+        let Ok(failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        match failures.get(&name.to_ascii_lowercase()).and_then(|f| f.closed_until) {
+            Some(until) if Instant::now() < until => Err(Denied::Throttled),
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&self, name: &str, ok: bool) {
+        let Ok(mut failures) = self.failures.lock() else { return };
+        let name = name.to_ascii_lowercase();
+        if ok {
+            failures.remove(&name);
+            return;
+        }
+        if failures.len() >= MAX_TRACKED && !failures.contains_key(&name) {
+            failures.clear();
+        }
+        let f = failures.entry(name).or_default();
+        f.count = f.count.saturating_add(1);
+        if f.count >= FREE_FAILURES {
+            let doublings = (f.count - FREE_FAILURES).min(16);
+            let backoff = Duration::from_secs(1u64 << doublings).min(MAX_BACKOFF);
+            f.closed_until = Some(Instant::now() + backoff);
+        }
     }
 }
 
@@ -293,6 +348,41 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             rt.block_on(self.check(authorization, allowed))
         }
+    }
+
+    /// Issue #13: after five failures in a row a name is closed for a while (429, not even a right
+    /// password is checked); other names are not affected.
+    #[test]
+    fn repeated_failures_back_off() {
+        let plain = |name: &str| User {
+            username: name.into(),
+            password: "right".into(),
+            password_hashed: false,
+            roles: vec![Role::Admin],
+        };
+        let a = auth(vec![plain("alice"), plain("bob")]);
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(
+                a.check_now(Some(&basic("alice", "wrong")), &[Role::Admin]),
+                Err(Denied::Failed)
+            );
+        }
+        assert_eq!(
+            a.check_now(Some(&basic("Alice", "right")), &[Role::Admin]),
+            Err(Denied::Throttled)
+        );
+        assert!(a.check_now(Some(&basic("bob", "right")), &[Role::Admin]).is_ok());
+        // Unknown names are tracked alike, so guessing names is slowed too.
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(
+                a.check_now(Some(&basic("ghost", "x")), &[Role::Admin]),
+                Err(Denied::Failed)
+            );
+        }
+        assert_eq!(
+            a.check_now(Some(&basic("ghost", "x")), &[Role::Admin]),
+            Err(Denied::Throttled)
+        );
     }
 
     /// Issue #13: a password hash is checked on the blocking pool, so a one-thread runtime keeps

@@ -88,6 +88,11 @@ fn denied(d: Denied) -> Response {
             "authentication failed",
         ),
         Denied::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
+        Denied::Throttled => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failed_logins",
+            "too many failed logins: retry later",
+        ),
     };
     let mut resp = (status, Json(json!({"code": code, "message": message}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
