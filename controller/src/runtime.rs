@@ -128,9 +128,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 async fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
     let data = config.server.data_dir.clone();
     std::fs::create_dir_all(&data).with_context(|| format!("creating data dir {}", data.display()))?;
-    let db = tokio::task::spawn_blocking(move || Db::open(&data.join("tollgate.db")))
-        .await
-        .context("opening database")?
+    let db = blocking(move || Db::open(&data.join("tollgate.db")))
+        .await?
         .context("opening database")?;
     Ok(Arc::new(db))
 }
