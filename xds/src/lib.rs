@@ -37,7 +37,7 @@ pub use server::{AccessRule, ServerHandle, XdsServer, nodelay_incoming};
 #[cfg(feature = "server")]
 pub use state::{Flavour, Nack, TypeReport};
 #[cfg(feature = "server")]
-pub use status::{NodeStatus, StatusRegistry};
+pub use status::{NodeStatus, Settled, StatusRegistry};
 pub use store::{DEFAULT_GROUP, Group, Store, Update};
 
 /// Errors of the xDS crate.

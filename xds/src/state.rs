@@ -43,6 +43,9 @@ pub struct Nack {
     pub version: String,
     /// Envoy's error text.
     pub message: String,
+    /// The store generation the rejected response was built from: the rejection is about a
+    /// change published at or before it.
+    pub generation: u64,
     /// When it arrived.
     pub at: SystemTime,
 }
@@ -366,6 +369,7 @@ impl StreamState {
         ts.report.last_nack = Some(Nack {
             version,
             message,
+            generation: f.generation,
             at: SystemTime::now(),
         });
     }

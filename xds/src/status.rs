@@ -28,6 +28,26 @@ pub struct NodeStatus {
     pub types: [TypeReport; TypeKind::COUNT],
 }
 
+/// What a group's Envoys did with a published generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// No open stream of the group asked for any of the types: nobody to wait for.
+    Unobserved,
+    /// Every stream that asked for the types is up to date with the generation.
+    Accepted,
+    /// A stream rejected a response built at or after the generation.
+    Rejected {
+        /// The rejecting node.
+        node_id: String,
+        /// The rejected type.
+        kind: TypeKind,
+        /// Envoy's error text.
+        message: String,
+    },
+    /// These nodes have not answered yet.
+    Behind(Vec<String>),
+}
+
 /// Every open stream's status.
 #[derive(Debug, Default)]
 pub struct StatusRegistry {
@@ -94,6 +114,70 @@ impl StatusRegistry {
                 return self.behind(kind, generation);
             }
         }
+    }
+
+    /// What the open streams of `group` did with store generation `generation` for `kinds`: a
+    /// rejection of a response built at or after it wins over everything else.
+    pub fn settled(&self, group: &str, kinds: &[TypeKind], generation: u64) -> Settled {
+        let streams = self.lock();
+        let mut observed = false;
+        let mut behind = Vec::new();
+        for s in streams.values().filter(|s| s.group == group) {
+            for &kind in kinds {
+                let t = &s.types[kind.index()];
+                if !t.active {
+                    continue;
+                }
+                observed = true;
+                if let Some(n) = t.last_nack.as_ref().filter(|n| n.generation >= generation) {
+                    return Settled::Rejected {
+                        node_id: s.node_id.clone(),
+                        kind,
+                        message: n.message.clone(),
+                    };
+                }
+                if t.acked_generation < generation {
+                    behind.push(s.node_id.clone());
+                }
+            }
+        }
+        behind.sort();
+        behind.dedup();
+        match (observed, behind.is_empty()) {
+            (false, _) => Settled::Unobserved,
+            (true, true) => Settled::Accepted,
+            (true, false) => Settled::Behind(behind),
+        }
+    }
+
+    /// Waits, at most `limit`, until [`StatusRegistry::settled`] is no longer `Behind`; returns the
+    /// last answer.
+    pub async fn wait_settled(
+        &self,
+        group: &str,
+        kinds: &[TypeKind],
+        generation: u64,
+        limit: std::time::Duration,
+    ) -> Settled {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = self.settled(group, kinds, generation);
+            if !matches!(now, Settled::Behind(_)) {
+                return now;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.settled(group, kinds, generation);
+            }
+        }
+    }
+
+    /// Resolves on the next change of any stream's status (register it before looking, as
+    /// [`StatusRegistry::wait_settled`] does, so no change is missed).
+    pub fn changes(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// A snapshot of every open stream, by stream id.
@@ -181,5 +265,42 @@ mod tests {
         r.put(stream(4, "replica-c", Some(4)));
         let behind = r.wait_synced(TypeKind::Custom, 5, Duration::from_millis(200)).await;
         assert_eq!(behind, vec!["replica-a".to_string(), "replica-c".to_string()]);
+    }
+
+    #[test]
+    fn settled_prefers_a_rejection_and_ignores_other_groups_and_inactive_types() {
+        let r = StatusRegistry::default();
+        assert_eq!(r.settled("default", &[TypeKind::Custom], 1), Settled::Unobserved);
+        r.put(stream(1, "a", Some(5)));
+        let mut other = stream(2, "b", Some(1));
+        other.group = "other".into();
+        r.put(other);
+        assert_eq!(r.settled("default", &[TypeKind::Custom], 5), Settled::Accepted);
+        assert_eq!(r.settled("default", &[TypeKind::Route], 5), Settled::Unobserved);
+        assert_eq!(
+            r.settled("default", &[TypeKind::Custom], 6),
+            Settled::Behind(vec!["a".into()])
+        );
+        let mut types = stream(1, "a", Some(5)).types;
+        types[TypeKind::Custom.index()].last_nack = Some(crate::Nack {
+            version: "v".into(),
+            message: "bad regex".into(),
+            generation: 6,
+            at: SystemTime::now(),
+        });
+        r.update(1, types);
+        assert_eq!(
+            r.settled("default", &[TypeKind::Custom], 6),
+            Settled::Rejected {
+                node_id: "a".into(),
+                kind: TypeKind::Custom,
+                message: "bad regex".into()
+            }
+        );
+        // A rejection of an earlier generation says nothing about a later one.
+        assert_eq!(
+            r.settled("default", &[TypeKind::Custom], 7),
+            Settled::Behind(vec!["a".into()])
+        );
     }
 }

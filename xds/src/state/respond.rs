@@ -81,6 +81,11 @@ impl StreamState {
         }
         let ts = &mut self.types[kind.index()];
         ts.pending.clear();
+        // A rejection stops mattering once the store no longer holds the rejected version (the
+        // application reverted or replaced it): otherwise the stream could never again report
+        // itself up to date after a revert to what Envoy already holds.
+        ts.nacked
+            .retain(|name, v| table.resources.get(name).is_some_and(|r| r.version() == v));
         for r in &plan.upserts {
             ts.force.remove(r.name());
         }

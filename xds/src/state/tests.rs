@@ -1096,3 +1096,26 @@ fn sotw_endpoint_removal_leaves_the_type_up_to_date() {
     assert_eq!(report.held, 1);
     assert_eq!(report.acked_generation, generation);
 }
+
+#[test]
+fn a_revert_to_what_envoy_holds_after_a_nack_counts_as_up_to_date() {
+    let mut s = Stream::delta(false);
+    let good = route_config("rc", &[route("/", "alpha")]);
+    s.publish(vec![good.clone()], &[]);
+    s.delta_subscribe(RDS, &["rc"]);
+    let r = s.next_delta(RDS);
+    s.delta_ack(&r);
+
+    let bad_generation = s.publish(vec![route_config("rc", &[route("/", "bravo")])], &[]);
+    let r = s.next_delta(RDS);
+    s.delta_nack(&r, "rc: invalid regex");
+    let report = s.report(RDS);
+    assert_eq!(report.last_nack.expect("reported").generation, bad_generation);
+    assert!(report.acked_generation < bad_generation);
+
+    // The application reverts to the content Envoy kept: nothing to send, and the stream is
+    // up to date again (it would otherwise wait for the rejected version forever).
+    let reverted = s.publish(vec![good], &[]);
+    s.assert_silent(RDS);
+    assert_eq!(s.report(RDS).acked_generation, reverted);
+}
