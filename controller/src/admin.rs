@@ -71,6 +71,7 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
                 "configuration": e.doc_json(),
                 "metadata": {
                     "status": e.state().as_str(),
+                    "message": e.failure(),
                     "origin": e.row.origin,
                     "createdAt": e.row.created_at,
                     "updatedAt": e.row.updated_at,
@@ -124,11 +125,19 @@ async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiEr
 
 async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {
     let nodes: Vec<Value> = s.status.snapshot().iter().map(node).collect();
+    // APIs an Envoy rejected: quarantined, serving what was accepted before (or nothing).
+    let failed: Vec<Value> = s
+        .app
+        .apis()
+        .iter()
+        .filter_map(|e| e.failure().map(|m| json!({"id": e.row.handle, "message": m})))
+        .collect();
     Json(json!({
         "component": "tollgate",
         "timestamp": crate::clock::rfc3339_now(),
         "generation": s.app.xds().generation(),
         "nodes": nodes,
+        "failedApis": failed,
     }))
 }
 

@@ -10,6 +10,7 @@ mod control_plane;
 mod error;
 mod keys;
 pub mod repo;
+mod serving;
 
 use std::sync::Arc;
 
@@ -19,7 +20,8 @@ use tracing::{info, warn};
 
 pub use control_plane::Stored;
 pub use error::AppError;
-pub use repo::{ApiEntry, ApiRepo, Deployment, Written};
+pub use repo::{ApiEntry, ApiRepo, Deployment, RepoParts, Written};
+pub use serving::{ApiState, Serving};
 
 use crate::db::{CpKind, Db};
 use crate::keys::Keys;
@@ -93,6 +95,31 @@ impl App {
     /// Every API, by handle.
     pub fn apis(&self) -> Vec<Arc<ApiEntry>> {
         self.repo.list()
+    }
+
+    /// Settles pending APIs and quarantines rejected ones whenever an Envoy's status changes,
+    /// until the task is dropped.
+    pub async fn settle_forever(self: Arc<Self>) {
+        loop {
+            let changed = self.repo.status.changes();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Err(e) = self.repo.settle().await {
+                warn!(error = %e, "settling the APIs' state failed; retrying on the next change");
+            }
+            // A periodic look too, in case a change happened while a settle held the notification.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), changed).await;
+        }
+    }
+
+    /// Runs a write in its own task, so that a caller who goes away (a client that disconnects)
+    /// cannot cut it in half: the database, memory and Envoy stay in step.
+    pub async fn detached<T, F>(self: &Arc<Self>, write: impl FnOnce(Arc<App>) -> F) -> Result<T, AppError>
+    where
+        F: std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::spawn(write(self.clone())).await.map_err(|_| AppError::Task)?
     }
 
     /// Creates an API through the management API.

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
 
-pub use apis::ApiRow;
+pub use apis::{ApiFailure, ApiRow};
 pub use cp_objects::{CpKind, CpObject};
 pub use keys::KeyRow;
 
@@ -70,6 +70,14 @@ const MIGRATIONS: &[&str] = &[
     // 4: key sets for remote authz replicas are sharded by the first byte of the digest; a key
     // in a rotation's grace period belongs to the shard of its previous digest too.
     "CREATE INDEX api_keys_previous_digest ON api_keys (previous_digest);",
+    // 5: APIs an Envoy rejected: Envoy's message and the document still served in their place
+    // (the last one Envoy accepted; none for an API that was never accepted).
+    "CREATE TABLE api_failures (
+        handle TEXT PRIMARY KEY REFERENCES apis (handle) ON DELETE CASCADE,
+        message TEXT NOT NULL,
+        served_document TEXT,
+        failed_at TEXT NOT NULL
+    );",
 ];
 
 /// The database.

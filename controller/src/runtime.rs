@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::api::{self, AppState};
-use crate::app::{ApiRepo, App};
+use crate::app::{ApiRepo, App, RepoParts};
 use crate::auth::{Authenticator, Bootstrap};
 use crate::config::Config;
 use crate::db::Db;
@@ -42,6 +42,8 @@ pub struct Running {
     authz: Option<Authz>,
     stop: watch::Sender<bool>,
     http: Vec<JoinHandle<()>>,
+    /// Settles pending APIs and quarantines rejected ones (see `app::serving`).
+    settler: JoinHandle<()>,
     grace: Duration,
 }
 
@@ -70,7 +72,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
     let authz = authz_service(config, index)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
-    let app = load_app(config, &db, &keys, &store, authz_port).await?;
+    let app = load_app(config, &db, &keys, (&store, &status), authz_port).await?;
+    let settler = tokio::spawn(app.clone().settle_forever());
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
@@ -115,6 +118,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         authz,
         stop,
         http,
+        settler,
         grace: config.server.shutdown_timeout,
     })
 }
@@ -139,17 +143,19 @@ async fn load_app(
     config: &Config,
     db: &Arc<Db>,
     keys: &Arc<Keys>,
-    store: &Arc<Store>,
+    xds: (&Arc<Store>, &Arc<StatusRegistry>),
     authz_port: u16,
 ) -> anyhow::Result<Arc<App>> {
     let translator = Translator::new(settings(config, authz_port)?);
-    let repo = ApiRepo::load(
-        db.clone(),
-        store.clone(),
-        Catalogue::builtin(),
-        config.vhost_defaults(),
+    let repo = ApiRepo::load(RepoParts {
+        db: db.clone(),
+        xds: xds.0.clone(),
+        status: xds.1.clone(),
+        ack_timeout: config.server.ack_timeout,
+        catalogue: Catalogue::builtin(),
+        vhosts: config.vhost_defaults(),
         translator,
-    )
+    })
     .await?;
     Ok(Arc::new(App::new(repo, keys.clone(), db.clone())))
 }
@@ -263,6 +269,7 @@ impl Running {
     /// Stops accepting, ends xDS streams, and waits at most the configured grace period.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
+        self.settler.abort();
         self.link_task.stopped(self.grace).await;
         if let Some(a) = self.authz {
             a.stop();

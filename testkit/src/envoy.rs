@@ -78,6 +78,18 @@ pub fn free_port() -> u16 {
 impl Envoy {
     /// Starts Envoy as node `id` in cluster `cluster`, talking `mode` ("delta" or "sotw") ADS to `xds`.
     pub async fn start(mode: &str, id: &str, cluster: &str, xds: SocketAddr) -> Envoy {
+        Self::start_adjusted(mode, id, cluster, xds, |b| b).await
+    }
+
+    /// As [`Envoy::start`], with the bootstrap text changed by `adjust` first (e.g. a stricter
+    /// runtime limit).
+    pub async fn start_adjusted(
+        mode: &str,
+        id: &str,
+        cluster: &str,
+        xds: SocketAddr,
+        adjust: impl FnOnce(String) -> String,
+    ) -> Envoy {
         let template = std::fs::read_to_string(repo_root().join(format!("envoy/bootstrap-{mode}.yaml")))
             .expect("bootstrap template");
         let admin = free_port();
@@ -87,7 +99,7 @@ impl Envoy {
             .replace("${XDS_HOST}", &xds.ip().to_string())
             .replace("${XDS_PORT}", &xds.port().to_string())
             .replace("${ADMIN_PORT}", &admin.to_string());
-        Self::start_with(bootstrap, admin).await
+        Self::start_with(adjust(bootstrap), admin).await
     }
 
     /// Starts Envoy with a complete bootstrap whose admin listener is on `admin`.

@@ -43,6 +43,8 @@ pub enum Settled {
         kind: TypeKind,
         /// Envoy's error text.
         message: String,
+        /// The generation of the rejected response.
+        generation: u64,
     },
     /// These nodes have not answered yet.
     Behind(Vec<String>),
@@ -134,6 +136,7 @@ impl StatusRegistry {
                         node_id: s.node_id.clone(),
                         kind,
                         message: n.message.clone(),
+                        generation: n.generation,
                     };
                 }
                 if t.acked_generation < generation {
@@ -294,7 +297,8 @@ mod tests {
             Settled::Rejected {
                 node_id: "a".into(),
                 kind: TypeKind::Custom,
-                message: "bad regex".into()
+                message: "bad regex".into(),
+                generation: 6,
             }
         );
         // A rejection of an earlier generation says nothing about a later one.

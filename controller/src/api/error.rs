@@ -54,6 +54,7 @@ impl IntoResponse for ApiError {
             ApiError::Storage(e) => return internal(e),
             ApiError::App(g) => match g {
                 AppError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
+                AppError::Rejected(message) => return rejected(message),
                 AppError::NotFound(_) => (StatusCode::NOT_FOUND, None),
                 AppError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
                 g if g.is_conflict() => (StatusCode::CONFLICT, None),
@@ -66,6 +67,16 @@ impl IntoResponse for ApiError {
         }
         (status, Json(body)).into_response()
     }
+}
+
+/// A change an Envoy refused: a 400 in the validation-error shape, with Envoy's message.
+fn rejected(message: &str) -> Response {
+    let errors = [FieldError {
+        field: "spec".into(),
+        message: format!("rejected by Envoy: {message}"),
+    }];
+    let body = json!({"status": "error", "message": "Envoy rejected the configuration", "errors": errors});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 /// A 500 with a fixed message; the cause goes to the log only.

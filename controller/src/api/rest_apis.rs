@@ -31,7 +31,12 @@ pub async fn create(
 ) -> Response {
     let result = async {
         let doc = parse(&headers, body, state.max_body).await?;
-        Ok::<_, ApiError>(state.app.create_api(doc).await?)
+        Ok::<_, ApiError>(
+            state
+                .app
+                .detached(|app| async move { app.create_api(doc).await })
+                .await?,
+        )
     };
     match result.await {
         Ok(w) => written(StatusCode::CREATED, w),
@@ -50,7 +55,11 @@ pub async fn update(
             return Err(ApiError::App(AppError::NotFound(handle.clone())));
         }
         let doc = parse(&headers, body, state.max_body).await?;
-        Ok(state.app.update_api(&handle, doc).await?)
+        let h = handle.clone();
+        Ok(state
+            .app
+            .detached(|app| async move { app.update_api(&h, doc).await })
+            .await?)
     };
     match result.await {
         Ok(w) => written(StatusCode::OK, w),
@@ -84,7 +93,8 @@ pub async fn list(State(state): State<AppState>, Query(f): Query<Filters>) -> Re
 }
 
 pub async fn delete(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
-    match state.app.delete_api(&handle).await {
+    let h = handle.clone();
+    match state.app.detached(|app| async move { app.delete_api(&h).await }).await {
         Ok(w) => {
             let body = json!({"status": "success", "message": "RestAPI deleted successfully", "id": handle,
                               "generation": w.generation});
@@ -129,6 +139,9 @@ fn resource(e: &ApiEntry, resolve_context: bool) -> Value {
         "updatedAt": e.row.updated_at,
         "deployedAt": e.row.deployed_at,
     });
+    if let Some(message) = e.failure() {
+        doc["status"]["message"] = json!(message);
+    }
     doc
 }
 

@@ -14,7 +14,7 @@ use tollgate_xds::Store;
 use tower::ServiceExt;
 
 use super::*;
-use crate::app::{ApiRepo, App};
+use crate::app::{ApiRepo, App, RepoParts};
 use crate::config::{Config, User};
 use crate::db::Db;
 use crate::keys::Keys;
@@ -51,13 +51,15 @@ pub(crate) async fn parts() -> Parts {
         ..Settings::default()
     };
     let store = Arc::new(Store::new());
-    let repo = ApiRepo::load(
-        db.clone(),
-        store,
-        Catalogue::builtin(),
-        config.vhost_defaults(),
-        Translator::new(settings),
-    )
+    let repo = ApiRepo::load(RepoParts {
+        db: db.clone(),
+        xds: store,
+        status: Arc::new(tollgate_xds::StatusRegistry::default()),
+        ack_timeout: std::time::Duration::from_secs(1),
+        catalogue: Catalogue::builtin(),
+        vhosts: config.vhost_defaults(),
+        translator: Translator::new(settings),
+    })
     .await
     .unwrap();
     let keys = Arc::new(Keys::load(db.clone(), Arc::new(SharedIndex::default()), 10, None).unwrap());

@@ -45,6 +45,9 @@ pub enum AppError {
     /// The document could not be serialised for storage (never expected).
     #[error("cannot serialise the document: {0}")]
     Encode(#[source] serde_json::Error),
+    /// An Envoy of the gateway group rejected the change (its message); nothing was stored.
+    #[error("Envoy rejected the configuration: {0}")]
+    Rejected(String),
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed")]
     Task,

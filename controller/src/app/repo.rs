@@ -2,16 +2,19 @@
 //! and translated into the xDS store. One writer at a time; reads never wait for Envoy or SQLite.
 //! Its writes are reachable only through [`super::App`].
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use tollgate_policies::Catalogue;
-use tollgate_xds::{DEFAULT_GROUP, Store};
+use tollgate_xds::{DEFAULT_GROUP, Settled, StatusRegistry, Store};
 use tracing::{error, info, warn};
 
+use super::serving::Serving;
 use super::{AppError, DeploymentState, blocking};
 use crate::clock;
-use crate::db::{ApiRow, Conflict, Db};
+use crate::db::{ApiFailure, ApiRow, Conflict, Db};
 use crate::origin::Origin;
 use tollgate_model::{Api, RestApiDoc, VhostDefaults};
 use tollgate_translate::Translator;
@@ -19,13 +22,33 @@ use tollgate_translate::Translator;
 /// The stored APIs and the translator that turns them into Envoy resources.
 #[derive(Debug)]
 pub struct ApiRepo {
-    db: Arc<Db>,
-    xds: Arc<Store>,
-    group: String,
+    pub(super) db: Arc<Db>,
+    pub(super) xds: Arc<Store>,
+    /// What each connected Envoy ACKed or rejected.
+    pub(super) status: Arc<StatusRegistry>,
+    /// How long a write waits for every connected Envoy's answer before it answers `pending`.
+    pub(super) ack_timeout: Duration,
+    pub(super) group: String,
     catalogue: Catalogue,
     vhosts: VhostDefaults,
     apis: RwLock<BTreeMap<String, Arc<ApiEntry>>>,
-    writer: tokio::sync::Mutex<Translator>,
+    /// Handles of the entries in the `Pending` state.
+    pending: Mutex<BTreeSet<String>>,
+    /// Rejections of responses built at or before this generation have been dealt with.
+    handled_nack: AtomicU64,
+    pub(super) writer: tokio::sync::Mutex<Translator>,
+}
+
+/// What [`ApiRepo::load`] starts from.
+#[derive(Debug)]
+pub struct RepoParts {
+    pub db: Arc<Db>,
+    pub xds: Arc<Store>,
+    pub status: Arc<StatusRegistry>,
+    pub ack_timeout: Duration,
+    pub catalogue: Catalogue,
+    pub vhosts: VhostDefaults,
+    pub translator: Translator,
 }
 
 /// One stored API: its row (with the source document as stored: JSON text) and its resolved model.
@@ -35,6 +58,8 @@ pub struct ApiRepo {
 pub struct ApiEntry {
     pub row: ApiRow,
     pub api: Api,
+    /// What the group's Envoys did with it.
+    pub serving: Serving,
 }
 
 /// A control-plane deployment: which artifact, which deployment of it, and when.
@@ -70,11 +95,6 @@ impl ApiEntry {
         })
     }
 
-    /// Whether the API is served.
-    pub fn state(&self) -> DeploymentState {
-        DeploymentState::of(self.api.deployed)
-    }
-
     /// Whether the control plane pushed this API.
     pub fn from_control_plane(&self) -> bool {
         self.row.origin == Origin::ControlPlane
@@ -85,33 +105,49 @@ impl ApiEntry {
 
 impl ApiRepo {
     /// Loads every stored API (off the async workers), translates them all and publishes the result.
-    pub async fn load(
-        db: Arc<Db>,
-        xds: Arc<Store>,
-        catalogue: Catalogue,
-        vhosts: VhostDefaults,
-        mut translator: Translator,
-    ) -> Result<ApiRepo, AppError> {
-        let rows = {
+    /// An API an Envoy rejected before stays failed and serves what was accepted before it.
+    pub async fn load(parts: RepoParts) -> Result<ApiRepo, AppError> {
+        let RepoParts {
+            db,
+            xds,
+            status,
+            ack_timeout,
+            catalogue,
+            vhosts,
+            mut translator,
+        } = parts;
+        let (rows, mut failures) = {
             let db = db.clone();
-            blocking(move || db.list_apis()).await??
+            blocking(move || Ok::<_, crate::db::DbError>((db.list_apis()?, db.api_failures()?))).await??
         };
         let mut apis = BTreeMap::new();
         for row in rows {
-            if let Some(api) = restore(&row, &vhosts, &catalogue) {
-                translator.set_api(&api)?;
-                apis.insert(row.handle.clone(), Arc::new(ApiEntry { row, api }));
+            let Some(api) = restore(&row.handle, &row.document, &vhosts, &catalogue) else {
+                continue;
+            };
+            let serving = match failures.remove(&row.handle) {
+                Some(f) => failed_serving(&row, f, &vhosts, &catalogue),
+                None => Serving::Current,
+            };
+            let entry = Arc::new(ApiEntry { row, api, serving });
+            if let Some(served) = entry.served() {
+                translator.set_api(&served.api)?;
             }
+            apis.insert(entry.row.handle.clone(), entry);
         }
         let generation = xds.publish(DEFAULT_GROUP, translator.all()?);
         info!(apis = apis.len(), generation, "configuration restored");
         Ok(ApiRepo {
             db,
             xds,
+            status,
+            ack_timeout,
             group: DEFAULT_GROUP.to_string(),
             catalogue,
             vhosts,
             apis: RwLock::new(apis),
+            pending: Mutex::new(BTreeSet::new()),
+            handled_nack: AtomicU64::new(0),
             writer: tokio::sync::Mutex::new(translator),
         })
     }
@@ -168,9 +204,7 @@ impl ApiRepo {
             cp_deployment_id: None,
             cp_performed_at: None,
         };
-        let (db, r) = (self.db.clone(), row.clone());
-        blocking(move || db.insert_api(&r)).await??;
-        self.apply(&mut translator, row, api).await
+        self.apply(&mut translator, row, api, Persist::Insert).await
     }
 
     /// Replaces an API (also how it is undeployed).
@@ -200,11 +234,7 @@ impl ApiRepo {
             },
             ..old.row.clone()
         };
-        let (db, r) = (self.db.clone(), row.clone());
-        if !blocking(move || db.update_api(&r)).await?? {
-            return Err(AppError::NotFound(handle.into()));
-        }
-        self.apply(&mut translator, row, api).await
+        self.apply(&mut translator, row, api, Persist::Update).await
     }
 
     /// Deletes an API (its keys go with it in the database, by cascade).
@@ -214,10 +244,9 @@ impl ApiRepo {
         if !blocking(move || db.delete_api(&h)).await?? {
             return Err(AppError::NotFound(handle.into()));
         }
-        self.write().remove(handle);
-        let update = translator.remove_api(handle)?;
-        let generation = self.xds.publish(&self.group, update);
-        info!(handle, generation, "api deleted");
+        self.remove_entry(handle);
+        let (generation, settled) = self.publish_and_wait(translator.remove_api(handle)?).await;
+        info!(handle, generation, answer = ?settled, "api deleted");
         Ok(Written {
             entry: None,
             generation,
@@ -239,16 +268,12 @@ impl ApiRepo {
         let existing = self.check_deployment(&api, d)?;
         let document = serde_json::to_string(&doc).map_err(AppError::Encode)?;
         let row = deployed_row(&api, d, document, existing.as_ref().map(|e| &e.row));
-        let (db, r, update) = (self.db.clone(), row.clone(), existing.is_some());
-        blocking(move || {
-            if update {
-                db.update_api(&r).map(|_| ())
-            } else {
-                db.insert_api(&r)
-            }
-        })
-        .await??;
-        self.apply(&mut translator, row, api).await
+        let persist = if existing.is_some() {
+            Persist::Update
+        } else {
+            Persist::Insert
+        };
+        self.apply(&mut translator, row, api, persist).await
     }
 
     /// The stored API a deployment replaces, if any, once it is known the deployment may replace it.
@@ -273,18 +298,93 @@ impl ApiRepo {
         Ok(existing)
     }
 
-    async fn apply(&self, translator: &mut Translator, row: ApiRow, api: Api) -> Result<Written, AppError> {
-        let update = translator.set_api(&api)?;
-        let generation = self.xds.publish(&self.group, update);
+    /// Publishes the new content of an API, waits for the group's answer, then stores it. A
+    /// rejection puts back what Envoy served before and stores nothing; no answer in time (or no
+    /// Envoy) stores it as pending.
+    async fn apply(
+        &self,
+        translator: &mut Translator,
+        row: ApiRow,
+        api: Api,
+        persist: Persist,
+    ) -> Result<Written, AppError> {
+        let previous = self.get(&row.handle);
+        let accepted = previous.as_ref().and_then(|p| p.accepted());
+        let (generation, settled) = self.publish_and_wait(translator.set_api(&api)?).await;
+        let serving = match settled {
+            Settled::Accepted => Serving::Current,
+            Settled::Rejected { message, node_id, .. } => {
+                let reverted = self.restore(translator, &row.handle, served_of(previous.as_ref()).as_deref())?;
+                self.handled_nack.fetch_max(reverted, Ordering::SeqCst);
+                warn!(handle = %row.handle, node = %node_id, %message, "Envoy rejected the change; refused");
+                return Err(AppError::Rejected(message));
+            }
+            Settled::Behind(_) | Settled::Unobserved => Serving::Pending {
+                generation,
+                fallback: accepted,
+            },
+        };
+        let (db, r) = (self.db.clone(), row.clone());
+        let stored = blocking(move || {
+            let found = match persist {
+                Persist::Insert => db.insert_api(&r).map(|()| true),
+                Persist::Update => db.update_api(&r),
+            }?;
+            db.set_api_failure(&r.handle, None)?;
+            Ok::<_, crate::db::DbError>(found)
+        })
+        .await
+        .and_then(|r| r.map_err(AppError::from));
+        if !matches!(stored, Ok(true)) {
+            self.restore(translator, &row.handle, served_of(previous.as_ref()).as_deref())?;
+            return Err(stored.err().unwrap_or_else(|| AppError::NotFound(row.handle.clone())));
+        }
         let mut row = row;
         row.document.shrink_to_fit();
-        let entry = Arc::new(ApiEntry { row, api });
-        self.write().insert(entry.row.handle.clone(), entry.clone());
-        info!(handle = %entry.row.handle, deployed = entry.api.deployed, generation, "api written");
+        let entry = Arc::new(ApiEntry { row, api, serving });
+        self.put_entry(entry.clone());
+        info!(handle = %entry.row.handle, state = entry.state().as_str(), generation, "api written");
         Ok(Written {
             entry: Some(entry),
             generation,
         })
+    }
+
+    /// Replaces (or adds) an entry, keeping the set of pending ones in step.
+    pub(super) fn put_entry(&self, entry: Arc<ApiEntry>) {
+        let handle = entry.row.handle.clone();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(entry.serving, Serving::Pending { .. }) {
+                pending.insert(handle.clone());
+            } else {
+                pending.remove(&handle);
+            }
+        }
+        self.write().insert(handle, entry);
+    }
+
+    fn remove_entry(&self, handle: &str) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(handle);
+        self.write().remove(handle);
+    }
+
+    /// Whether [`ApiRepo::settle`] has nothing to do: no pending API and no new rejection.
+    pub(super) fn nothing_to_settle(&self) -> bool {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            && !matches!(
+                self.status
+                    .settled(&self.group, &super::serving::KINDS, self.handled_nack() + 1),
+                Settled::Rejected { .. }
+            )
+    }
+
+    pub(super) fn handled_nack(&self) -> u64 {
+        self.handled_nack.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_handled_nack(&self, generation: u64) {
+        self.handled_nack.fetch_max(generation, Ordering::SeqCst);
     }
 
     /// Handle and name+version must be unique (the current API `except` aside).
@@ -318,21 +418,53 @@ impl ApiRepo {
     }
 }
 
-/// The resolved model of a stored row; `None` (logged) when it no longer parses or validates.
-fn restore(row: &ApiRow, vhosts: &VhostDefaults, catalogue: &Catalogue) -> Option<Api> {
-    let doc: RestApiDoc = match serde_json::from_str(&row.document) {
+/// How [`ApiRepo::apply`] stores a row.
+#[derive(Clone, Copy, Debug)]
+enum Persist {
+    Insert,
+    Update,
+}
+
+/// What the translator holds for `entry` (nothing when there is no entry).
+fn served_of(entry: Option<&Arc<ApiEntry>>) -> Option<Arc<ApiEntry>> {
+    entry.and_then(|e| e.served())
+}
+
+/// The resolved model of a stored document; `None` (logged) when it no longer parses or validates.
+fn restore(handle: &str, document: &str, vhosts: &VhostDefaults, catalogue: &Catalogue) -> Option<Api> {
+    let doc: RestApiDoc = match serde_json::from_str(document) {
         Ok(d) => d,
         Err(e) => {
-            error!(handle = %row.handle, error = %e, "stored document does not parse; skipped");
+            error!(%handle, error = %e, "stored document does not parse; skipped");
             return None;
         }
     };
     match tollgate_model::resolve(&doc, vhosts, catalogue) {
         Ok(api) => Some(api),
         Err(errors) => {
-            warn!(handle = %row.handle, ?errors, "stored API no longer validates; skipped");
+            warn!(%handle, ?errors, "stored API no longer validates; skipped");
             None
         }
+    }
+}
+
+/// The serving state of a stored failure: what it served in place of the rejected content.
+fn failed_serving(row: &ApiRow, f: ApiFailure, vhosts: &VhostDefaults, catalogue: &Catalogue) -> Serving {
+    let fallback = f.served_document.and_then(|document| {
+        let api = restore(&row.handle, &document, vhosts, catalogue)?;
+        let row = ApiRow {
+            document,
+            ..row.clone()
+        };
+        Some(Arc::new(ApiEntry {
+            row,
+            api,
+            serving: Serving::Current,
+        }))
+    });
+    Serving::Failed {
+        message: f.message,
+        fallback,
     }
 }
 

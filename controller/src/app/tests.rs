@@ -30,9 +30,17 @@ async fn fixture() -> Fixture {
     };
     let store = Arc::new(Store::new());
     let translator = Translator::new(settings);
-    let repo = ApiRepo::load(db.clone(), store, Catalogue::builtin(), vhosts, translator)
-        .await
-        .unwrap();
+    let repo = ApiRepo::load(RepoParts {
+        db: db.clone(),
+        xds: store,
+        status: Arc::new(tollgate_xds::StatusRegistry::default()),
+        ack_timeout: std::time::Duration::from_secs(1),
+        catalogue: Catalogue::builtin(),
+        vhosts,
+        translator,
+    })
+    .await
+    .unwrap();
     Fixture {
         app: App::new(repo, keys, db.clone()),
         db,
@@ -105,14 +113,16 @@ async fn artifacts_deploy_undeploy_and_delete_with_their_subscriptions() {
     let w = f.app.deploy_artifact(doc("weather"), &d).await.unwrap();
     let entry = w.entry.unwrap();
     assert!(entry.from_control_plane());
-    assert_eq!(entry.state(), DeploymentState::Deployed);
+    // No Envoy is connected: stored and published, not yet confirmed.
+    assert_eq!(entry.state(), ApiState::Pending);
+    assert!(entry.api.deployed);
     assert_eq!(f.app.api_by_artifact("art-1").unwrap().row.handle, "weather");
     let moved = f.app.deploy_artifact(doc("other"), &d).await.unwrap_err();
     assert!(matches!(moved, AppError::ArtifactMoved { .. }), "{moved}");
 
     let later = deployment("art-1", "2026-03-04T10:31:00Z");
     let w = f.app.undeploy_artifact(&entry, &later).await.unwrap();
-    assert_eq!(w.entry.unwrap().state(), DeploymentState::Undeployed);
+    assert!(!w.entry.unwrap().api.deployed);
 
     let sub = CpObject {
         kind: CpKind::Subscription,

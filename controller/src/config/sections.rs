@@ -38,6 +38,10 @@ pub struct Server {
     /// How long shutdown waits for connections and streams to finish.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// How long an API write waits for every connected Envoy to ACK (or NACK) it before it
+    /// answers with `status.state: "pending"`.
+    #[serde(with = "duration")]
+    pub ack_timeout: Duration,
 }
 
 /// What the Envoy data plane is told to do.
@@ -248,6 +252,7 @@ impl Default for Server {
             data_dir: PathBuf::from("./data"),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(15),
+            ack_timeout: Duration::from_secs(5),
         }
     }
 }

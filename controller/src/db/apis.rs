@@ -25,6 +25,16 @@ pub struct ApiRow {
     pub cp_performed_at: Option<String>,
 }
 
+/// Why an Envoy refused an API, and what is served in its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiFailure {
+    /// Envoy's error text.
+    pub message: String,
+    /// The last document Envoy accepted for the API (JSON), served instead; `None`: nothing is.
+    pub served_document: Option<String>,
+    pub failed_at: String,
+}
+
 // === impl Db ===
 
 impl Db {
@@ -83,6 +93,37 @@ impl Db {
     /// Deletes an API. Returns false when there was none.
     pub fn delete_api(&self, handle: &str) -> Result<bool, DbError> {
         Ok(self.conn().execute("DELETE FROM apis WHERE handle = ?1", [handle])? == 1)
+    }
+
+    /// Records (or, with `None`, clears) the failure of API `handle`.
+    pub fn set_api_failure(&self, handle: &str, failure: Option<&ApiFailure>) -> Result<(), DbError> {
+        let conn = self.conn();
+        match failure {
+            None => conn.execute("DELETE FROM api_failures WHERE handle = ?1", [handle])?,
+            Some(f) => conn.execute(
+                "INSERT INTO api_failures (handle, message, served_document, failed_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (handle) DO UPDATE SET message = ?2, served_document = ?3, failed_at = ?4",
+                params![handle, f.message, f.served_document, f.failed_at],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Every recorded failure, by handle.
+    pub fn api_failures(&self) -> Result<std::collections::HashMap<String, ApiFailure>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT handle, message, served_document, failed_at FROM api_failures")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                ApiFailure {
+                    message: r.get(1)?,
+                    served_document: r.get(2)?,
+                    failed_at: r.get(3)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every stored API, by handle.

@@ -93,3 +93,30 @@ fn cp_objects_are_stored_by_typed_kind() {
     }
     assert!("gadget".parse::<CpKind>().is_err());
 }
+
+#[test]
+fn failures_are_recorded_cleared_and_go_with_their_api() {
+    let db = Db::memory().unwrap();
+    db.insert_api(&row("a", "A")).unwrap();
+    db.insert_api(&row("b", "B")).unwrap();
+    let failure = ApiFailure {
+        message: "invalid regex".into(),
+        served_document: Some("{}".into()),
+        failed_at: "2026-01-01T00:00:00Z".into(),
+    };
+    db.set_api_failure("a", Some(&failure)).unwrap();
+    db.set_api_failure("b", Some(&failure)).unwrap();
+    let again = ApiFailure {
+        served_document: None,
+        ..failure.clone()
+    };
+    db.set_api_failure("a", Some(&again)).unwrap();
+    assert_eq!(db.api_failures().unwrap()["a"], again);
+    db.set_api_failure("a", None).unwrap();
+    assert!(!db.api_failures().unwrap().contains_key("a"));
+    db.delete_api("b").unwrap();
+    assert!(
+        db.api_failures().unwrap().is_empty(),
+        "a deleted API's failure goes with it"
+    );
+}

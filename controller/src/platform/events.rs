@@ -21,6 +21,8 @@ use crate::app::{App, AppError};
 
 /// Error codes a failed ack carries.
 pub const PROCESSING_ERROR: &str = "GATEWAY_PROCESSING_ERROR";
+/// The `errorCode` of a deployment an Envoy of the gateway rejected.
+pub const ENVOY_REJECTED: &str = "GATEWAY_ENVOY_REJECTED";
 pub const DEPLOYMENT_ID_MISMATCH: &str = "DEPLOYMENT_ID_MISMATCH";
 
 /// Applies events and sync runs through the application layer.
@@ -59,6 +61,9 @@ pub struct Ack {
     pub success: bool,
     pub performed_at: String,
     pub error_code: Option<&'static str>,
+    /// Why, in words (sent as `errorMessage`; the platform stores only `errorCode`): Envoy's
+    /// message when it rejected the API.
+    pub error_message: Option<String>,
 }
 
 impl Ack {
@@ -74,6 +79,9 @@ impl Ack {
         });
         if let Some(code) = self.error_code {
             payload["errorCode"] = json!(code);
+        }
+        if let Some(message) = &self.error_message {
+            payload["errorMessage"] = json!(message);
         }
         json!({"type": "deployment.ack", "payload": payload}).to_string()
     }
@@ -209,6 +217,7 @@ mod tests {
             success: false,
             performed_at: "2026-03-04T10:30:00.12Z".into(),
             error_code: Some(PROCESSING_ERROR),
+            error_message: None,
         };
         let v: Value = serde_json::from_str(&a.frame()).unwrap();
         assert_eq!(

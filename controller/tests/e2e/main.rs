@@ -4,6 +4,7 @@
 
 mod admin;
 mod deploy;
+mod isolation;
 mod keys;
 mod management;
 mod platform;

@@ -14,12 +14,12 @@ use tollgate_testkit::platform::{FakePlatform, Refusal};
 use crate::api_yaml;
 use crate::stack::{Stack, eventually, send};
 
-const TOKEN: &str = "Qy8R-gateway-token_for-tests-0123456789abc";
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const TOKEN: &str = "Qy8R-gateway-token_for-tests-0123456789abc";
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 const DENY: &str = "{\"error\":\"Unauthorized\",\"message\":\"Valid API key required\"}";
 
 /// Control-plane settings pointing at `fake`, trusting its self-signed certificate.
-fn link_to(fake: &FakePlatform, c: &mut Config) {
+pub(crate) fn link_to(fake: &FakePlatform, c: &mut Config) {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ca = std::env::temp_dir().join(format!("tollgate-cp-ca-{}-{n}.pem", std::process::id()));
@@ -35,7 +35,7 @@ fn link_to(fake: &FakePlatform, c: &mut Config) {
 }
 
 /// A platform-API artifact (v1, `_gateway_default_` vhost as platform-api writes it).
-fn artifact(name: &str, url: &str, policies: &str) -> String {
+pub(crate) fn artifact(name: &str, url: &str, policies: &str) -> String {
     api_yaml(name, &format!("/{name}"), url, "    - {method: GET, path: /*}\n")
         .replace(
             "metadata:\n",
@@ -69,7 +69,7 @@ async fn call_with_key(s: &Stack, path: &str, key: Option<&str>) -> (u16, String
     (resp.status().as_u16(), resp.text().await.unwrap_or_default())
 }
 
-fn ack_payload(ack: &Value) -> &Value {
+pub(crate) fn ack_payload(ack: &Value) -> &Value {
     assert_eq!(ack["type"], "deployment.ack", "{ack}");
     &ack["payload"]
 }

@@ -4,8 +4,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Ack, DEPLOYMENT_ID_MISMATCH, Dispatcher, EventError, Outcome, PROCESSING_ERROR, malformed, parse};
-use crate::app::Deployment;
+use super::{
+    Ack, DEPLOYMENT_ID_MISMATCH, Dispatcher, ENVOY_REJECTED, EventError, Outcome, PROCESSING_ERROR, malformed, parse,
+};
+use crate::app::{AppError, Deployment};
 use crate::clock;
 use crate::platform::payload::{artifact_document, is_id};
 
@@ -43,6 +45,7 @@ impl DeploymentEvent {
             success,
             performed_at: self.performed_at.clone(),
             error_code: code,
+            error_message: None,
         }
     }
 
@@ -93,6 +96,11 @@ impl Dispatcher {
         };
         match applied {
             Ok(()) => (Outcome::Applied, Some(ack(true, None))),
+            Err(EventError::App(AppError::Rejected(message))) => {
+                let mut a = ack(false, Some(ENVOY_REJECTED));
+                a.error_message = Some(message.clone());
+                (Outcome::Failed(format!("Envoy rejected it: {message}")), Some(a))
+            }
             Err(why) => (
                 Outcome::Failed(why.to_string()),
                 Some(ack(false, Some(PROCESSING_ERROR))),
