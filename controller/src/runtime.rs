@@ -345,12 +345,22 @@ impl Authz {
     }
 }
 
+/// The absolute path of a file Envoy reads itself, checked readable here first (the managed Envoy
+/// shares this host; a remote Envoy needs the same file at the same path).
+fn envoy_path(path: &std::path::Path, key: &str) -> anyhow::Result<String> {
+    std::fs::File::open(path).with_context(|| format!("reading {key} {}", path.display()))?;
+    let abs = std::fs::canonicalize(path).with_context(|| format!("resolving {key} {}", path.display()))?;
+    abs.to_str()
+        .map(str::to_string)
+        .with_context(|| format!("{key} {} is not valid UTF-8", abs.display()))
+}
+
 fn settings(config: &Config, authz_port: u16) -> anyhow::Result<Settings> {
     let r = &config.router;
     let tls = match (&r.tls_cert_path, &r.tls_key_path) {
         (Some(c), Some(k)) => Some(TlsMaterial {
-            cert_pem: std::fs::read(c).with_context(|| format!("reading router.tls_cert_path {}", c.display()))?,
-            key_pem: std::fs::read(k).with_context(|| format!("reading router.tls_key_path {}", k.display()))?,
+            cert_path: envoy_path(c, "router.tls_cert_path")?,
+            key_path: envoy_path(k, "router.tls_key_path")?,
         }),
         _ => None,
     };

@@ -37,11 +37,14 @@ pub enum TranslateError {
     Encode(#[from] tollgate_xds::Error),
 }
 
-/// Certificate and key for the HTTPS listener.
+/// Certificate and key files for the HTTPS listener, as Envoy reads them. Only the paths travel
+/// over xDS: the private key never leaves the files (any xDS client could read an inline key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsMaterial {
-    pub cert_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
+    /// PEM certificate chain, an absolute path on the Envoy's host.
+    pub cert_path: String,
+    /// PEM private key, an absolute path on the Envoy's host.
+    pub key_path: String,
 }
 
 /// Where Envoy reaches the ext_authz service.

@@ -211,8 +211,8 @@ fn downstream_tls(t: &super::TlsMaterial) -> TransportSocket {
     let ctx = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_certificates: vec![TlsCertificate {
-                certificate_chain: Some(inline(&t.cert_pem)),
-                private_key: Some(inline(&t.key_pem)),
+                certificate_chain: Some(file(&t.cert_path)),
+                private_key: Some(file(&t.key_path)),
                 ..Default::default()
             }],
             alpn_protocols: vec!["h2".into(), "http/1.1".into()],
@@ -226,9 +226,10 @@ fn downstream_tls(t: &super::TlsMaterial) -> TransportSocket {
     }
 }
 
-fn inline(bytes: &[u8]) -> DataSource {
+/// A file Envoy reads itself.
+fn file(path: &str) -> DataSource {
     DataSource {
-        specifier: Some(data_source::Specifier::InlineBytes(bytes.to_vec())),
+        specifier: Some(data_source::Specifier::Filename(path.to_string())),
         ..Default::default()
     }
 }

@@ -328,3 +328,25 @@ fn encoded_routes_have_their_map_entries_sorted() {
     assert_eq!(canon.as_ref(), bytes.as_ref());
     assert_eq!(Route::decode(bytes.as_ref()).unwrap(), route);
 }
+
+#[test]
+fn the_https_listener_names_its_key_file_and_never_carries_the_key() {
+    let settings = Settings {
+        tls: Some(TlsMaterial {
+            cert_path: "/etc/tollgate/listener.crt".into(),
+            key_path: "/etc/tollgate/listener.key".into(),
+        }),
+        ..settings()
+    };
+    let store = Store::new();
+    store.publish(DEFAULT_GROUP, Translator::new(settings).initial().unwrap());
+    let group = store.group(DEFAULT_GROUP);
+    let https = group
+        .get(TypeKind::Listener, "listener_https_8443")
+        .expect("the HTTPS listener");
+    // The TLS context is packed inside the listener: look at the encoded bytes.
+    let bytes = https.any().as_ref();
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"/etc/tollgate/listener.key") && has(b"/etc/tollgate/listener.crt"));
+    assert!(!has(b"PRIVATE KEY"));
+}

@@ -73,6 +73,15 @@ async fn the_https_listener_serves_with_the_configured_certificate() {
         c.router.https_port = https_port;
     })
     .await;
+    // Envoy reads the key from its file: no xDS client ever receives it.
+    let group = s.running().app.xds().group(tollgate_xds::DEFAULT_GROUP);
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    for name in group.names(tollgate_xds::TypeKind::Listener) {
+        let listener = group.get(tollgate_xds::TypeKind::Listener, &name).unwrap();
+        let bytes = listener.any().as_ref();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(b"PRIVATE KEY") && !has(&key_body.as_bytes()[..32]), "{name} carries the key");
+    }
     let url = format!("http://127.0.0.1:{}", echo.port);
     assert_eq!(s.deploy(&api("shop", &url, None)).await.0, StatusCode::CREATED);
     s.wait_status("/shop/x", None, 200).await;
