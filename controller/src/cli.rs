@@ -14,7 +14,7 @@ use crate::config::ConfigError;
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -41,6 +41,13 @@ pub enum CliError {
     /// `--token-file` names a file that cannot be read.
     #[error("cannot read --token-file {path}: {source}")]
     TokenFile { path: String, source: std::io::Error },
+    /// A TLS file flag (`--xds-ca`, `--tls-cert`, `--tls-key`) names a file that cannot be read.
+    #[error("cannot read {flag} {path}: {source}")]
+    InputFile {
+        flag: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     /// `authz-replica` without a token.
     #[error("authz-replica needs the controller's replica token: --token-file FILE or TOLLGATE_REPLICA_TOKEN")]
     NoToken,
@@ -98,7 +105,7 @@ impl CliError {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::TokenFile { .. } => EXIT_NO_INPUT,
+            CliError::TokenFile { .. } | CliError::InputFile { .. } => EXIT_NO_INPUT,
             CliError::Usage | CliError::NoToken | CliError::Listen(_) | CliError::Config(_) => EXIT_USAGE,
         }
     }

@@ -6,6 +6,7 @@ mod check;
 mod duration;
 mod env;
 mod sections;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_model::VhostDefaults;
 
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
+pub use tls::XdsTls;
 
 /// Everything Tollgate can be configured with. Every field has a default.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +29,7 @@ pub struct Config {
     pub logging: Logging,
     pub envoy: Envoy,
     pub control_plane: ControlPlane,
+    pub xds_tls: XdsTls,
 }
 
 /// A configuration problem, naming the key at fault.

@@ -25,6 +25,12 @@ pub enum ManagedEnvoyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The bootstrap is not YAML with an `xds_cluster` to put TLS on.
+    #[error("the bootstrap template has no static cluster named xds_cluster to put TLS on")]
+    NoXdsCluster,
+    /// A TLS file path is not valid UTF-8 (Envoy's configuration is text).
+    #[error("{0} is not a valid UTF-8 path")]
+    Path(PathBuf),
     /// The process did not start.
     #[error("starting {}: {source}", binary.display())]
     Spawn { binary: PathBuf, source: std::io::Error },
@@ -40,13 +46,15 @@ pub struct EnvoySpec {
     pub xds: SocketAddr,
     pub admin_port: u16,
     pub args: Vec<String>,
+    /// TLS to the xDS port, when it serves TLS.
+    pub xds_tls: Option<config::XdsTls>,
 }
 
 // === impl EnvoySpec ===
 
 impl EnvoySpec {
     /// From the config file; `TOLLGATE_ENVOY_BIN` overrides the binary.
-    pub fn from_config(c: &config::Envoy, xds: SocketAddr) -> Self {
+    pub fn from_config(c: &config::Envoy, xds: SocketAddr, tls: &config::XdsTls) -> Self {
         let binary = std::env::var_os("TOLLGATE_ENVOY_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| c.binary.clone());
@@ -58,6 +66,7 @@ impl EnvoySpec {
             xds,
             admin_port: c.admin_port,
             args: c.args.clone(),
+            xds_tls: tls.enabled().then(|| tls.clone()),
         }
     }
 
@@ -89,7 +98,11 @@ impl EnvoySpec {
             .map_err(file_error("reading bootstrap template", &self.bootstrap_template))?;
         std::fs::create_dir_all(dir).map_err(file_error("creating", dir))?;
         let file = dir.join("envoy-bootstrap.yaml");
-        std::fs::write(&file, self.render(&template)).map_err(file_error("writing", &file))?;
+        let mut bootstrap = self.render(&template);
+        if let Some(tls) = &self.xds_tls {
+            bootstrap = with_xds_tls(&bootstrap, tls)?;
+        }
+        std::fs::write(&file, bootstrap).map_err(file_error("writing", &file))?;
         Command::new(&self.binary)
             .arg("-c")
             .arg(&file)
@@ -105,6 +118,45 @@ impl EnvoySpec {
     }
 }
 
+/// `bootstrap` with TLS (and, with a client certificate, mutual TLS) on its `xds_cluster`: Envoy
+/// checks the server certificate against `tls.trust()` and its DNS name against `tls.server_name`.
+pub fn with_xds_tls(bootstrap: &str, tls: &config::XdsTls) -> Result<String, ManagedEnvoyError> {
+    use serde_json::json;
+    let file = |p: &Path| -> Result<serde_json::Value, ManagedEnvoyError> {
+        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let text = abs.to_str().ok_or_else(|| ManagedEnvoyError::Path(abs.clone()))?;
+        Ok(json!({ "filename": text }))
+    };
+    let mut common = json!({
+        "validation_context": {
+            "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": tls.server_name}}],
+        },
+    });
+    if let Some(ca) = tls.trust() {
+        common["validation_context"]["trusted_ca"] = file(ca)?;
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        common["tls_certificates"] = json!([{"certificate_chain": file(cert)?, "private_key": file(key)?}]);
+    }
+    let socket = json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": tls.server_name,
+            "common_tls_context": common,
+        },
+    });
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(bootstrap).map_err(|_| ManagedEnvoyError::NoXdsCluster)?;
+    let cluster = doc["static_resources"]["clusters"]
+        .as_sequence_mut()
+        .and_then(|cs| cs.iter_mut().find(|c| c["name"].as_str() == Some("xds_cluster")))
+        .and_then(serde_yaml::Value::as_mapping_mut)
+        .ok_or(ManagedEnvoyError::NoXdsCluster)?;
+    let socket = serde_yaml::to_value(socket).map_err(|_| ManagedEnvoyError::NoXdsCluster)?;
+    cluster.insert("transport_socket".into(), socket);
+    serde_yaml::to_string(&doc).map_err(|_| ManagedEnvoyError::NoXdsCluster)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +170,7 @@ mod tests {
             node_cluster: "c".into(),
             xds: "0.0.0.0:18000".parse().unwrap(),
             admin_port: 9901,
+            xds_tls: None,
             args: vec![],
         };
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -138,6 +191,7 @@ mod tests {
             xds: "127.0.0.1:1".parse().unwrap(),
             admin_port: 1,
             args: vec![],
+            xds_tls: None,
         };
         let err = spec.spawn(&std::env::temp_dir()).unwrap_err().to_string();
         assert!(err.contains("make envoy"), "{err}");

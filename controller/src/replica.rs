@@ -50,6 +50,44 @@ pub struct ReplicaConfig {
     pub node_id: String,
     /// The controller's replica token (its `<data_dir>/replica-token`), sent with every session.
     pub token: String,
+    /// TLS to the xDS port (`https://` endpoints), with a client certificate for mutual TLS.
+    pub tls: Option<ReplicaTls>,
+}
+
+/// How a replica checks the controller's xDS certificate, and proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReplicaTls {
+    /// The CA that signed the controller's certificate (PEM).
+    pub ca_pem: Vec<u8>,
+    /// The name expected in the controller's certificate.
+    pub server_name: String,
+    /// Certificate chain and private key (PEM), for mutual TLS. Never shown by `Debug`.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ReplicaTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaTls")
+            .field("server_name", &self.server_name)
+            .field("client_certificate", &self.identity.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl ReplicaTls ===
+
+impl ReplicaTls {
+    /// tonic's client TLS settings.
+    pub fn client_config(&self) -> tonic::transport::ClientTlsConfig {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut c = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .domain_name(self.server_name.clone());
+        if let Some((cert, key)) = &self.identity {
+            c = c.identity(Identity::from_pem(cert, key));
+        }
+        c
+    }
 }
 
 /// What a replica has applied, for tests and logs.

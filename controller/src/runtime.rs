@@ -78,6 +78,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
     let mut xds_server = XdsServer::new(store, status.clone());
+    if config.xds_tls.enabled() {
+        xds_server = xds_server.with_tls(xds_server_tls(&config.xds_tls)?);
+    }
     if let Some(p) = &publishing {
         xds_server = p.guard(xds_server);
     }
@@ -240,7 +243,7 @@ fn replica_publishing(
 pub async fn run(config: Config, envoy: bool) -> anyhow::Result<()> {
     let running = start(&config).await?;
     let mut child = if envoy {
-        let spec = EnvoySpec::from_config(&config.envoy, running.xds);
+        let spec = EnvoySpec::from_config(&config.envoy, running.xds, &config.xds_tls);
         let child = spec.spawn(&config.server.data_dir.join("envoy"))?;
         info!(binary = %spec.binary.display(), admin_port = spec.admin_port, "managed envoy started");
         Some(child)
@@ -343,6 +346,24 @@ impl Authz {
             let _ = t.join();
         }
     }
+}
+
+/// The xDS port's TLS: its certificate and, for mutual TLS, the CA client certificates must chain to.
+fn xds_server_tls(tls: &crate::config::XdsTls) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |p: &Option<std::path::PathBuf>, key: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        p.as_ref()
+            .map(|p| std::fs::read(p).with_context(|| format!("reading {key} {}", p.display())))
+            .transpose()
+    };
+    let (Some(cert), Some(key)) = (read(&tls.cert, "xds_tls.cert")?, read(&tls.key, "xds_tls.key")?) else {
+        anyhow::bail!("xds_tls.cert and xds_tls.key must be set together");
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if let Some(ca) = read(&tls.client_ca, "xds_tls.client_ca")? {
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    Ok(config)
 }
 
 /// The absolute path of a file Envoy reads itself, checked readable here first (the managed Envoy

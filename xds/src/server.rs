@@ -45,6 +45,7 @@ pub struct XdsServer {
     store: Arc<Store>,
     status: Arc<StatusRegistry>,
     rules: Rules,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// The access rule of each type; `None`: every stream may read it.
@@ -115,7 +116,15 @@ impl XdsServer {
             store,
             status,
             rules: Default::default(),
+            tls: None,
         }
+    }
+
+    /// Serves over TLS (with a client CA in `tls`: mutual TLS, every client presents a certificate
+    /// it signed).
+    pub fn with_tls(mut self, tls: tonic::transport::ServerTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Serves resources of type `kind` only on streams that `rule` lets read them (replacing an
@@ -137,7 +146,11 @@ impl XdsServer {
             shutdown: stopped,
             next_stream: AtomicU64::new(1),
         });
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(service::<Ads>(&inner))

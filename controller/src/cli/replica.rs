@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use super::CliError;
-use crate::replica::{Replica, ReplicaConfig};
+use crate::replica::{Replica, ReplicaConfig, ReplicaTls};
 
 /// The variable that may carry the replica token.
 pub const REPLICA_TOKEN_VAR: &str = "TOLLGATE_REPLICA_TOKEN";
@@ -19,6 +19,8 @@ pub struct ReplicaArgs {
     pub node_id: String,
     /// Never logged or shown by `Debug`.
     pub token: String,
+    /// TLS to the controller (with `--xds-ca`).
+    pub tls: Option<ReplicaTls>,
 }
 
 impl std::fmt::Debug for ReplicaArgs {
@@ -28,6 +30,7 @@ impl std::fmt::Debug for ReplicaArgs {
             .field("listen", &self.listen)
             .field("node_id", &self.node_id)
             .field("token", &"[redacted]")
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -42,6 +45,7 @@ impl ReplicaArgs {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ReplicaArgs, CliError> {
         let (mut xds, mut token_file) = (None, None);
+        let mut tls = TlsFlags::default();
         let mut listen = "0.0.0.0:18001".to_string();
         let mut node_id = format!("authz-replica-{}", std::process::id());
         while let Some(a) = args.next() {
@@ -50,6 +54,10 @@ impl ReplicaArgs {
                 ("--listen", Some(v)) => listen = v,
                 ("--node", Some(v)) => node_id = v,
                 ("--token-file", Some(v)) => token_file = Some(v),
+                ("--xds-ca", Some(v)) => tls.ca = Some(v),
+                ("--xds-server-name", Some(v)) => tls.server_name = Some(v),
+                ("--tls-cert", Some(v)) => tls.cert = Some(v),
+                ("--tls-key", Some(v)) => tls.key = Some(v),
                 _ => return Err(CliError::Usage),
             }
         }
@@ -65,12 +73,50 @@ impl ReplicaArgs {
             return Err(CliError::NoToken);
         }
         let listen = listen.parse().map_err(|_| CliError::Listen(listen))?;
+        let tls = tls.load()?;
         Ok(ReplicaArgs {
             xds,
             listen,
             node_id,
             token,
+            tls,
         })
+    }
+}
+
+/// The TLS flags as given.
+#[derive(Default)]
+struct TlsFlags {
+    ca: Option<String>,
+    server_name: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+impl TlsFlags {
+    /// The files read; `None` without `--xds-ca`. A name and both halves of an identity are
+    /// needed together.
+    fn load(self) -> Result<Option<ReplicaTls>, CliError> {
+        let read = |flag: &'static str, path: String| {
+            std::fs::read(&path).map_err(|source| CliError::InputFile { flag, path, source })
+        };
+        let Some(ca) = self.ca else {
+            return match (self.server_name, self.cert, self.key) {
+                (None, None, None) => Ok(None),
+                _ => Err(CliError::Usage),
+            };
+        };
+        let server_name = self.server_name.ok_or(CliError::Usage)?;
+        let identity = match (self.cert, self.key) {
+            (Some(c), Some(k)) => Some((read("--tls-cert", c)?, read("--tls-key", k)?)),
+            (None, None) => None,
+            _ => return Err(CliError::Usage),
+        };
+        Ok(Some(ReplicaTls {
+            ca_pem: read("--xds-ca", ca)?,
+            server_name,
+            identity,
+        }))
     }
 }
 
@@ -88,6 +134,7 @@ pub(super) fn run(args: ReplicaArgs) -> ExitCode {
         listen: args.listen,
         node_id: args.node_id,
         token: args.token,
+        tls: args.tls,
     };
     runtime.block_on(async move {
         let replica = match Replica::start(config).await {

@@ -26,7 +26,8 @@ impl Config {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         self.check_server_and_router()?;
         self.check_auth_and_keys()?;
-        self.check_control_plane()
+        self.check_control_plane()?;
+        self.xds_tls.check()
     }
 
     fn check_server_and_router(&self) -> Result<(), ConfigError> {
@@ -113,7 +114,7 @@ impl Config {
     }
 }
 
-fn readable(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+pub(super) fn readable(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|source| ConfigError::File {
         key,
         path: path.to_path_buf(),
@@ -122,7 +123,7 @@ fn readable(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 /// Checks `path` holds at least one PEM certificate, and that every one parses.
-fn certificates(key: &'static str, path: &Path) -> Result<(), ConfigError> {
+pub(super) fn certificates(key: &'static str, path: &Path) -> Result<(), ConfigError> {
     let pem = readable(key, path)?;
     let mut n = 0;
     for cert in CertificateDer::pem_slice_iter(&pem) {

@@ -212,3 +212,24 @@ fn the_control_plane_ca_file_must_hold_a_certificate() {
     assert!(Config::load_with(Some(&file), &none).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn xds_tls_settings_are_checked_together() {
+    for (toml, key) in [
+        ("[xds_tls]\ncert = \"a.pem\"\n", "xds_tls.cert"),
+        ("[xds_tls]\nclient_ca = \"ca.pem\"\n", "xds_tls.client_ca"),
+        ("[xds_tls]\nclient_cert = \"c.pem\"\n", "xds_tls.client_cert"),
+        (
+            "[xds_tls]\ncert = \"/nonexistent/a.pem\"\nkey = \"/nonexistent/a.key\"\n",
+            "xds_tls.server_name",
+        ),
+        (
+            "[xds_tls]\ncert = \"/nonexistent/a.pem\"\nkey = \"/nonexistent/a.key\"\nserver_name = \"x\"\n",
+            "xds_tls.cert",
+        ),
+    ] {
+        let err = Config::parse(toml).unwrap_err().to_string();
+        assert!(err.contains(key), "{toml}: {err}");
+    }
+    assert!(!Config::default().xds_tls.enabled());
+}

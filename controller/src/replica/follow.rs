@@ -73,9 +73,14 @@ async fn session(
     stats: &ReplicaStats,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
-    let mut client = AggregatedDiscoveryServiceClient::connect(config.xds.clone())
-        .await
-        .map_err(SessionError::Connect)?;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(config.xds.clone()).map_err(SessionError::Connect)?;
+    if let Some(tls) = &config.tls {
+        endpoint = endpoint
+            .tls_config(tls.client_config())
+            .map_err(SessionError::Connect)?;
+    }
+    let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
     let (tx, rx) = mpsc::channel(8);
     let first = DeltaDiscoveryRequest {
         node: Some(Node {

@@ -12,6 +12,7 @@ mod replica;
 mod routing;
 mod stack;
 mod tls;
+mod xds_tls;
 
 /// A minimal RestApi document with the given context and operations, upstream `url`.
 pub fn api_yaml(name: &str, context: &str, url: &str, operations: &str) -> String {

@@ -23,6 +23,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         node_id: "replica-1".into(),
         token: token(s),
+        tls: None,
     }
 }
 

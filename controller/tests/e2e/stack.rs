@@ -33,6 +33,11 @@ impl Stack {
 
     /// Starts with a config adjusted by `f`.
     pub async fn with(f: impl FnOnce(&mut Config)) -> Stack {
+        Self::with_bootstrap(f, |_, b| b).await
+    }
+
+    /// Starts with a config adjusted by `f` and the Envoy's bootstrap by `adjust` (given the config).
+    pub async fn with_bootstrap(f: impl FnOnce(&mut Config), adjust: impl FnOnce(&Config, String) -> String) -> Stack {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("tollgate-e2e-{}-{n}", std::process::id()));
@@ -40,7 +45,7 @@ impl Stack {
         let mut config = test_config(dir.clone());
         f(&mut config);
         let running = runtime::start(&config).await.expect("controller starts");
-        let envoy = Envoy::start("delta", "router", "default", running.xds).await;
+        let envoy = Envoy::start_adjusted("delta", "router", "default", running.xds, |b| adjust(&config, b)).await;
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))

@@ -80,7 +80,10 @@ async fn the_https_listener_serves_with_the_configured_certificate() {
         let listener = group.get(tollgate_xds::TypeKind::Listener, &name).unwrap();
         let bytes = listener.any().as_ref();
         let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-        assert!(!has(b"PRIVATE KEY") && !has(&key_body.as_bytes()[..32]), "{name} carries the key");
+        assert!(
+            !has(b"PRIVATE KEY") && !has(&key_body.as_bytes()[..32]),
+            "{name} carries the key"
+        );
     }
     let url = format!("http://127.0.0.1:{}", echo.port);
     assert_eq!(s.deploy(&api("shop", &url, None)).await.0, StatusCode::CREATED);

@@ -1,0 +1,125 @@
+//! TLS and mutual TLS on the xDS port: the Envoy and a replica with certificates from the
+//! configured CA get their configuration; a plain-text client and a TLS client without a
+//! certificate get nothing.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+use tollgate::config::XdsTls;
+use tollgate::replica::{Replica, ReplicaConfig, ReplicaTls};
+use tollgate_proto::pb::envoy::config::core::v3::Node;
+use tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+use tollgate_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use tollgate_testkit::tls::TestCa;
+use tollgate_testkit::{Echo, free_port};
+
+use crate::keys::{call, create_key, protected};
+use crate::stack::{Stack, eventually};
+
+const SERVER_NAME: &str = "tollgate-xds.test";
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Opens a delta ADS stream on `endpoint` and waits for the first answer: `Err` when refused.
+async fn first_answer(endpoint: tonic::transport::Endpoint) -> Result<(), String> {
+    let channel = endpoint.connect().await.map_err(|e| format!("connect: {e}"))?;
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let first = DeltaDiscoveryRequest {
+        node: Some(Node {
+            id: "stranger".into(),
+            cluster: "default".into(),
+            ..Default::default()
+        }),
+        type_url: "type.googleapis.com/envoy.config.listener.v3.Listener".into(),
+        ..Default::default()
+    };
+    let stream = tokio_stream::StreamExt::chain(tokio_stream::iter(vec![first]), tokio_stream::pending());
+    let mut answers = client
+        .delta_aggregated_resources(stream)
+        .await
+        .map_err(|e| format!("open: {e}"))?
+        .into_inner();
+    match tokio::time::timeout(std::time::Duration::from_secs(5), answers.message()).await {
+        Ok(Ok(Some(_))) => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_on_xds_serves_envoys_and_replicas_with_certificates_only() {
+    let dir = std::env::temp_dir().join(format!("tollgate-xds-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new("tollgate test CA");
+    let (server_cert, server_key) = ca.issue(&[SERVER_NAME]);
+    let (envoy_cert, envoy_key) = ca.issue(&["envoy.test"]);
+    let tls = XdsTls {
+        cert: Some(write(&dir, "xds.crt", &server_cert)),
+        key: Some(write(&dir, "xds.key", &server_key)),
+        client_ca: Some(write(&dir, "ca.crt", &ca.pem)),
+        ca: None,
+        client_cert: Some(write(&dir, "envoy.crt", &envoy_cert)),
+        client_key: Some(write(&dir, "envoy.key", &envoy_key)),
+        server_name: SERVER_NAME.into(),
+    };
+    let echo = Echo::start("backend").await;
+    let authz_port = free_port();
+    // Stack::with_bootstrap waits until the Envoy serves: it got its listeners over mutual TLS.
+    let s = Stack::with_bootstrap(
+        |c| {
+            c.xds_tls = tls.clone();
+            c.server.authz_embedded = false;
+            c.server.authz_port = authz_port;
+            c.api_keys.publish_to_replicas = true;
+        },
+        |c, bootstrap| tollgate::managed_envoy::with_xds_tls(&bootstrap, &c.xds_tls).unwrap(),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    let (code, body) = s.deploy(&protected("mtls", &url, true)).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["status"]["state"], "deployed", "the Envoy ACKed over TLS: {body}");
+
+    // Strangers: plain text, and TLS without a client certificate.
+    let addr = s.running().xds;
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    assert!(first_answer(plain).await.is_err(), "plain text is refused");
+    let anonymous = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&ca.pem))
+        .domain_name(SERVER_NAME);
+    let no_cert = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(anonymous)
+        .unwrap();
+    assert!(
+        first_answer(no_cert).await.is_err(),
+        "TLS without a client certificate is refused"
+    );
+
+    // A replica with a certificate gets the keys (and the token travels encrypted).
+    let (replica_cert, replica_key) = ca.issue(&["replica.test"]);
+    let replica = Replica::start(ReplicaConfig {
+        xds: format!("https://{addr}"),
+        listen: format!("127.0.0.1:{authz_port}").parse().unwrap(),
+        node_id: "replica-tls".into(),
+        token: tollgate::replica::replica_token(&s.config.server.data_dir).unwrap().0,
+        tls: Some(ReplicaTls {
+            ca_pem: ca.pem.clone().into_bytes(),
+            server_name: SERVER_NAME.into(),
+            identity: Some((replica_cert.into_bytes(), replica_key.into_bytes())),
+        }),
+    })
+    .await
+    .unwrap();
+    let (code, body) = create_key(&s, "mtls", json!({"name": "mtls-key"})).await;
+    assert_eq!(code, 201, "{body}");
+    let key = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
+    eventually(|| async { call(&s, "/mtls/x", Some(&key)).await.0 == 200 }).await;
+    assert!(replica.stats.applied.load(Ordering::Relaxed) > 0);
+    replica.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
