@@ -14,7 +14,7 @@ use crate::config::ConfigError;
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -29,7 +29,7 @@ pub enum Command {
     /// `hash-password`: an argon2id hash of the line on standard input.
     HashPassword,
     /// `authz-replica`: an ext_authz service fed by a controller over xDS.
-    AuthzReplica(ReplicaArgs),
+    AuthzReplica(Box<ReplicaArgs>),
 }
 
 /// Why the command line cannot be run.
@@ -70,7 +70,7 @@ impl Command {
         let mut args = args.into_iter();
         let command = args.next().unwrap_or_default();
         if command == "authz-replica" {
-            return ReplicaArgs::parse(args, env).map(Command::AuthzReplica);
+            return ReplicaArgs::parse(args, env).map(|a| Command::AuthzReplica(Box::new(a)));
         }
         let mut config = None;
         while let Some(a) = args.next() {
@@ -94,7 +94,7 @@ impl Command {
         match self {
             Command::Serve { config, envoy } => serve::run(config.as_deref(), envoy),
             Command::HashPassword => password::run(),
-            Command::AuthzReplica(args) => replica::run(args),
+            Command::AuthzReplica(args) => replica::run(*args),
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_model::VhostDefaults;
 
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
-pub use tls::XdsTls;
+pub use tls::{PortTls, XdsTls};
 
 /// Everything Tollgate can be configured with. Every field has a default.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,7 @@ pub struct Config {
     pub envoy: Envoy,
     pub control_plane: ControlPlane,
     pub xds_tls: XdsTls,
+    pub authz_tls: PortTls,
 }
 
 /// A configuration problem, naming the key at fault.

@@ -52,6 +52,38 @@ pub struct ReplicaConfig {
     pub token: String,
     /// TLS to the xDS port (`https://` endpoints), with a client certificate for mutual TLS.
     pub tls: Option<ReplicaTls>,
+    /// TLS on the replica's own ext_authz port (with a client CA: mutual TLS, only Envoys with a
+    /// certificate it signed may ask).
+    pub serve_tls: Option<ServeTls>,
+}
+
+/// The certificate a replica serves ext_authz with, and the CA its clients' certificates need.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServeTls {
+    pub cert_pem: Vec<u8>,
+    /// Never shown by `Debug`.
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeTls")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServeTls {
+    /// tonic's server TLS settings.
+    pub fn server_config(&self) -> tonic::transport::ServerTlsConfig {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let mut c = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        if let Some(ca) = &self.client_ca_pem {
+            c = c.client_ca_root(Certificate::from_pem(ca));
+        }
+        c
+    }
 }
 
 /// How a replica checks the controller's xDS certificate, and proves who it is.
@@ -114,6 +146,9 @@ pub enum ReplicaError {
     /// The replica token could not be had.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The ext_authz port's TLS settings were refused.
+    #[error("ext_authz TLS: {0}")]
+    Tls(#[source] tonic::transport::Error),
     /// The key-set type could not be registered with xDS.
     #[error(transparent)]
     Xds(#[from] tollgate_xds::Error),
@@ -144,10 +179,14 @@ impl Replica {
         let (stop, stopped) = watch::channel(false);
         let stats = Arc::new(ReplicaStats::default());
         let mut on_stop = stopped.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.serve_tls {
+            builder = builder.tls_config(tls.server_config()).map_err(ReplicaError::Tls)?;
+        }
         let server = tokio::spawn({
             let index = index.clone();
             async move {
-                let served = tonic::transport::Server::builder()
+                let served = builder
                     .add_service(AuthzServer::new(index))
                     .serve_with_incoming_shutdown(tollgate_xds::nodelay_incoming(listener), async move {
                         let _ = on_stop.wait_for(|s| *s).await;

@@ -26,6 +26,9 @@ use crate::platform::{Link, LinkStatus};
 use crate::replica::Publishing;
 use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
+mod tls;
+use tls::{envoy_authz_tls, envoy_path, server_tls};
+
 /// A running controller.
 #[derive(Debug)]
 pub struct Running {
@@ -79,7 +82,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let xds = xds_listener.local_addr()?;
     let mut xds_server = XdsServer::new(store, status.clone());
     if config.xds_tls.enabled() {
-        xds_server = xds_server.with_tls(xds_server_tls(&config.xds_tls)?);
+        xds_server = xds_server.with_tls(server_tls(&config.xds_tls, "xds_tls")?);
     }
     if let Some(p) = &publishing {
         xds_server = p.guard(xds_server);
@@ -207,10 +210,16 @@ fn authenticator(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
 /// The embedded ext_authz service, unless Envoy is sent to remote replicas.
 fn authz_service(config: &Config, index: Arc<SharedIndex>) -> anyhow::Result<Option<Authz>> {
     if config.server.authz_embedded {
+        let tls = config
+            .authz_tls
+            .enabled()
+            .then(|| server_tls(&config.authz_tls, "authz_tls"))
+            .transpose()?;
         return Ok(Some(Authz::start(
             &config.server.grpc_bind,
             config.server.authz_port,
             index,
+            tls,
         )?));
     }
     info!(
@@ -297,7 +306,18 @@ struct Authz {
 }
 
 impl Authz {
-    fn start(host: &str, port: u16, index: Arc<SharedIndex>) -> anyhow::Result<Authz> {
+    fn start(
+        host: &str,
+        port: u16,
+        index: Arc<SharedIndex>,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> anyhow::Result<Authz> {
+        if let Some(t) = &tls {
+            // Refused settings are a start-up error, not a server that silently never answers.
+            tonic::transport::Server::builder()
+                .tls_config(t.clone())
+                .context("authz_tls")?;
+        }
         let listener = std::net::TcpListener::bind((host, port)).with_context(|| format!("binding {host}:{port}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -319,7 +339,14 @@ impl Authz {
                 let svc = AuthzServer::new(index);
                 // Checks are on Envoy's request path: no Nagle delay on their answers.
                 let incoming = tollgate_xds::nodelay_incoming(listener);
-                let served = tonic::transport::Server::builder()
+                let mut builder = tonic::transport::Server::builder();
+                if let Some(tls) = tls {
+                    builder = match builder.tls_config(tls) {
+                        Ok(b) => b,
+                        Err(e) => return warn!(error = %e, "authz TLS settings refused"),
+                    };
+                }
+                let served = builder
                     .add_service(svc)
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = rx.await;
@@ -348,34 +375,6 @@ impl Authz {
     }
 }
 
-/// The xDS port's TLS: its certificate and, for mutual TLS, the CA client certificates must chain to.
-fn xds_server_tls(tls: &crate::config::XdsTls) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let read = |p: &Option<std::path::PathBuf>, key: &str| -> anyhow::Result<Option<Vec<u8>>> {
-        p.as_ref()
-            .map(|p| std::fs::read(p).with_context(|| format!("reading {key} {}", p.display())))
-            .transpose()
-    };
-    let (Some(cert), Some(key)) = (read(&tls.cert, "xds_tls.cert")?, read(&tls.key, "xds_tls.key")?) else {
-        anyhow::bail!("xds_tls.cert and xds_tls.key must be set together");
-    };
-    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if let Some(ca) = read(&tls.client_ca, "xds_tls.client_ca")? {
-        config = config.client_ca_root(Certificate::from_pem(ca));
-    }
-    Ok(config)
-}
-
-/// The absolute path of a file Envoy reads itself, checked readable here first (the managed Envoy
-/// shares this host; a remote Envoy needs the same file at the same path).
-fn envoy_path(path: &std::path::Path, key: &str) -> anyhow::Result<String> {
-    std::fs::File::open(path).with_context(|| format!("reading {key} {}", path.display()))?;
-    let abs = std::fs::canonicalize(path).with_context(|| format!("resolving {key} {}", path.display()))?;
-    abs.to_str()
-        .map(str::to_string)
-        .with_context(|| format!("{key} {} is not valid UTF-8", abs.display()))
-}
-
 fn settings(config: &Config, authz_port: u16) -> anyhow::Result<Settings> {
     let r = &config.router;
     let tls = match (&r.tls_cert_path, &r.tls_key_path) {
@@ -402,6 +401,7 @@ fn settings(config: &Config, authz_port: u16) -> anyhow::Result<Settings> {
             host: config.server.authz_advertise.clone(),
             port: authz_port,
             timeout: r.authz_timeout,
+            tls: envoy_authz_tls(&config.authz_tls)?,
         }),
     })
 }

@@ -16,8 +16,8 @@ use tollgate_proto::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use tollgate_proto::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, UpstreamTlsContext, common_tls_context,
-    subject_alt_name_matcher,
+    CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext,
+    common_tls_context, subject_alt_name_matcher,
 };
 use tollgate_proto::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use tollgate_xds::{Dep, Resource, TypeKind};
@@ -183,5 +183,50 @@ impl ClusterSpec {
             name: "envoy.transport_sockets.tls".into(),
             config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx))),
         }
+    }
+}
+
+/// TLS to a service of ours (the ext_authz service): verified against `tls.ca_path` and
+/// `tls.server_name`, with Envoy's client certificate for mutual TLS.
+pub(crate) fn service_tls_socket(tls: &super::AuthzTls) -> TransportSocket {
+    let file = |path: &str| DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_string())),
+        ..Default::default()
+    };
+    let validation = CertificateValidationContext {
+        trusted_ca: Some(file(&tls.ca_path)),
+        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+            san_type: subject_alt_name_matcher::SanType::Dns as i32,
+            matcher: Some(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(tls.server_name.clone())),
+                ignore_case: false,
+            }),
+            oid: String::new(),
+        }],
+        ..Default::default()
+    };
+    let tls_certificates = tls
+        .client_cert
+        .iter()
+        .map(|(cert, key)| TlsCertificate {
+            certificate_chain: Some(file(cert)),
+            private_key: Some(file(key)),
+            ..Default::default()
+        })
+        .collect();
+    let ctx = UpstreamTlsContext {
+        sni: tls.server_name.clone(),
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificates,
+            // gRPC over TLS needs HTTP/2 negotiated by ALPN.
+            alpn_protocols: vec!["h2".into()],
+            validation_context_type: Some(common_tls_context::ValidationContextType::ValidationContext(validation)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx))),
     }
 }

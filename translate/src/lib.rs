@@ -55,6 +55,19 @@ pub struct AuthzTarget {
     pub port: u16,
     /// Check timeout; a timed-out check refuses the request.
     pub timeout: Duration,
+    /// TLS (and, with a client certificate, mutual TLS) to the service.
+    pub tls: Option<AuthzTls>,
+}
+
+/// How Envoy reaches the ext_authz service over TLS: files on the Envoy's host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthzTls {
+    /// The CA that signed the service's certificate (PEM path).
+    pub ca_path: String,
+    /// The DNS name in the service's certificate (checked, and sent as SNI).
+    pub server_name: String,
+    /// Envoy's client certificate and key (PEM paths), for mutual TLS.
+    pub client_cert: Option<(String, String)>,
 }
 
 /// The name of the ext_authz HTTP filter (and of its per-route configuration).

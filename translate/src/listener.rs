@@ -111,6 +111,7 @@ pub fn authz_cluster(a: &AuthzTarget) -> Result<Arc<Resource>, TranslateError> {
         )]
         .into_iter()
         .collect(),
+        transport_socket: a.tls.as_ref().map(super::cluster::service_tls_socket),
         load_assignment: Some(ClusterLoadAssignment {
             cluster_name: AUTHZ_CLUSTER.into(),
             endpoints: vec![LocalityLbEndpoints {

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         node_id: "bench-replica".into(),
         token: tollgate::replica::replica_token(&c.server.data_dir)?.0,
         tls: None,
+        serve_tls: None,
     })
     .await?;
     let mut authz = AuthorizationClient::connect(format!("http://127.0.0.1:{replica_port}")).await?;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use super::CliError;
-use crate::replica::{Replica, ReplicaConfig, ReplicaTls};
+use crate::replica::{Replica, ReplicaConfig, ReplicaTls, ServeTls};
 
 /// The variable that may carry the replica token.
 pub const REPLICA_TOKEN_VAR: &str = "TOLLGATE_REPLICA_TOKEN";
@@ -21,6 +21,8 @@ pub struct ReplicaArgs {
     pub token: String,
     /// TLS to the controller (with `--xds-ca`).
     pub tls: Option<ReplicaTls>,
+    /// TLS on the ext_authz port (with `--listen-cert`).
+    pub serve_tls: Option<ServeTls>,
 }
 
 impl std::fmt::Debug for ReplicaArgs {
@@ -31,6 +33,7 @@ impl std::fmt::Debug for ReplicaArgs {
             .field("node_id", &self.node_id)
             .field("token", &"[redacted]")
             .field("tls", &self.tls)
+            .field("serve_tls", &self.serve_tls)
             .finish()
     }
 }
@@ -58,6 +61,9 @@ impl ReplicaArgs {
                 ("--xds-server-name", Some(v)) => tls.server_name = Some(v),
                 ("--tls-cert", Some(v)) => tls.cert = Some(v),
                 ("--tls-key", Some(v)) => tls.key = Some(v),
+                ("--listen-cert", Some(v)) => tls.listen_cert = Some(v),
+                ("--listen-key", Some(v)) => tls.listen_key = Some(v),
+                ("--listen-client-ca", Some(v)) => tls.listen_client_ca = Some(v),
                 _ => return Err(CliError::Usage),
             }
         }
@@ -73,6 +79,7 @@ impl ReplicaArgs {
             return Err(CliError::NoToken);
         }
         let listen = listen.parse().map_err(|_| CliError::Listen(listen))?;
+        let serve_tls = tls.load_serving()?;
         let tls = tls.load()?;
         Ok(ReplicaArgs {
             xds,
@@ -80,6 +87,7 @@ impl ReplicaArgs {
             node_id,
             token,
             tls,
+            serve_tls,
         })
     }
 }
@@ -91,15 +99,33 @@ struct TlsFlags {
     server_name: Option<String>,
     cert: Option<String>,
     key: Option<String>,
+    listen_cert: Option<String>,
+    listen_key: Option<String>,
+    listen_client_ca: Option<String>,
 }
 
 impl TlsFlags {
+    /// The ext_authz port's certificate, key and client CA; `None` without `--listen-cert`.
+    fn load_serving(&mut self) -> Result<Option<ServeTls>, CliError> {
+        let (cert, key) = match (self.listen_cert.take(), self.listen_key.take()) {
+            (Some(c), Some(k)) => (c, k),
+            (None, None) if self.listen_client_ca.is_none() => return Ok(None),
+            _ => return Err(CliError::Usage),
+        };
+        Ok(Some(ServeTls {
+            cert_pem: read("--listen-cert", cert)?,
+            key_pem: read("--listen-key", key)?,
+            client_ca_pem: self
+                .listen_client_ca
+                .take()
+                .map(|ca| read("--listen-client-ca", ca))
+                .transpose()?,
+        }))
+    }
+
     /// The files read; `None` without `--xds-ca`. A name and both halves of an identity are
     /// needed together.
     fn load(self) -> Result<Option<ReplicaTls>, CliError> {
-        let read = |flag: &'static str, path: String| {
-            std::fs::read(&path).map_err(|source| CliError::InputFile { flag, path, source })
-        };
         let Some(ca) = self.ca else {
             return match (self.server_name, self.cert, self.key) {
                 (None, None, None) => Ok(None),
@@ -120,6 +146,11 @@ impl TlsFlags {
     }
 }
 
+/// The bytes of a file a flag names.
+fn read(flag: &'static str, path: String) -> Result<Vec<u8>, CliError> {
+    std::fs::read(&path).map_err(|source| CliError::InputFile { flag, path, source })
+}
+
 /// Runs the replica until SIGINT/SIGTERM; exit 1 when it cannot start.
 pub(super) fn run(args: ReplicaArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -135,6 +166,7 @@ pub(super) fn run(args: ReplicaArgs) -> ExitCode {
         node_id: args.node_id,
         token: args.token,
         tls: args.tls,
+        serve_tls: args.serve_tls,
     };
     runtime.block_on(async move {
         let replica = match Replica::start(config).await {

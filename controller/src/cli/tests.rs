@@ -130,3 +130,45 @@ fn config_errors_exit_64() {
     assert_eq!(err.exit_code(), 64);
     assert!(err.to_string().contains("server.max_body_bytes"), "{err}");
 }
+
+#[test]
+fn replica_tls_flags_come_in_complete_sets_and_are_read_from_files() {
+    let env = |_: &str| Some("t".to_string());
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("x.pem");
+    std::fs::write(&pem, "PEM").unwrap();
+    let p = pem.display();
+    for incomplete in [
+        format!("--xds-ca {p}"),
+        format!("--xds-server-name n --tls-cert {p}"),
+        format!("--xds-ca {p} --xds-server-name n --tls-cert {p}"),
+        format!("--listen-cert {p}"),
+        format!("--listen-client-ca {p}"),
+    ] {
+        let line = format!("authz-replica --xds https://c:18000 {incomplete}");
+        let err = Command::parse(args(&line), &env).unwrap_err();
+        assert!(matches!(err, CliError::Usage), "{line}: {err}");
+    }
+    let line = format!(
+        "authz-replica --xds https://c:18000 --xds-ca {p} --xds-server-name n --tls-cert {p} --tls-key {p} \
+         --listen-cert {p} --listen-key {p} --listen-client-ca {p}"
+    );
+    let Command::AuthzReplica(a) = Command::parse(args(&line), &env).unwrap() else {
+        panic!("not a replica")
+    };
+    let tls = a.tls.as_ref().unwrap();
+    assert_eq!(
+        (tls.server_name.as_str(), tls.ca_pem.as_slice()),
+        ("n", b"PEM".as_slice())
+    );
+    assert!(tls.identity.is_some() && a.serve_tls.as_ref().unwrap().client_ca_pem.is_some());
+    assert!(!format!("{a:?}").contains("PEM"), "no key material in Debug");
+    let err = Command::parse(
+        args("authz-replica --xds https://c:18000 --listen-cert /nonexistent --listen-key /nonexistent"),
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 66, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,7 +27,8 @@ impl Config {
         self.check_server_and_router()?;
         self.check_auth_and_keys()?;
         self.check_control_plane()?;
-        self.xds_tls.check()
+        self.xds_tls.check(super::tls::Section::Xds)?;
+        self.authz_tls.check(super::tls::Section::Authz)
     }
 
     fn check_server_and_router(&self) -> Result<(), ConfigError> {

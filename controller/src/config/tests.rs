@@ -225,7 +225,11 @@ fn xds_tls_settings_are_checked_together() {
         ),
         (
             "[xds_tls]\ncert = \"/nonexistent/a.pem\"\nkey = \"/nonexistent/a.key\"\nserver_name = \"x\"\n",
-            "xds_tls.cert",
+            "xds_tls.ca",
+        ),
+        (
+            "[authz_tls]\ncert = \"/nonexistent/a.pem\"\nkey = \"/nonexistent/a.key\"\nserver_name = \"x\"\nca = \"c\"\n",
+            "authz_tls.cert",
         ),
     ] {
         let err = Config::parse(toml).unwrap_err().to_string();

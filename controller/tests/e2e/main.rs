@@ -4,6 +4,7 @@
 
 mod admin;
 mod deploy;
+mod grpc_tls;
 mod isolation;
 mod keys;
 mod management;
@@ -12,7 +13,6 @@ mod replica;
 mod routing;
 mod stack;
 mod tls;
-mod xds_tls;
 
 /// A minimal RestApi document with the given context and operations, upstream `url`.
 pub fn api_yaml(name: &str, context: &str, url: &str, operations: &str) -> String {

@@ -24,6 +24,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         node_id: "replica-1".into(),
         token: token(s),
         tls: None,
+        serve_tls: None,
     }
 }
 

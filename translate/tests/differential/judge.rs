@@ -84,6 +84,7 @@ impl Judge {
                 host: "127.0.0.1".into(),
                 port: 18001,
                 timeout: Duration::from_millis(500),
+                tls: None,
             }),
             ..Settings::default()
         }
