@@ -50,7 +50,11 @@ pub fn router(state: AdminState) -> Router {
 
 async fn admin_only(State(s): State<AdminState>, req: Request, next: Next) -> Response {
     let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
-    match s.auth.check(header, &[Role::Admin]).await {
+    match s
+        .auth
+        .check_from(header, crate::api::source(&req), &[Role::Admin])
+        .await
+    {
         Ok(_) => next.run(req).await,
         Err(d) => ApiError::Denied(d).into_response(),
     }

@@ -99,6 +99,13 @@ pub async fn deprecated(base: &'static str, req: Request, next: Next) -> Respons
     resp
 }
 
+/// The caller's address, when the server recorded it (failed logins are counted per address too).
+pub(crate) fn source(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(pattern) = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()) else {
         return next.run(req).await;
@@ -107,7 +114,7 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         return ApiError::Denied(crate::auth::Denied::Forbidden).into_response();
     };
     let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
-    match state.auth.check(header, roles).await {
+    match state.auth.check_from(header, source(&req), roles).await {
         Ok(principal) => {
             let mut req = req;
             req.extensions_mut().insert(principal);

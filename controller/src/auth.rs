@@ -48,8 +48,8 @@ pub struct Authenticator {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// How many password hashes may be checked at once (each takes a core for tens of ms).
     verifying: tokio::sync::Semaphore,
-    /// Recent failed logins by lower-cased user name (known or not).
-    failures: Mutex<HashMap<String, Failures>>,
+    /// Recent failed logins by lower-cased user name (known or not) and by source address.
+    failures: Mutex<HashMap<Tracked, Failures>>,
 }
 
 /// Failed logins of one name: after [`FREE_FAILURES`] in a row, each further one closes the name
@@ -61,6 +61,17 @@ struct Failures {
 }
 
 const FREE_FAILURES: u32 = 5;
+/// One address may try several names (an office behind one NAT): it gets more free failures.
+const FREE_FAILURES_PER_SOURCE: u32 = 20;
+
+/// What failed logins are counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Tracked {
+    /// A lower-cased user name, known or not.
+    Name(String),
+    /// The caller's address.
+    Source(std::net::IpAddr),
+}
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Names tracked at most; past it the table starts again (it only ever delays guessing).
 const MAX_TRACKED: usize = 10_000;
@@ -84,8 +95,9 @@ pub enum Denied {
     Failed,
     /// Authenticated but not allowed (403).
     Forbidden,
-    /// Too many failed logins for this name lately; not checked (429).
-    Throttled,
+    /// Too many failed logins for this name or from this address lately; not checked (429, with
+    /// `Retry-After` in seconds).
+    Throttled(u64),
 }
 
 /// What the first start did about the admin user.
@@ -166,13 +178,23 @@ impl Authenticator {
 
     /// Authenticates an `Authorization` header value and checks the caller holds one of `allowed`.
     pub async fn check(&self, authorization: Option<&str>, allowed: &[Role]) -> Result<Principal, Denied> {
+        self.check_from(authorization, None, allowed).await
+    }
+
+    /// [`Authenticator::check`] for a caller at `source` (its failures are counted there too).
+    pub async fn check_from(
+        &self,
+        authorization: Option<&str>,
+        source: Option<std::net::IpAddr>,
+        allowed: &[Role],
+    ) -> Result<Principal, Denied> {
         if !self.enabled {
             return Ok(Principal {
                 username: "anonymous".into(),
                 roles: vec![Role::Admin],
             });
         }
-        let principal = self.authenticate(authorization).await?;
+        let principal = self.authenticate(authorization, source).await?;
         if principal.roles.iter().any(|r| allowed.contains(r)) {
             Ok(principal)
         } else {
@@ -182,7 +204,11 @@ impl Authenticator {
 
     /// Slow hashes are checked on the blocking pool, a few at a time, never on an async worker; an
     /// unknown user is checked against a decoy hash, so the time taken does not say which names exist.
-    async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Denied> {
+    async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Principal, Denied> {
         let encoded = authorization
             .and_then(|h| h.strip_prefix("Basic "))
             .ok_or(Denied::Missing)?;
@@ -196,7 +222,8 @@ impl Authenticator {
             .map_err(|_| Denied::Failed)?;
         let cached = user.is_some() && self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false);
         if !cached {
-            self.throttled(name)?;
+            let tracked = tracked(name, source);
+            self.throttled(&tracked)?;
             let _permit = self.verifying.acquire().await.map_err(|_| Denied::Failed)?;
             let (candidate, password) = (user.cloned(), password.to_string());
             let ok = tokio::task::spawn_blocking(move || match candidate {
@@ -208,7 +235,7 @@ impl Authenticator {
             })
             .await
             .unwrap_or(false);
-            self.record(name, ok);
+            self.record(&tracked, ok);
             if !ok {
                 return Err(Denied::Failed);
             }
@@ -227,35 +254,55 @@ impl Authenticator {
 // === failed-login back-off ===
 
 impl Authenticator {
-    /// Refuses a name that failed too often lately, without checking the password.
-    fn throttled(&self, name: &str) -> Result<(), Denied> {
+    /// Refuses a name or source that failed too often lately, without checking the password.
+    fn throttled(&self, tracked: &[Tracked]) -> Result<(), Denied> {
         let Ok(failures) = self.failures.lock() else {
             return Ok(());
         };
-        match failures.get(&name.to_ascii_lowercase()).and_then(|f| f.closed_until) {
-            Some(until) if Instant::now() < until => Err(Denied::Throttled),
-            _ => Ok(()),
+        let now = Instant::now();
+        let wait = tracked
+            .iter()
+            .filter_map(|t| failures.get(t).and_then(|f| f.closed_until))
+            .filter(|until| now < *until)
+            .map(|until| until - now)
+            .max();
+        match wait {
+            // Rounded up: a client that waits exactly this long is let through.
+            Some(w) => Err(Denied::Throttled(w.as_secs() + u64::from(w.subsec_nanos() > 0))),
+            None => Ok(()),
         }
     }
 
-    fn record(&self, name: &str, ok: bool) {
+    fn record(&self, tracked: &[Tracked], ok: bool) {
         let Ok(mut failures) = self.failures.lock() else { return };
-        let name = name.to_ascii_lowercase();
-        if ok {
-            failures.remove(&name);
-            return;
-        }
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(&name) {
-            failures.clear();
-        }
-        let f = failures.entry(name).or_default();
-        f.count = f.count.saturating_add(1);
-        if f.count >= FREE_FAILURES {
-            let doublings = (f.count - FREE_FAILURES).min(16);
-            let backoff = Duration::from_secs(1u64 << doublings).min(MAX_BACKOFF);
-            f.closed_until = Some(Instant::now() + backoff);
+        for t in tracked {
+            if ok {
+                failures.remove(t);
+                continue;
+            }
+            if failures.len() >= MAX_TRACKED && !failures.contains_key(t) {
+                failures.clear();
+            }
+            let free = match t {
+                Tracked::Name(_) => FREE_FAILURES,
+                Tracked::Source(_) => FREE_FAILURES_PER_SOURCE,
+            };
+            let f = failures.entry(t.clone()).or_default();
+            f.count = f.count.saturating_add(1);
+            if f.count >= free {
+                let doublings = (f.count - free).min(16);
+                let backoff = Duration::from_secs(1u64 << doublings).min(MAX_BACKOFF);
+                f.closed_until = Some(Instant::now() + backoff);
+            }
         }
     }
+}
+
+/// What a login attempt counts against: the name, and the source when known.
+fn tracked(name: &str, source: Option<std::net::IpAddr>) -> Vec<Tracked> {
+    let mut t = vec![Tracked::Name(name.to_ascii_lowercase())];
+    t.extend(source.map(Tracked::Source));
+    t
 }
 
 /// A user no one can log in as, with an argon2id hash, checked in place of an unknown user.
@@ -367,10 +414,10 @@ mod tests {
                 Err(Denied::Failed)
             );
         }
-        assert_eq!(
+        assert!(matches!(
             a.check_now(Some(&basic("Alice", "right")), &[Role::Admin]),
-            Err(Denied::Throttled)
-        );
+            Err(Denied::Throttled(1))
+        ));
         assert!(a.check_now(Some(&basic("bob", "right")), &[Role::Admin]).is_ok());
         // Unknown names are tracked alike, so guessing names is slowed too.
         for _ in 0..FREE_FAILURES {
@@ -379,9 +426,33 @@ mod tests {
                 Err(Denied::Failed)
             );
         }
-        assert_eq!(
+        assert!(matches!(
             a.check_now(Some(&basic("ghost", "x")), &[Role::Admin]),
-            Err(Denied::Throttled)
+            Err(Denied::Throttled(_))
+        ));
+    }
+
+    /// Issue #13: one address failing with many names is closed too, and says when to come back.
+    #[test]
+    fn a_source_failing_with_many_names_backs_off() {
+        let a = auth(vec![User {
+            username: "carol".into(),
+            password: "right".into(),
+            password_hashed: false,
+            roles: vec![Role::Admin],
+        }]);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let from = |ip: [u8; 4], name: &str, password: &str| {
+            let header = basic(name, password);
+            rt.block_on(a.check_from(Some(&header), Some(std::net::IpAddr::from(ip)), &[Role::Admin]))
+        };
+        for i in 0..FREE_FAILURES_PER_SOURCE {
+            assert_eq!(from([10, 0, 0, 1], &format!("guess{i}"), "x"), Err(Denied::Failed));
+        }
+        assert!(matches!(from([10, 0, 0, 1], "carol", "right"), Err(Denied::Throttled(s)) if s >= 1));
+        assert!(
+            from([10, 0, 0, 2], "carol", "right").is_ok(),
+            "other addresses are not affected"
         );
     }
 

@@ -417,6 +417,7 @@ fn serve_http(listener: TcpListener, app: axum::Router, mut stop: watch::Receive
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             warn!(error = %e, "http server failed");
         }

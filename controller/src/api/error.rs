@@ -99,13 +99,18 @@ fn denied(d: Denied) -> Response {
             "authentication failed",
         ),
         Denied::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
-        Denied::Throttled => (
+        Denied::Throttled(_) => (
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_failed_logins",
             "too many failed logins: retry later",
         ),
     };
     let mut resp = (status, Json(json!({"code": code, "message": message}))).into_response();
+    if let Denied::Throttled(secs) = d
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,

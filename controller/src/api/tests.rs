@@ -151,6 +151,28 @@ async fn a_wrong_password_is_401_authentication_failed() {
 }
 
 #[tokio::test]
+async fn repeated_failures_from_one_address_get_429_with_retry_after() {
+    let app = app().await;
+    let from = |name: &str| {
+        let mut req = Request::get("/api/management/v1/rest-apis")
+            .header(header::AUTHORIZATION, basic(name, "wrong"))
+            .body(Body::empty())
+            .unwrap();
+        let addr = std::net::SocketAddr::from(([192, 0, 2, 7], 40000));
+        req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        req
+    };
+    for i in 0..20 {
+        let r = app.clone().oneshot(from(&format!("user{i}"))).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app.clone().oneshot(from("admin")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
 async fn rest_apis_are_for_admins_and_developers() {
     let app = app().await;
     for user in ["admin", "dev"] {

@@ -54,6 +54,9 @@ impl Config {
         if let Some(i) = self.auth.users.iter().position(|u| u.username.is_empty()) {
             return invalid("auth.users", format!("user {i} has no username"));
         }
+        if let Some(u) = self.auth.users.iter().find(|u| u.password.is_empty()) {
+            return invalid("auth.users", format!("user {:?} has an empty password", u.username));
+        }
         if self.api_keys.per_user_per_api == 0 {
             return invalid("api_keys.per_user_per_api", "must be at least 1");
         }

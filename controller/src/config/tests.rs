@@ -237,3 +237,11 @@ fn xds_tls_settings_are_checked_together() {
     }
     assert!(!Config::default().xds_tls.enabled());
 }
+
+#[test]
+fn empty_passwords_are_refused() {
+    let err = Config::parse("[[auth.users]]\nusername = \"a\"\npassword = \"\"\nroles = [\"admin\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("auth.users") && err.contains("empty password"), "{err}");
+}
