@@ -278,6 +278,11 @@ pub async fn run(config: Config, envoy: bool) -> anyhow::Result<()> {
 // === impl Running ===
 
 impl Running {
+    /// Where the embedded ext_authz service listens (none when Envoy is sent to replicas).
+    pub fn authz_addr(&self) -> Option<SocketAddr> {
+        self.authz.as_ref().map(|a| a.addr)
+    }
+
     /// Stops accepting, ends xDS streams, and waits at most the configured grace period.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);

@@ -5,6 +5,7 @@
 mod admin;
 mod deploy;
 mod grpc_tls;
+mod hostile;
 mod isolation;
 mod keys;
 mod management;
