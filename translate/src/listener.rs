@@ -169,8 +169,16 @@ fn listener(
                 ..Default::default()
             }))
             .collect(),
+        // Routes (and so per-operation auth) match the normalised path: `.` and `..` segments
+        // resolved, `//` merged. An escaped slash or backslash (`%2F`, `%5C`, either case) would
+        // survive that and let `/ctx/open/..%2Fsecret` match the open `/ctx/open/*` while an
+        // upstream that decodes it serves `/secret`. Such a request is refused with a 400 rather
+        // than unescaped and redirected: a redirect works only for clients that follow it (and
+        // then only for GET), a refusal is the same for every client, and no API can tell an
+        // escaped slash from a path separator in its templates anyway.
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
+        path_with_escaped_slashes_action: http_connection_manager::PathWithEscapedSlashesAction::RejectRequest as i32,
         generate_request_id: Some(BoolValue { value: true }),
         stream_idle_timeout: Some(duration(std::time::Duration::from_secs(300))),
         server_name: "tollgate".into(),

@@ -1,0 +1,71 @@
+//! Ways around per-operation auth and routing, tried through the real Envoy: escaped slashes in the
+//! path, forged identity headers, upstreams that point at the gateway itself, and one API's routes
+//! capturing another's traffic.
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tollgate_testkit::Echo;
+
+use crate::api_yaml;
+use crate::stack::Stack;
+
+/// `GET /<name>/public/*` open, `GET /<name>/admin` behind an API key in `X-API-Key`.
+fn open_and_protected(name: &str, url: &str) -> String {
+    let ops = "    - {method: GET, path: /public/*}\n    - method: GET\n      path: /admin\n      policies:\n        - {name: api-key-auth, version: v1, params: {key: X-API-Key, in: header}}\n";
+    api_yaml(name, &format!("/{name}"), url, ops)
+}
+
+/// Sends `GET <target>` exactly as written (no client-side normalisation) over HTTP/1.1; returns
+/// the status and the body.
+async fn raw_get(s: &Stack, target: &str) -> (u16, String) {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    sock.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaped_slashes_do_not_reach_a_protected_operation_through_an_open_one() {
+    let echo = Echo::start("backend").await;
+    let s = Stack::start().await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    let (st, body) = s.deploy(&open_and_protected("esc", &url)).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    s.wait_status("/esc/public/x", None, 200).await;
+    assert_eq!(
+        raw_get(&s, "/esc/admin").await.0,
+        401,
+        "the protected operation needs a key"
+    );
+    for target in [
+        "/esc/public/..%2Fadmin",
+        "/esc/public/..%2fadmin",
+        "/esc/public/..%5Cadmin",
+        "/esc/public/..%5cadmin",
+        "/esc/public/%2e%2e%2Fadmin",
+    ] {
+        let (status, body) = raw_get(&s, target).await;
+        assert_eq!(status, 400, "{target} is refused, not forwarded: {body}");
+        assert!(!body.contains("backend"), "{target} reached the upstream: {body}");
+    }
+    // Dot segments, plain or escaped, are resolved before routing: the protected route answers.
+    for target in ["/esc/public/../admin", "/esc/public/%2e%2e/admin", "/esc/./admin"] {
+        let (status, body) = raw_get(&s, target).await;
+        assert_eq!(status, 401, "{target} is the protected operation: {body}");
+    }
+    // Paths are case-sensitive: another case is another (here unknown) path, never the open route.
+    assert_eq!(raw_get(&s, "/esc/ADMIN").await.0, 404);
+    assert_eq!(raw_get(&s, "/ESC/public/x").await.0, 404);
+}
