@@ -2,11 +2,13 @@
 //! path, forged identity headers, upstreams that point at the gateway itself, and one API's routes
 //! capturing another's traffic.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tollgate_testkit::Echo;
 
 use crate::api_yaml;
+use crate::keys::create_key;
 use crate::stack::Stack;
 
 /// `GET /<name>/public/*` open, `GET /<name>/admin` behind an API key in `X-API-Key`.
@@ -68,4 +70,35 @@ async fn escaped_slashes_do_not_reach_a_protected_operation_through_an_open_one(
     // Paths are case-sensitive: another case is another (here unknown) path, never the open route.
     assert_eq!(raw_get(&s, "/esc/ADMIN").await.0, 404);
     assert_eq!(raw_get(&s, "/ESC/public/x").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_from_the_client_never_reach_the_upstream() {
+    let echo = Echo::start("backend").await;
+    let s = Stack::start().await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    let (st, body) = s.deploy(&open_and_protected("ids", &url)).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    s.wait_status("/ids/public/x", None, 200).await;
+    let (st, body) = create_key(&s, "ids", json!({"name": "real-key"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let key = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
+    let forged = |path: &str| {
+        s.gw(Method::GET, path, None)
+            .header("x-tollgate-key-name", "forged")
+            .header("X-Tollgate-Application", "forged")
+            .header("x-tollgate-anything", "forged")
+    };
+    // An open route: none of the client's values arrive.
+    let echoed: Value = forged("/ids/public/x").send().await.unwrap().json().await.unwrap();
+    let headers = echoed["headers"].as_object().unwrap();
+    let leaked: Vec<&String> = headers.keys().filter(|h| h.starts_with("x-tollgate-")).collect();
+    assert!(leaked.is_empty(), "open route forwarded {leaked:?}: {echoed}");
+    // A key-protected route: the key's real name, and no application (the key has none).
+    let r = forged("/ids/admin").header("x-api-key", &key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let echoed: Value = r.json().await.unwrap();
+    assert_eq!(echoed["headers"]["x-tollgate-key-name"], "real-key", "{echoed}");
+    assert!(echoed["headers"].get("x-tollgate-application").is_none(), "{echoed}");
+    assert!(echoed["headers"].get("x-tollgate-anything").is_none(), "{echoed}");
 }
