@@ -12,7 +12,7 @@ pub mod validate;
 use std::time::Duration;
 
 pub use document::RestApiDoc;
-pub use validate::{FieldError, Limits, VhostDefaults, resolve};
+pub use validate::{FieldError, Limits, UpstreamGuard, VhostDefaults, resolve};
 
 /// An HTTP method an operation may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

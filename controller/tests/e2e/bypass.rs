@@ -102,3 +102,42 @@ async fn identity_headers_from_the_client_never_reach_the_upstream() {
     assert!(echoed["headers"].get("x-tollgate-application").is_none(), "{echoed}");
     assert!(echoed["headers"].get("x-tollgate-anything").is_none(), "{echoed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_at_the_gateway_itself_are_refused_unless_allowed() {
+    let s = Stack::with(|c| c.router.allowed_internal_upstreams = vec!["127.0.0.1:9901".into()]).await;
+    let listener = format!("http://127.0.0.1:{}", s.port);
+    let refused = [
+        ("meta", "http://169.254.169.254/latest/meta-data"),
+        ("admin6", "http://[::1]:9901"),
+        ("loop", listener.as_str()),
+        ("any", "http://0.0.0.0:7000"),
+    ];
+    for (name, url) in refused {
+        let (st, body) = s
+            .deploy(&api_yaml(
+                name,
+                &format!("/{name}"),
+                url,
+                "    - {method: GET, path: /*}\n",
+            ))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{url}: {body}");
+        assert_eq!(body["errors"][0]["field"], "spec.upstream.main.url", "{body}");
+    }
+    // The configured exception, and loopback on a port that is not the gateway's.
+    for (name, url) in [
+        ("allowed", "http://127.0.0.1:9901"),
+        ("local", "http://127.0.0.1:34567"),
+    ] {
+        let (st, body) = s
+            .deploy(&api_yaml(
+                name,
+                &format!("/{name}"),
+                url,
+                "    - {method: GET, path: /*}\n",
+            ))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{url}: {body}");
+    }
+}
