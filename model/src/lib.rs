@@ -5,6 +5,7 @@
 //! leaks into the domain model. Translation to Envoy resources lives in `tollgate-translate`.
 
 pub mod document;
+pub mod overlap;
 pub mod parse;
 pub mod path;
 pub mod validate;

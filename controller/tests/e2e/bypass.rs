@@ -9,7 +9,7 @@ use tollgate_testkit::Echo;
 
 use crate::api_yaml;
 use crate::keys::create_key;
-use crate::stack::Stack;
+use crate::stack::{Stack, send};
 
 /// `GET /<name>/public/*` open, `GET /<name>/admin` behind an API key in `X-API-Key`.
 fn open_and_protected(name: &str, url: &str) -> String {
@@ -140,4 +140,47 @@ async fn upstreams_at_the_gateway_itself_are_refused_unless_allowed() {
             .await;
         assert_eq!(st, StatusCode::CREATED, "{url}: {body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_may_not_take_another_apis_requests() {
+    let echo = Echo::start("backend").await;
+    let s = Stack::start().await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    let (st, body) = s.deploy(&open_and_protected("shop", &url)).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    // The same operation under the same context, and a more specific one under the open wildcard.
+    for (name, ctx, ops) in [
+        ("thief", "/shop", "    - {method: GET, path: /admin}\n"),
+        ("nested", "/shop/public", "    - {method: GET, path: /report}\n"),
+    ] {
+        let (st, body) = s.deploy(&api_yaml(name, ctx, &url, ops)).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{name}: {body}");
+        let msg = body["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("'shop'"), "{name}: the message names the other API: {msg}");
+    }
+    // Another method, or a sibling context, is not an overlap; nor is an update of the API itself.
+    let post = api_yaml("writer", "/shop", &url, "    - {method: POST, path: /admin}\n");
+    assert_eq!(s.deploy(&post).await.0, StatusCode::CREATED);
+    let sibling = api_yaml("shopping", "/shopping", &url, "    - {method: GET, path: /*}\n");
+    assert_eq!(s.deploy(&sibling).await.0, StatusCode::CREATED);
+    let (st, body) = send(
+        s.mgmt(Method::PUT, "/rest-apis/shop")
+            .header("content-type", "application/yaml")
+            .body(open_and_protected("shop", &url)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    // An update that would start overlapping is refused too, and the API stays as it was.
+    let grab = api_yaml("writer", "/shop", &url, "    - {method: GET, path: \"/public/{x}\"}\n");
+    let (st, body) = send(
+        s.mgmt(Method::PUT, "/rest-apis/writer")
+            .header("content-type", "application/yaml")
+            .body(grab),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    s.wait_status("/shop/public/x", None, 200).await;
+    let (_, echoed) = s.call(Method::GET, "/shop/public/x", None).await;
+    assert_eq!(echoed["path"], "/public/x", "still served by 'shop'");
 }
