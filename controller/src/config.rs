@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use tollgate_model::VhostDefaults;
+use tollgate_model::{UpstreamGuard, VhostDefaults};
 
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
 pub use tls::{PortTls, XdsTls};
@@ -144,14 +144,34 @@ impl Config {
         c
     }
 
-    /// The virtual-host defaults in the model's terms.
+    /// The virtual-host defaults in the model's terms, with the upstream guard: this gateway's
+    /// own ports (refused as upstreams on loopback) and the allowed exceptions.
     pub fn vhost_defaults(&self) -> VhostDefaults {
         let v = &self.router.vhosts;
+        let (s, r) = (&self.server, &self.router);
+        let mut gateway_ports = vec![
+            self.envoy.admin_port,
+            r.http_port,
+            r.https_port,
+            s.management_port,
+            s.admin_port,
+            s.metrics_port,
+            s.xds_port,
+            s.authz_port,
+        ];
+        // Port 0 (an ephemeral port, in tests) names no port an upstream could use.
+        gateway_ports.retain(|p| *p != 0);
+        gateway_ports.sort_unstable();
+        gateway_ports.dedup();
         VhostDefaults {
             main: v.main.clone(),
             main_domains: v.main_domains.clone(),
             sandbox: v.sandbox.clone(),
             sandbox_domains: v.sandbox_domains.clone(),
+            upstreams: UpstreamGuard {
+                gateway_ports,
+                allowed: r.allowed_internal_upstreams.clone(),
+            },
         }
     }
 

@@ -113,6 +113,17 @@ pub enum Conflict {
     /// The API already has a key with this name, or another key has this value.
     #[error("an API key named '{0}' already exists for this API, or the value is in use")]
     Key(String),
+    /// An operation would take requests meant for another API's operation (see
+    /// `tollgate_model::overlap`).
+    #[error("operation {method} {path} on vhost '{vhost}' overlaps operation {method} {other_path} of API '{other}'")]
+    Overlap {
+        /// The other API's handle.
+        other: String,
+        vhost: String,
+        method: &'static str,
+        path: String,
+        other_path: String,
+    },
 }
 
 // === impl Db ===

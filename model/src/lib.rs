@@ -5,6 +5,7 @@
 //! leaks into the domain model. Translation to Envoy resources lives in `tollgate-translate`.
 
 pub mod document;
+pub mod overlap;
 pub mod parse;
 pub mod path;
 pub mod validate;
@@ -12,7 +13,7 @@ pub mod validate;
 use std::time::Duration;
 
 pub use document::RestApiDoc;
-pub use validate::{FieldError, Limits, VhostDefaults, resolve};
+pub use validate::{FieldError, Limits, UpstreamGuard, VhostDefaults, resolve};
 
 /// An HTTP method an operation may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

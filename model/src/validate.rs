@@ -9,6 +9,7 @@
 //! translator expands a vhost equal to a default into that default's domains.
 
 mod duration;
+mod guard;
 mod operation;
 mod policy;
 pub mod regex;
@@ -22,6 +23,8 @@ use tollgate_policies::Catalogue;
 use super::document::{Metadata, Spec};
 use super::{Api, RestApiDoc};
 
+pub use guard::UpstreamGuard;
+
 /// One problem in a document, with the path of the field at fault.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -31,7 +34,8 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// The gateway's virtual-host defaults (config `[router.vhosts]`).
+/// The gateway's virtual-host defaults (config `[router.vhosts]`), and the upstream targets it
+/// refuses (carried here because every validation receives these defaults).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VhostDefaults {
     /// Replaces an absent or `_gateway_default_` main vhost.
@@ -42,9 +46,12 @@ pub struct VhostDefaults {
     pub sandbox: String,
     /// The domains a vhost equal to `sandbox` expands to at translation (empty: just `sandbox`).
     pub sandbox_domains: Vec<String>,
+    /// Upstreams refused as the gateway itself or the host's internal services.
+    pub upstreams: UpstreamGuard,
 }
 
-/// The configuration file's defaults: `*` for main, `sandbox-*` for sandbox, no expansion.
+/// The configuration file's defaults: `*` for main, `sandbox-*` for sandbox, no expansion, the default
+/// ports guarded.
 impl Default for VhostDefaults {
     fn default() -> Self {
         VhostDefaults {
@@ -52,6 +59,7 @@ impl Default for VhostDefaults {
             main_domains: Vec::new(),
             sandbox: "sandbox-*".into(),
             sandbox_domains: Vec::new(),
+            upstreams: UpstreamGuard::default(),
         }
     }
 }
@@ -96,7 +104,7 @@ pub fn resolve_with(
     let display_name = display_name(spec, &mut errs);
     let version = api_version(spec, &mut errs);
     let context = context(spec, version.as_deref(), &mut errs);
-    let (main, sandbox) = upstream::resolve(spec, &mut errs);
+    let (main, sandbox) = upstream::resolve(spec, &defaults.upstreams, &mut errs);
     let vhosts = vhost::resolve(spec, defaults, &mut errs);
     let policies = policy::check_all(&spec.policies, "spec.policies", catalogue, &mut errs);
     let resilience = duration::resilience(spec.resilience.as_ref(), "spec.resilience", &mut errs);

@@ -14,6 +14,10 @@ pub mod catalogue;
 pub use authz::{AuthzServer, AuthzService};
 pub use catalogue::Catalogue;
 
+/// The namespace of the request headers ext_authz adds for the upstream (`x-tollgate-key-name`,
+/// `x-tollgate-application`): the listeners remove every header in it that a client sends.
+pub const IDENTITY_HEADER_PREFIX: &str = "x-tollgate-";
+
 /// The `context_extensions` keys a protected route carries.
 pub mod ctx {
     /// The API the route belongs to.

@@ -4,6 +4,10 @@
 use std::sync::Arc;
 
 use tollgate_proto::envoy_types::util::pack_any;
+use tollgate_proto::pb::envoy::config::common::mutation_rules::v3::{
+    HeaderMutation as MutationRule, header_mutation as mutation_rule,
+};
+use tollgate_proto::pb::envoy::config::core::v3::TypedExtensionConfig;
 use tollgate_proto::pb::envoy::config::core::v3::{
     Address, AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket, address,
     config_source, data_source, socket_address, transport_socket,
@@ -13,6 +17,7 @@ use tollgate_proto::pb::envoy::extensions::filters::http::router::v3::Router;
 use tollgate_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
+use tollgate_proto::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation as EarlyHeaderMutation;
 use tollgate_proto::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, TlsCertificate,
 };
@@ -170,8 +175,17 @@ fn listener(
                 ..Default::default()
             }))
             .collect(),
+        // Routes (and so per-operation auth) match the normalised path: `.` and `..` segments
+        // resolved, `//` merged. An escaped slash or backslash (`%2F`, `%5C`, either case) would
+        // survive that and let `/ctx/open/..%2Fsecret` match the open `/ctx/open/*` while an
+        // upstream that decodes it serves `/secret`. Such a request is refused with a 400 rather
+        // than unescaped and redirected: a redirect works only for clients that follow it (and
+        // then only for GET), a refusal is the same for every client, and no API can tell an
+        // escaped slash from a path separator in its templates anyway.
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
+        path_with_escaped_slashes_action: http_connection_manager::PathWithEscapedSlashesAction::RejectRequest as i32,
+        early_header_mutation_extensions: vec![strip_identity_headers()],
         generate_request_id: Some(BoolValue { value: true }),
         stream_idle_timeout: Some(duration(std::time::Duration::from_secs(300))),
         server_name: "tollgate".into(),
@@ -205,6 +219,30 @@ fn listener(
         .map(|_| Dep::new(TypeKind::Cluster, AUTHZ_CLUSTER))
         .collect();
     Ok(Resource::new(name, &l, deps)?)
+}
+
+/// Removes the client's `x-tollgate-*` headers on every request, whatever its route. Early header
+/// mutation runs before routing and before any HTTP filter, so the headers ext_authz adds on a
+/// key-protected route come after it and survive. (A route or virtual host's
+/// `request_headers_to_remove` would not do: the router applies it last, after ext_authz, and
+/// would remove the real values too.)
+fn strip_identity_headers() -> TypedExtensionConfig {
+    let remove = MutationRule {
+        action: Some(mutation_rule::Action::RemoveOnMatch(mutation_rule::RemoveOnMatch {
+            key_matcher: Some(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Prefix(
+                    tollgate_policies::IDENTITY_HEADER_PREFIX.into(),
+                )),
+                ignore_case: true,
+            }),
+        })),
+    };
+    TypedExtensionConfig {
+        name: "envoy.http.early_header_mutation.header_mutation".into(),
+        typed_config: Some(pack_any(EarlyHeaderMutation {
+            mutations: vec![remove],
+        })),
+    }
 }
 
 /// The HTTPS listener's TLS: the configured certificate, HTTP/2 and HTTP/1.1 offered by ALPN.

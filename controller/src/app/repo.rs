@@ -387,7 +387,8 @@ impl ApiRepo {
         self.handled_nack.fetch_max(generation, Ordering::SeqCst);
     }
 
-    /// Handle and name+version must be unique (the current API `except` aside).
+    /// Handle and name+version must be unique, and no operation may overlap another API's (the
+    /// current API `except` aside).
     fn check_unique(&self, api: &Api, except: Option<&str>) -> Result<(), AppError> {
         let apis = self.read();
         if except.is_none() && apis.contains_key(&api.handle) {
@@ -405,6 +406,21 @@ impl ApiRepo {
                 version: api.version.clone(),
             }
             .into());
+        }
+        let others = apis
+            .values()
+            .filter(|e| Some(e.row.handle.as_str()) != except && e.row.handle != api.handle);
+        for e in others {
+            if let Some(o) = tollgate_model::overlap::first_overlap(api, &e.api) {
+                return Err(Conflict::Overlap {
+                    other: e.row.handle.clone(),
+                    vhost: o.vhost,
+                    method: o.method.as_str(),
+                    path: o.path,
+                    other_path: o.other_path,
+                }
+                .into());
+            }
         }
         Ok(())
     }

@@ -41,6 +41,12 @@ impl Config {
                 "tls_cert_path and tls_key_path must be set together",
             );
         }
+        if let Some(bad) = self.router.allowed_internal_upstreams.iter().find(|a| !is_host_port(a)) {
+            return invalid(
+                "router.allowed_internal_upstreams",
+                format!("'{bad}' is not host:port (IPv6 in brackets: [::1]:9901)"),
+            );
+        }
         if self.router.vhosts.main.is_empty() {
             return invalid("router.vhosts.main", "must not be empty");
         }
@@ -116,6 +122,20 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `host:port` or `[v6]:port`, with a port of 1-65535.
+fn is_host_port(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = match host.strip_prefix('[') {
+        Some(v6) => v6
+            .strip_suffix(']')
+            .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => !host.is_empty() && !host.contains(':'),
+    };
+    host_ok && port.parse::<u16>().is_ok_and(|p| p != 0)
 }
 
 pub(super) fn readable(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {

@@ -69,6 +69,9 @@ pub struct Router {
     pub authz_timeout: Duration,
     /// CA bundle for HTTPS upstreams.
     pub trusted_ca_path: PathBuf,
+    /// `host:port` upstream targets allowed although they are internal: a loopback address on one of
+    /// the gateway's own ports, a link-local (metadata) or an unspecified address. IPv6 in brackets.
+    pub allowed_internal_upstreams: Vec<String>,
     pub vhosts: Vhosts,
 }
 
@@ -270,6 +273,7 @@ impl Default for Router {
             connect_timeout: Duration::from_secs(5),
             authz_timeout: Duration::from_millis(500),
             trusted_ca_path: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            allowed_internal_upstreams: vec![],
             vhosts: Vhosts::default(),
         }
     }

@@ -245,3 +245,20 @@ fn empty_passwords_are_refused() {
         .to_string();
     assert!(err.contains("auth.users") && err.contains("empty password"), "{err}");
 }
+
+#[test]
+fn allowed_internal_upstreams_are_host_port_and_reach_the_validator() {
+    let c = Config::parse("[router]\nallowed_internal_upstreams = [\"127.0.0.1:9901\", \"[::1]:9092\"]\n").unwrap();
+    let guard = c.vhost_defaults().upstreams;
+    assert_eq!(guard.allowed, vec!["127.0.0.1:9901", "[::1]:9092"]);
+    assert_eq!(
+        guard.gateway_ports,
+        vec![8080, 8443, 9090, 9091, 9092, 9901, 18000, 18001]
+    );
+    for bad in ["127.0.0.1", "::1:9901", "[::1]", "host:0", ":80", "[nope]:80"] {
+        let err = Config::parse(&format!("[router]\nallowed_internal_upstreams = [\"{bad}\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("router.allowed_internal_upstreams"), "{bad}: {err}");
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed set-up step should panic
 
 mod admin;
+mod bypass;
 mod deploy;
 mod grpc_tls;
 mod hostile;

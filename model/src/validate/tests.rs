@@ -74,6 +74,7 @@ pub(super) fn defaults() -> VhostDefaults {
         main_domains: vec![],
         sandbox: "sandbox-*".into(),
         sandbox_domains: vec![],
+        upstreams: crate::UpstreamGuard::default(),
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::url::{self, Url};
-use super::{Errors, duration, present};
+use super::{Errors, UpstreamGuard, duration, present};
 use crate::Upstream;
 use crate::document::{Spec, UpstreamDefinition, UpstreamTarget, WeightedUrl};
 
@@ -21,24 +21,30 @@ struct Target {
 type Definitions = BTreeMap<String, Option<Target>>;
 
 /// Checks the definitions and both targets; returns the resolved (main, sandbox) upstreams.
-pub(super) fn resolve(spec: &Spec, errs: &mut Errors) -> (Option<Upstream>, Option<Upstream>) {
-    let defs = definitions(&spec.upstream_definitions, errs);
+pub(super) fn resolve(spec: &Spec, guard: &UpstreamGuard, errs: &mut Errors) -> (Option<Upstream>, Option<Upstream>) {
+    let defs = definitions(&spec.upstream_definitions, guard, errs);
     let (main, sandbox) = match &spec.upstream {
         Some(u) => (u.main.as_ref(), u.sandbox.as_ref()),
         None => (None, None),
     };
     let main = match main {
-        Some(t) => target(t, "spec.upstream.main", &defs, errs),
+        Some(t) => target(t, "spec.upstream.main", &defs, guard, errs),
         None => {
             errs.add("spec.upstream.main", "Main upstream is required");
             None
         }
     };
-    let sandbox = sandbox.and_then(|t| target(t, "spec.upstream.sandbox", &defs, errs));
+    let sandbox = sandbox.and_then(|t| target(t, "spec.upstream.sandbox", &defs, guard, errs));
     (main, sandbox)
 }
 
-fn target(t: &UpstreamTarget, at: &str, defs: &Definitions, errs: &mut Errors) -> Option<Upstream> {
+fn target(
+    t: &UpstreamTarget,
+    at: &str,
+    defs: &Definitions,
+    guard: &UpstreamGuard,
+    errs: &mut Errors,
+) -> Option<Upstream> {
     let host_rewrite = match t.host_rewrite.as_deref() {
         None | Some("auto") => Some(true),
         Some("manual") => Some(false),
@@ -59,7 +65,7 @@ fn target(t: &UpstreamTarget, at: &str, defs: &Definitions, errs: &mut Errors) -
             errs.add(at, "Must specify either 'url' or 'ref'");
             None
         }
-        (Some(u), None) => direct(u, &format!("{at}.url"), errs),
+        (Some(u), None) => direct(u, &format!("{at}.url"), guard, errs),
         (None, Some(name)) => match defs.get(name) {
             Some(target) => target.clone(),
             None => {
@@ -85,7 +91,7 @@ fn target(t: &UpstreamTarget, at: &str, defs: &Definitions, errs: &mut Errors) -
 }
 
 /// A direct `url`: its path is the base path (trailing slashes trimmed, so `/` becomes empty).
-fn direct(raw: &str, field: &str, errs: &mut Errors) -> Option<Target> {
+fn direct(raw: &str, field: &str, guard: &UpstreamGuard, errs: &mut Errors) -> Option<Target> {
     let url = match url::parse(raw) {
         Ok(u) => u,
         Err(e) => {
@@ -93,6 +99,10 @@ fn direct(raw: &str, field: &str, errs: &mut Errors) -> Option<Target> {
             return None;
         }
     };
+    if let Some(why) = guard.refusal(&url.host, url.port) {
+        errs.add(field, why);
+        return None;
+    }
     if url.query {
         errs.add(
             field,
@@ -116,12 +126,12 @@ fn direct(raw: &str, field: &str, errs: &mut Errors) -> Option<Target> {
     })
 }
 
-fn definitions(list: &[UpstreamDefinition], errs: &mut Errors) -> Definitions {
+fn definitions(list: &[UpstreamDefinition], guard: &UpstreamGuard, errs: &mut Errors) -> Definitions {
     let mut defs = Definitions::new();
     for (i, d) in list.iter().enumerate() {
         let at = format!("spec.upstreamDefinitions[{i}]");
         let name = definition_name(d.name.as_ref(), &at, errs);
-        let target = definition(d, &at, errs);
+        let target = definition(d, &at, guard, errs);
         match name {
             Some(n) if defs.contains_key(&n) => {
                 errs.add(
@@ -159,7 +169,7 @@ fn definition_name(name: Option<&String>, at: &str, errs: &mut Errors) -> Option
 }
 
 /// Checks one definition; its resolved target when it is entirely valid.
-fn definition(d: &UpstreamDefinition, at: &str, errs: &mut Errors) -> Option<Target> {
+fn definition(d: &UpstreamDefinition, at: &str, guard: &UpstreamGuard, errs: &mut Errors) -> Option<Target> {
     let before = errs.0.len();
     // An empty basePath is read as "omitted", i.e. the root.
     let base_path = d.base_path.as_deref().unwrap_or_default();
@@ -189,7 +199,7 @@ fn definition(d: &UpstreamDefinition, at: &str, errs: &mut Errors) -> Option<Tar
         .upstreams
         .iter()
         .enumerate()
-        .map(|(j, u)| weighted(u, &format!("{at}.upstreams[{j}]"), errs))
+        .map(|(j, u)| weighted(u, &format!("{at}.upstreams[{j}]"), guard, errs))
         .collect();
     if errs.0.len() > before {
         return None;
@@ -203,7 +213,7 @@ fn definition(d: &UpstreamDefinition, at: &str, errs: &mut Errors) -> Option<Tar
 }
 
 /// One `upstreams[]` entry of a definition: host[:port] only, and a weight of 0-100.
-fn weighted(u: &WeightedUrl, at: &str, errs: &mut Errors) -> Option<Url> {
+fn weighted(u: &WeightedUrl, at: &str, guard: &UpstreamGuard, errs: &mut Errors) -> Option<Url> {
     if u.weight.is_some_and(|w| !(0..=100).contains(&w)) {
         errs.add(format!("{at}.weight"), "Weight must be between 0 and 100");
     }
@@ -219,6 +229,9 @@ fn weighted(u: &WeightedUrl, at: &str, errs: &mut Errors) -> Option<Url> {
             return None;
         }
     };
+    if let Some(why) = guard.refusal(&url.host, url.port) {
+        errs.add(&field, why);
+    }
     // `http://host/` carries no real path; anything longer must move to basePath.
     if !url.path.is_empty() && url.path != "/" {
         errs.add(

@@ -155,3 +155,10 @@ fn query_parameters_are_found_exactly() {
     assert_eq!(query_param("/p", "key"), None);
     assert_eq!(query_param("/p?key=v#frag", "key"), Some("v"));
 }
+
+#[test]
+fn identity_headers_are_in_the_namespace_the_listeners_strip() {
+    for h in [KEY_NAME_HEADER, APPLICATION_HEADER] {
+        assert!(h.starts_with(crate::IDENTITY_HEADER_PREFIX), "{h}");
+    }
+}

@@ -145,6 +145,7 @@ pub fn defaults() -> VhostDefaults {
         main_domains: vec![],
         sandbox: "sandbox-*".into(),
         sandbox_domains: vec![],
+        upstreams: tollgate_model::UpstreamGuard::default(),
     }
 }
 

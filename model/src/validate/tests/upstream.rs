@@ -282,3 +282,39 @@ fn definition_names_are_unique() {
         "Duplicate upstream definition name 'a'",
     );
 }
+
+#[test]
+fn upstreams_at_the_gateway_itself_are_refused_with_their_field() {
+    let errs = errors(&with_upstreams(
+        "{main: {url: 'http://169.254.169.254/latest'}, sandbox: {url: 'http://127.0.0.1:9901'}}",
+    ));
+    let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec!["spec.upstream.main.url", "spec.upstream.sandbox.url"],
+        "{errs:?}"
+    );
+    assert!(errs[0].1.contains("link-local"), "{errs:?}");
+    assert!(errs[1].1.contains("gateway itself"), "{errs:?}");
+    // Every URL of a definition is checked, not only the first (the one routed to today).
+    let doc = with_definitions(
+        "[{name: d, upstreams: [{url: 'http://backend:80'}, {url: 'http://[fe80::1]:80'}]}]",
+        "{main: {ref: d}}",
+    );
+    let errs = errors(&doc);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, "spec.upstreamDefinitions[0].upstreams[1].url");
+    // Loopback elsewhere is an ordinary backend.
+    ok(&with_upstreams("{main: {url: 'http://127.0.0.1:34567'}}"));
+}
+
+#[test]
+fn the_configured_guard_decides() {
+    let doc = with_upstreams("{main: {url: 'http://127.0.0.1:7000'}}");
+    let mut defaults = defaults();
+    ok(&doc);
+    defaults.upstreams.gateway_ports = vec![7000];
+    assert!(resolve(&doc, &defaults, &Catalogue::builtin()).is_err());
+    defaults.upstreams.allowed = vec!["127.0.0.1:7000".into()];
+    assert!(resolve(&doc, &defaults, &Catalogue::builtin()).is_ok());
+}
