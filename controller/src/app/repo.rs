@@ -33,9 +33,9 @@ pub struct ApiRepo {
     vhosts: VhostDefaults,
     apis: RwLock<BTreeMap<String, Arc<ApiEntry>>>,
     /// Handles of the entries in the `Pending` state.
-    pending: Mutex<BTreeSet<String>>,
+    pub(super) pending: Mutex<BTreeSet<String>>,
     /// Rejections of responses built at or before this generation have been dealt with.
-    handled_nack: AtomicU64,
+    pub(super) handled_nack: AtomicU64,
     pub(super) writer: tokio::sync::Mutex<Translator>,
 }
 
@@ -350,43 +350,6 @@ impl ApiRepo {
         })
     }
 
-    /// Replaces (or adds) an entry, keeping the set of pending ones in step.
-    pub(super) fn put_entry(&self, entry: Arc<ApiEntry>) {
-        let handle = entry.row.handle.clone();
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if matches!(entry.serving, Serving::Pending { .. }) {
-                pending.insert(handle.clone());
-            } else {
-                pending.remove(&handle);
-            }
-        }
-        self.write().insert(handle, entry);
-    }
-
-    fn remove_entry(&self, handle: &str) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(handle);
-        self.write().remove(handle);
-    }
-
-    /// Whether [`ApiRepo::settle`] has nothing to do: no pending API and no new rejection.
-    pub(super) fn nothing_to_settle(&self) -> bool {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-            && !matches!(
-                self.status
-                    .settled(&self.group, &super::serving::KINDS, self.handled_nack() + 1),
-                Settled::Rejected { .. }
-            )
-    }
-
-    pub(super) fn handled_nack(&self) -> u64 {
-        self.handled_nack.load(Ordering::SeqCst)
-    }
-
-    pub(super) fn set_handled_nack(&self, generation: u64) {
-        self.handled_nack.fetch_max(generation, Ordering::SeqCst);
-    }
-
     /// Handle and name+version must be unique, and no operation may overlap another API's (the
     /// current API `except` aside).
     fn check_unique(&self, api: &Api, except: Option<&str>) -> Result<(), AppError> {
@@ -429,7 +392,7 @@ impl ApiRepo {
         self.apis.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<ApiEntry>>> {
+    pub(super) fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<ApiEntry>>> {
         self.apis.write().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -12,6 +12,7 @@
 //! with Envoy's message, recorded in the database, and keep serving their last accepted content.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tollgate_translate::Translator;
 use tollgate_xds::{Settled, TypeKind};
@@ -195,6 +196,42 @@ impl ApiRepo {
             }
         }
         Ok(())
+    }
+
+    /// Replaces (or adds) an entry, keeping the set of pending ones in step.
+    pub(super) fn put_entry(&self, entry: Arc<ApiEntry>) {
+        let handle = entry.row.handle.clone();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(entry.serving, Serving::Pending { .. }) {
+                pending.insert(handle.clone());
+            } else {
+                pending.remove(&handle);
+            }
+        }
+        self.write().insert(handle, entry);
+    }
+
+    pub(super) fn remove_entry(&self, handle: &str) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(handle);
+        self.write().remove(handle);
+    }
+
+    /// Whether [`ApiRepo::settle`] has nothing to do: no pending API and no new rejection.
+    pub(super) fn nothing_to_settle(&self) -> bool {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            && !matches!(
+                self.status.settled(&self.group, &KINDS, self.handled_nack() + 1),
+                Settled::Rejected { .. }
+            )
+    }
+
+    pub(super) fn handled_nack(&self) -> u64 {
+        self.handled_nack.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_handled_nack(&self, generation: u64) {
+        self.handled_nack.fetch_max(generation, Ordering::SeqCst);
     }
 
     /// Finds which of `suspects` an Envoy rejects: withdraws them all, then puts them back half
