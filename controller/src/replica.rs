@@ -49,7 +49,7 @@ pub struct ReplicaConfig {
     /// `node.id` (shown in the controller's `/xds_sync_status`).
     pub node_id: String,
     /// The controller's replica token (its `<data_dir>/replica-token`), sent with every session.
-    pub token: String,
+    pub token: crate::secret::Secret<String>,
 }
 
 /// What a replica has applied, for tests and logs.

@@ -7,29 +7,19 @@ use std::process::ExitCode;
 
 use super::CliError;
 use crate::replica::{Replica, ReplicaConfig};
+use crate::secret::Secret;
 
 /// The variable that may carry the replica token.
 pub const REPLICA_TOKEN_VAR: &str = "TOLLGATE_REPLICA_TOKEN";
 
 /// The arguments of `authz-replica`, checked.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaArgs {
     pub xds: String,
     pub listen: SocketAddr,
     pub node_id: String,
     /// Never logged or shown by `Debug`.
-    pub token: String,
-}
-
-impl std::fmt::Debug for ReplicaArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplicaArgs")
-            .field("xds", &self.xds)
-            .field("listen", &self.listen)
-            .field("node_id", &self.node_id)
-            .field("token", &"[redacted]")
-            .finish()
-    }
+    pub token: Secret<String>,
 }
 
 // === impl ReplicaArgs ===
@@ -69,7 +59,7 @@ impl ReplicaArgs {
             xds,
             listen,
             node_id,
-            token,
+            token: Secret::new(token),
         })
     }
 }

@@ -69,7 +69,7 @@ impl Config {
         if cp.host.contains("://") || cp.host.contains('/') {
             return invalid("control_plane.host", "must be host[:port], without a scheme or path");
         }
-        if cp.enabled() && cp.token.is_empty() {
+        if cp.enabled() && cp.token.expose().is_empty() {
             return invalid(
                 "control_plane.token",
                 "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN",

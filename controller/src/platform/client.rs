@@ -114,7 +114,7 @@ impl PlatformClient {
         Ok(PlatformClient {
             http,
             origin: format!("https://{}", cp.host),
-            token: Arc::from(cp.token.as_str()),
+            token: Arc::from(cp.token.expose().as_str()),
         })
     }
 

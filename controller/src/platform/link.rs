@@ -246,7 +246,7 @@ async fn open(ctx: &Ctx, stop: &mut watch::Receiver<bool>) -> Result<Socket, End
     let mut req = url
         .into_client_request()
         .map_err(|e| Ended::Permanent(format!("bad control-plane URL: {e}")))?;
-    let token = HeaderValue::from_str(&ctx.cp.token)
+    let token = HeaderValue::from_str(ctx.cp.token.expose())
         .map_err(|_| Ended::Permanent("the gateway token is not a valid header value".into()))?;
     req.headers_mut().insert("api-key", token);
     let config = WebSocketConfig::default()

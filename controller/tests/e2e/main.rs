@@ -5,6 +5,7 @@
 mod admin;
 mod deploy;
 mod keys;
+mod managed_envoy;
 mod management;
 mod platform;
 mod replica;
