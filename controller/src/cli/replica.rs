@@ -66,9 +66,9 @@ impl ReplicaArgs {
 
 /// Runs the replica until SIGINT/SIGTERM; exit 1 when it cannot start.
 pub(super) fn run(args: ReplicaArgs) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(super::log_filter("info"))
+        .init();
     let runtime = match super::runtime() {
         Ok(r) => r,
         Err(code) => return code,
