@@ -2,7 +2,6 @@
 //! per-Envoy xDS sync status.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -38,6 +37,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/control_plane", get(control_plane))
         .layer(middleware::from_fn_with_state(state.clone(), admin_only));
     let routes = protected.route("/health", get(health));
+    finish(routes, state)
+}
+
+/// The routes under [`BASE`] and unprefixed, behind the panic net.
+fn finish(routes: Router<AdminState>, state: AdminState) -> Router {
     let legacy = routes.clone().layer(middleware::from_fn(|req: Request, next: Next| {
         crate::api::deprecated(BASE, req, next)
     }));
@@ -45,6 +49,7 @@ pub fn router(state: AdminState) -> Router {
         .nest(BASE, routes)
         .merge(legacy)
         .fallback(|| async { ApiError::NoRoute })
+        .layer(crate::api::catch_panics())
         .with_state(state)
 }
 
@@ -153,7 +158,7 @@ fn node(n: &NodeStatus) -> Value {
             let nack = t
                 .last_nack
                 .as_ref()
-                .map(|x| json!({"version": x.version, "message": x.message, "at": rfc3339(x.at)}));
+                .map(|x| json!({"version": x.version, "message": x.message, "at": crate::clock::rfc3339_millis(x.at)}));
             let v = json!({
                 "active": t.active,
                 "ackedVersion": t.acked_version,
@@ -171,13 +176,9 @@ fn node(n: &NodeStatus) -> Value {
         "cluster": n.node_cluster,
         "group": n.group,
         "flavour": format!("{:?}", n.flavour).to_lowercase(),
-        "connectedAt": rfc3339(n.connected_at),
+        "connectedAt": crate::clock::rfc3339_millis(n.connected_at),
         "types": types,
     })
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-pub use error::ApiError;
+pub use error::{ApiError, catch_panics};
 
 use crate::app::App;
 use crate::auth::Authenticator;
@@ -58,6 +58,11 @@ pub fn router(state: AppState) -> Router {
             "/rest-apis/{handle}/api-keys/{name}",
             put(api_keys::replace).delete(api_keys::revoke),
         );
+    finish(routes, state)
+}
+
+/// The routes under [`BASE`] and unprefixed, behind authorization, the body limit and the panic net.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
     // WSO2 also serves every route unprefixed (deprecated); so do we, with its deprecation headers.
     let legacy = routes.clone().layer(middleware::from_fn(|req: Request, next: Next| {
         deprecated(BASE, req, next)
@@ -69,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         // Checked while reading, so an oversized body is refused without buffering it whole.
         .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(catch_panics())
         .with_state(state)
 }
 

@@ -39,8 +39,7 @@ pub enum AuthError {
     },
 }
 
-/// Checks credentials and roles.
-#[derive(Debug)]
+/// Checks credentials and roles. `Debug` shows who is configured, never a password or a digest.
 pub struct Authenticator {
     enabled: bool,
     users: Vec<User>,
@@ -113,6 +112,16 @@ pub enum Bootstrap {
 
 // === impl Authenticator ===
 
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.users.iter().map(|u| u.username.as_str()).collect();
+        f.debug_struct("Authenticator")
+            .field("enabled", &self.enabled)
+            .field("users", &names)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Authenticator {
     /// Builds the authenticator. With auth on and no configured user, an `admin` user is created
     /// on first start: password from `TOLLGATE_ADMIN_PASSWORD`, else random, written to
@@ -154,7 +163,7 @@ impl Authenticator {
             };
             users.push(User {
                 username: "admin".into(),
-                password: hash,
+                password: hash.into(),
                 password_hashed: true,
                 roles: vec![Role::Admin],
             });
@@ -316,7 +325,7 @@ fn decoy() -> &'static User {
         };
         User {
             username: String::new(),
-            password,
+            password: password.into(),
             password_hashed: hashed,
             roles: Vec::new(),
         }
@@ -325,9 +334,9 @@ fn decoy() -> &'static User {
 
 fn verify(user: &User, password: &str) -> bool {
     if !user.password_hashed {
-        return constant_time_eq(user.password.as_bytes(), password.as_bytes());
+        return constant_time_eq(user.password.expose().as_bytes(), password.as_bytes());
     }
-    let stored = user.password.as_str();
+    let stored = user.password.expose().as_str();
     if stored.starts_with("$2") {
         return bcrypt::verify(password, stored).unwrap_or(false);
     }
@@ -462,7 +471,7 @@ mod tests {
     fn slow_hashes_are_checked_off_the_async_workers() {
         let hashed = User {
             username: "ar".into(),
-            password: hash_password("p3").unwrap(),
+            password: hash_password("p3").unwrap().into(),
             password_hashed: true,
             roles: vec![Role::Consumer],
         };
@@ -521,13 +530,13 @@ mod tests {
             },
             User {
                 username: "bc".into(),
-                password: bcrypt::hash("p2", 4).unwrap(),
+                password: bcrypt::hash("p2", 4).unwrap().into(),
                 password_hashed: true,
                 roles: vec![Role::Developer],
             },
             User {
                 username: "ar".into(),
-                password: hash_password("p3").unwrap(),
+                password: hash_password("p3").unwrap().into(),
                 password_hashed: true,
                 roles: vec![Role::Consumer],
             },

@@ -2,6 +2,7 @@
 //! codes scripts rely on: 64 for a usage or configuration error, 66 for an input file that cannot
 //! be read, 1 for a failure at run time.
 
+mod logging;
 mod password;
 mod replica;
 mod serve;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use crate::config::ConfigError;
 
+pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.

@@ -5,14 +5,31 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z): `humantime` panics past it, so every
+/// time is clamped into `[epoch, MAX_RFC3339_SECS]` before it is formatted.
+pub const MAX_RFC3339_SECS: i64 = 253_402_300_799;
+
 /// Now, RFC 3339 UTC, second precision (how every stored timestamp is written).
 pub fn rfc3339_now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    humantime::format_rfc3339_seconds(clamped(SystemTime::now())).to_string()
 }
 
-/// Unix seconds as RFC 3339 UTC, second precision (times before the epoch as the epoch).
+/// Unix seconds as RFC 3339 UTC, second precision (times before the epoch as the epoch, times past
+/// year 9999 as its last second).
 pub fn rfc3339_of(unix_secs: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_secs.max(0) as u64)).to_string()
+    let secs = unix_secs.clamp(0, MAX_RFC3339_SECS) as u64;
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// A time as RFC 3339 UTC, millisecond precision, clamped like [`rfc3339_of`].
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(clamped(t)).to_string()
+}
+
+/// `t` moved into the range `humantime` can format.
+fn clamped(t: SystemTime) -> SystemTime {
+    let max = UNIX_EPOCH + Duration::from_secs(MAX_RFC3339_SECS as u64);
+    t.clamp(UNIX_EPOCH, max)
 }
 
 /// Now, in Unix seconds.
@@ -118,6 +135,17 @@ mod tests {
         let text = parse_secs(&rfc3339_now()).unwrap();
         assert!((millis / 1000 - secs).abs() <= 1);
         assert!((text - secs).abs() <= 1, "{text} vs {secs}");
+    }
+
+    /// Issue #13: a time past year 9999 (or before 1970) is clamped, never a panic.
+    #[test]
+    fn times_out_of_range_are_clamped_not_a_panic() {
+        assert_eq!(rfc3339_of(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_of(300_000_000_000), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_of(-5), "1970-01-01T00:00:00Z");
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(rfc3339_millis(far), "9999-12-31T23:59:59.000Z");
+        assert_eq!(parse_secs(&rfc3339_of(MAX_RFC3339_SECS)), Some(MAX_RFC3339_SECS));
     }
 
     #[test]

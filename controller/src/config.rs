@@ -181,7 +181,7 @@ impl Config {
         for u in &mut c.auth.users {
             u.password = "[redacted]".into();
         }
-        if !c.control_plane.token.is_empty() {
+        if !c.control_plane.token.expose().is_empty() {
             c.control_plane.token = "[redacted]".into();
         }
         serde_json::to_value(&c).unwrap_or_default()

@@ -1,6 +1,9 @@
 //! The managed Envoy of `tollgate run`: renders a bootstrap from the template in `envoy/` and runs
-//! Envoy as a child process that dies with the controller.
+//! Envoy as a child process that dies with the controller. The child starts with a cleared
+//! environment plus the few variables it needs ([`child_env`]), so the admin password and the
+//! tokens the controller was given never reach it.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -87,6 +90,16 @@ impl EnvoySpec {
 
     /// Writes the bootstrap into `dir` and starts Envoy; it is killed when the handle drops.
     pub fn spawn(&self, dir: &Path) -> Result<Child, ManagedEnvoyError> {
+        self.spawn_with_env(dir, std::env::vars_os())
+    }
+
+    /// [`EnvoySpec::spawn`] with the controller's environment given (tests pass their own); Envoy
+    /// gets only [`child_env`] of it.
+    pub fn spawn_with_env(
+        &self,
+        dir: &Path,
+        parent_env: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Child, ManagedEnvoyError> {
         if !self.binary.is_file() {
             return Err(ManagedEnvoyError::NotFound(self.binary.clone()));
         }
@@ -108,6 +121,8 @@ impl EnvoySpec {
             .arg(&file)
             .args(["--drain-time-s", "5"])
             .args(&self.args)
+            .env_clear()
+            .envs(child_env(parent_env))
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -157,9 +172,42 @@ pub fn with_xds_tls(bootstrap: &str, tls: &config::XdsTls) -> Result<String, Man
     serde_yaml::to_string(&doc).map_err(|_| ManagedEnvoyError::NoXdsCluster)
 }
 
+/// The variables Envoy keeps from the controller's environment: where to find things (`PATH`,
+/// `HOME`, `TMPDIR`, `LD_LIBRARY_PATH`), locale and time zone, and Envoy's own `ENVOY_*`. Nothing
+/// else, above all no `TOLLGATE_*` (the admin password, the control-plane and replica tokens).
+pub fn child_env(parent: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    const KEEP: &[&str] = &["PATH", "HOME", "TMPDIR", "LD_LIBRARY_PATH", "TZ", "LANG", "LC_ALL"];
+    parent
+        .into_iter()
+        .filter(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| KEEP.contains(&k) || k.starts_with("ENVOY_") || k.starts_with("LC_"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_child_keeps_only_what_envoy_needs() {
+        let parent = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/t"),
+            ("ENVOY_LOG_LEVEL", "info"),
+            ("TOLLGATE_ADMIN_PASSWORD", "hunter2"),
+            ("TOLLGATE_CONTROL_PLANE_TOKEN", "cp-token"),
+            ("TOLLGATE_REPLICA_TOKEN", "r-token"),
+            ("AWS_SECRET_ACCESS_KEY", "aws"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let kept: Vec<String> = child_env(parent)
+            .into_iter()
+            .map(|(k, _)| k.into_string().unwrap())
+            .collect();
+        assert_eq!(kept, ["PATH", "HOME", "ENVOY_LOG_LEVEL"]);
+    }
 
     #[test]
     fn render_fills_every_placeholder() {

@@ -33,6 +33,9 @@ pub enum LinkError {
     /// The HTTP client could not be built.
     #[error("building the platform API client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    /// The gateway token cannot be sent as an HTTP header (control characters, say).
+    #[error("control_plane.token is not a valid HTTP header value")]
+    BadToken,
 }
 
 /// Upgrade or manifest statuses after which the Go gateway gives up for good, and so does Tollgate

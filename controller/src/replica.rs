@@ -49,7 +49,7 @@ pub struct ReplicaConfig {
     /// `node.id` (shown in the controller's `/xds_sync_status`).
     pub node_id: String,
     /// The controller's replica token (its `<data_dir>/replica-token`), sent with every session.
-    pub token: String,
+    pub token: crate::secret::Secret<String>,
     /// TLS to the xDS port (`https://` endpoints), with a client certificate for mutual TLS.
     pub tls: Option<ReplicaTls>,
     /// TLS on the replica's own ext_authz port (with a client CA: mutual TLS, only Envoys with a

@@ -53,7 +53,7 @@ pub struct Running {
 /// Starts everything `config` describes. Ports of 0 bind ephemeral ports (tests).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let cp = config.control_plane.clone().with_env();
-    if cp.enabled() && cp.token.is_empty() {
+    if cp.enabled() && cp.token.expose().is_empty() {
         anyhow::bail!(
             "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN"
         );

@@ -141,6 +141,7 @@ pub(crate) struct State {
     pub(crate) subscriptions: Vec<Value>,
     pub(crate) plans: Vec<Value>,
     pub(crate) rest_status: Option<u16>,
+    pub(crate) rest_redirect: Option<String>,
     pub(crate) refusal: Refusal,
     pub(crate) ping_every: Option<Duration>,
     pub(crate) pong_timeout: Duration,
@@ -262,6 +263,7 @@ impl FakePlatform {
                 subscriptions: Vec::new(),
                 plans: Vec::new(),
                 rest_status: None,
+                rest_redirect: None,
                 refusal: Refusal::None,
                 ping_every: Some(Duration::from_secs(20)),
                 pong_timeout: Duration::from_secs(30),
@@ -531,6 +533,12 @@ impl FakePlatform {
     /// error shape (not the WebSocket upgrade, not `/health` or the well-known probe).
     pub fn set_rest_status(&self, status: Option<u16>) {
         self.state().rest_status = status;
+    }
+
+    /// When `Some`, every `/api/internal/v1` REST endpoint answers `307 Temporary Redirect` to that
+    /// URL with the request's path appended (a hostile or misconfigured control plane).
+    pub fn set_rest_redirect(&self, to: Option<&str>) {
+        self.state().rest_redirect = to.map(str::to_string);
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         xds: format!("http://{}", running.xds),
         listen: format!("127.0.0.1:{replica_port}").parse()?,
         node_id: "bench-replica".into(),
-        token: tollgate::replica::replica_token(&c.server.data_dir)?.0,
+        token: tollgate::replica::replica_token(&c.server.data_dir)?.0.into(),
         tls: None,
         serve_tls: None,
     })

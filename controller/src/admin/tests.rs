@@ -112,3 +112,28 @@ async fn legacy_routes_answer_with_deprecation_headers() {
     let (r, _) = send(&app, Method::GET, "/api/admin/v1/health", None, "").await;
     assert!(r.headers().get("deprecation").is_none());
 }
+
+async fn boom() -> &'static str {
+    panic!("a panic that names secret-value-123");
+}
+
+/// Issue #13: a panicking admin handler answers a fixed 500 and health still answers.
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
+    let p = parts().await;
+    let state = AdminState {
+        app: p.app,
+        auth: p.auth,
+        status: Arc::new(StatusRegistry::default()),
+        link: Arc::new(LinkStatus::default()),
+    };
+    let app = finish(
+        Router::new().route("/boom", get(boom)).route("/health", get(health)),
+        state,
+    );
+    let (r, body) = send(&app, Method::GET, "/api/admin/v1/boom", None, "").await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body, json!({"status": "error", "message": "internal server error"}));
+    let (r, _) = send(&app, Method::GET, "/api/admin/v1/health", None, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -18,6 +18,7 @@ use crate::auth::Principal;
 use crate::config::Role;
 use crate::db::KeyRow;
 use crate::keys::{Caller, KeyError, NewKey};
+use tollgate_model::FieldError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -254,14 +255,24 @@ fn parse<T: serde::de::DeserializeOwned + Default>(body: Result<Bytes, BytesReje
     serde_json::from_value(value).map_err(|e| ApiError::Body(format!("invalid request body: {e}")))
 }
 
-/// `expiresAt` (RFC 3339) wins over `expiresIn`; Unix seconds.
+/// The furthest a key may expire: ten years from now. Past it an expiry is refused (400) rather than
+/// stored, so nothing later has to format or compare a date past year 9999.
+const MAX_EXPIRY_SECS: u64 = 10 * 365 * 86_400;
+
+/// `expiresAt` (RFC 3339) wins over `expiresIn`; Unix seconds, at most [`MAX_EXPIRY_SECS`] ahead.
 fn expiry(at: Option<&str>, within: Option<&Expiry>) -> Result<Option<i64>, ApiError> {
+    let now = crate::clock::unix_secs().max(0) as u64;
+    let limit = now.saturating_add(MAX_EXPIRY_SECS);
     if let Some(at) = at {
         let t = humantime::parse_rfc3339_weak(at).map_err(|e| ApiError::Body(format!("expiresAt {at:?}: {e}")))?;
         let secs = t
             .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| ApiError::Body("expiresAt is before 1970".into()))?;
-        return Ok(Some(secs.as_secs() as i64));
+            .map_err(|_| ApiError::Body("expiresAt is before 1970".into()))?
+            .as_secs();
+        if secs > limit {
+            return Err(too_far("expiresAt"));
+        }
+        return Ok(Some(secs as i64));
     }
     let Some(w) = within else { return Ok(None) };
     let unit = match w.unit.as_deref().unwrap_or("days") {
@@ -281,8 +292,18 @@ fn expiry(at: Option<&str>, within: Option<&Expiry>) -> Result<Option<i64>, ApiE
         .duration
         .filter(|d| *d > 0)
         .ok_or_else(|| ApiError::Body("expiresIn.duration must be a positive integer".into()))?;
-    let now = crate::clock::unix_secs().max(0) as u64;
-    Ok(Some(now.saturating_add(n.saturating_mul(unit)) as i64))
+    match n.checked_mul(unit) {
+        Some(secs) if secs <= MAX_EXPIRY_SECS => Ok(Some(now.saturating_add(secs) as i64)),
+        _ => Err(too_far("expiresIn.duration")),
+    }
+}
+
+/// A 400 in the validation-error shape, naming the field whose expiry is too far ahead.
+fn too_far(field: &str) -> ApiError {
+    ApiError::App(AppError::Invalid(vec![FieldError {
+        field: field.to_string(),
+        message: format!("must be at most {} days from now", MAX_EXPIRY_SECS / 86_400),
+    }]))
 }
 
 fn key_json(k: &KeyRow, plain: Option<&str>) -> Value {

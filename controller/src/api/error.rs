@@ -1,9 +1,12 @@
 //! The management API's one error type: stable messages, details logged not leaked.
 
+use std::any::Any;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
 use tracing::error;
 
 use crate::app::AppError;
@@ -79,11 +82,31 @@ fn rejected(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
+/// The layer every REST router wears outermost: a handler that panics answers [`panicked`]'s 500 and
+/// the server keeps serving.
+pub type CatchPanics = CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response>;
+
+/// See [`CatchPanics`].
+pub fn catch_panics() -> CatchPanics {
+    CatchPanicLayer::custom(panicked as fn(Box<dyn Any + Send + 'static>) -> Response)
+}
+
+/// A 500 with the fixed message of every internal error. The payload may hold anything (a key, a
+/// password), so it is neither sent nor logged here.
+fn panicked(_payload: Box<dyn Any + Send + 'static>) -> Response {
+    error!("a request handler panicked; answered 500");
+    internal_response()
+}
+
+fn internal_response() -> Response {
+    let body = json!({"status": "error", "message": "internal server error"});
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+}
+
 /// A 500 with a fixed message; the cause goes to the log only.
 fn internal(cause: &dyn std::fmt::Display) -> Response {
     error!(error = %cause, "internal error");
-    let body = json!({"status": "error", "message": "internal server error"});
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+    internal_response()
 }
 
 fn denied(d: Denied) -> Response {

@@ -405,3 +405,68 @@ async fn revoking_someone_elses_key_changes_nothing_and_reveals_nothing() {
     let (_, listed) = send(&app, Method::GET, keys, Some("admin"), "").await;
     assert_eq!(listed["totalCount"], 0, "{listed}");
 }
+
+async fn boom() -> &'static str {
+    panic!("a panic that names secret-value-123");
+}
+
+/// Issue #13: a handler that panics answers a 500 that names nothing from the panic, and the same
+/// router serves the next request.
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
+    let p = parts().await;
+    let state = AppState {
+        app: p.app,
+        auth: p.auth,
+        max_body: 1024,
+        http_port: 8080,
+        replicas: None,
+    };
+    let routes = Router::new()
+        .route("/rest-apis/boom", get(boom))
+        .route("/rest-apis", get(rest_apis::list));
+    let app = finish(routes, state);
+    let (r, body) = send(
+        &app,
+        Method::GET,
+        "/api/management/v1/rest-apis/boom",
+        Some("admin"),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "error", "message": "internal server error"})
+    );
+    let (r, _) = send(&app, Method::GET, "/api/management/v1/rest-apis", Some("admin"), "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Issue #13: an expiry past the ten-year cap is a 400 naming the field (it used to be stored and then
+/// panic every listing of the API's keys); up to the cap is fine, and the listing keeps working.
+#[tokio::test]
+async fn an_expiry_past_ten_years_is_refused_and_the_listing_keeps_working() {
+    let app = app().await;
+    let (r, _) = send(&app, Method::POST, "/api/management/v1/rest-apis", Some("admin"), DOC).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let keys = "/api/management/v1/rest-apis/orders/api-keys";
+    let huge = r#"{"name": "far", "expiresIn": {"unit": "seconds", "duration": 300000000000}}"#;
+    let (r, body) = send(&app, Method::POST, keys, Some("admin"), huge).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "expiresIn.duration", "{body}");
+    let overflow = r#"{"name": "far", "expiresIn": {"unit": "months", "duration": 18446744073709551615}}"#;
+    let (r, body) = send(&app, Method::POST, keys, Some("admin"), overflow).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+    let at = r#"{"name": "far", "expiresAt": "9999-12-31T23:59:59Z"}"#;
+    let (r, body) = send(&app, Method::POST, keys, Some("admin"), at).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "expiresAt", "{body}");
+    let ok = r#"{"name": "near", "expiresIn": {"unit": "days", "duration": 3650}}"#;
+    let (r, body) = send(&app, Method::POST, keys, Some("admin"), ok).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{body}");
+    let (r, listed) = send(&app, Method::GET, keys, Some("admin"), "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(listed["totalCount"], 1, "{listed}");
+    assert!(listed["apiKeys"][0]["expiresAt"].is_string(), "{listed}");
+}

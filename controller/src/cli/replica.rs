@@ -7,35 +7,23 @@ use std::process::ExitCode;
 
 use super::CliError;
 use crate::replica::{Replica, ReplicaConfig, ReplicaTls, ServeTls};
+use crate::secret::Secret;
 
 /// The variable that may carry the replica token.
 pub const REPLICA_TOKEN_VAR: &str = "TOLLGATE_REPLICA_TOKEN";
 
 /// The arguments of `authz-replica`, checked.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaArgs {
     pub xds: String,
     pub listen: SocketAddr,
     pub node_id: String,
     /// Never logged or shown by `Debug`.
-    pub token: String,
+    pub token: Secret<String>,
     /// TLS to the controller (with `--xds-ca`).
     pub tls: Option<ReplicaTls>,
     /// TLS on the ext_authz port (with `--listen-cert`).
     pub serve_tls: Option<ServeTls>,
-}
-
-impl std::fmt::Debug for ReplicaArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplicaArgs")
-            .field("xds", &self.xds)
-            .field("listen", &self.listen)
-            .field("node_id", &self.node_id)
-            .field("token", &"[redacted]")
-            .field("tls", &self.tls)
-            .field("serve_tls", &self.serve_tls)
-            .finish()
-    }
 }
 
 // === impl ReplicaArgs ===
@@ -85,7 +73,7 @@ impl ReplicaArgs {
             xds,
             listen,
             node_id,
-            token,
+            token: Secret::new(token),
             tls,
             serve_tls,
         })
@@ -153,9 +141,9 @@ fn read(flag: &'static str, path: String) -> Result<Vec<u8>, CliError> {
 
 /// Runs the replica until SIGINT/SIGTERM; exit 1 when it cannot start.
 pub(super) fn run(args: ReplicaArgs) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(super::log_filter("info"))
+        .init();
     let runtime = match super::runtime() {
         Ok(r) => r,
         Err(code) => return code,

@@ -31,8 +31,7 @@ pub(super) fn run(config_path: Option<&Path>, envoy: bool) -> ExitCode {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
+    let filter = super::log_filter(&config.logging.level);
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.logging.format {
         LogFormat::Json => builder.json().init(),

@@ -98,7 +98,7 @@ fn the_replica_token_comes_from_the_file_or_the_environment() {
     let Command::AuthzReplica(a) = parse(&line).unwrap() else {
         panic!("not a replica")
     };
-    assert_eq!(a.token, "from-file");
+    assert_eq!(a.token.expose(), "from-file");
     assert_eq!((a.xds.as_str(), a.node_id.as_str()), ("http://c:18000", "n1"));
     assert_eq!(a.listen, "127.0.0.1:9".parse().unwrap());
     assert!(!format!("{a:?}").contains("from-file"), "the token is never shown");
@@ -107,7 +107,7 @@ fn the_replica_token_comes_from_the_file_or_the_environment() {
     let Command::AuthzReplica(a) = Command::parse(args("authz-replica --xds http://c:18000"), &env).unwrap() else {
         panic!("not a replica")
     };
-    assert_eq!(a.token, "from-env");
+    assert_eq!(a.token.expose(), "from-env");
     assert_eq!(a.listen, "0.0.0.0:18001".parse().unwrap());
     assert!(a.node_id.starts_with("authz-replica-"));
 }

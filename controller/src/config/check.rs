@@ -60,7 +60,7 @@ impl Config {
         if let Some(i) = self.auth.users.iter().position(|u| u.username.is_empty()) {
             return invalid("auth.users", format!("user {i} has no username"));
         }
-        if let Some(u) = self.auth.users.iter().find(|u| u.password.is_empty()) {
+        if let Some(u) = self.auth.users.iter().find(|u| u.password.expose().is_empty()) {
             return invalid("auth.users", format!("user {:?} has an empty password", u.username));
         }
         if self.api_keys.per_user_per_api == 0 {
@@ -80,7 +80,7 @@ impl Config {
         if cp.host.contains("://") || cp.host.contains('/') {
             return invalid("control_plane.host", "must be host[:port], without a scheme or path");
         }
-        if cp.enabled() && cp.token.is_empty() {
+        if cp.enabled() && cp.token.expose().is_empty() {
             return invalid(
                 "control_plane.token",
                 "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN",

@@ -47,7 +47,7 @@ impl ControlPlane {
             set.push(("control_plane.host", CONTROL_PLANE_HOST));
         }
         if let Some(t) = trimmed(env(CONTROL_PLANE_TOKEN)) {
-            self.token = t;
+            self.token = t.into();
             set.push(("control_plane.token", CONTROL_PLANE_TOKEN));
         }
         set

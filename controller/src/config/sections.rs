@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration;
+use crate::secret::Secret;
 
 /// Ports, addresses and limits of the controller's own servers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,7 +102,7 @@ pub struct Auth {
 pub struct User {
     pub username: String,
     /// A bcrypt or argon2id PHC hash when `password_hashed`, else the plaintext.
-    pub password: String,
+    pub password: Secret<String>,
     #[serde(default)]
     pub password_hashed: bool,
     pub roles: Vec<Role>,
@@ -166,7 +167,7 @@ pub struct Envoy {
 }
 
 /// The link to a WSO2 API Platform control plane (`platform-api`). Off while `host` is empty.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ControlPlane {
     /// `host[:port]` of the platform API; Tollgate connects to `wss://{host}` and `https://{host}`.
@@ -174,7 +175,7 @@ pub struct ControlPlane {
     pub host: String,
     /// The gateway token issued by the platform API. `TOLLGATE_CONTROL_PLANE_TOKEN` overrides.
     /// Never logged.
-    pub token: String,
+    pub token: Secret<String>,
     /// Accept any server certificate (test set-ups only).
     pub insecure_skip_verify: bool,
     /// Extra trusted CA certificates (PEM), on top of the system trust store.
@@ -197,28 +198,11 @@ pub struct ControlPlane {
     pub gateway_version: String,
 }
 
-impl std::fmt::Debug for ControlPlane {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlPlane")
-            .field("host", &self.host)
-            .field("token", &if self.token.is_empty() { "" } else { "[redacted]" })
-            .field("insecure_skip_verify", &self.insecure_skip_verify)
-            .field("ca_cert_path", &self.ca_cert_path)
-            .field("reconnect_initial", &self.reconnect_initial)
-            .field("reconnect_max", &self.reconnect_max)
-            .field("ping_timeout", &self.ping_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("sync_batch_size", &self.sync_batch_size)
-            .field("gateway_version", &self.gateway_version)
-            .finish()
-    }
-}
-
 impl Default for ControlPlane {
     fn default() -> Self {
         ControlPlane {
             host: String::new(),
-            token: String::new(),
+            token: Secret::default(),
             insecure_skip_verify: false,
             ca_cert_path: None,
             reconnect_initial: Duration::from_secs(1),

@@ -126,7 +126,7 @@ fn the_overlay_is_applied_and_logged_redacted() {
     ]);
     let c = Config::load_with(None, &env).unwrap();
     assert_eq!(c.control_plane.host, "cp.example:9243");
-    assert_eq!(c.control_plane.token, "s3cret-token");
+    assert_eq!(c.control_plane.token.expose(), "s3cret-token");
     assert_eq!(c.envoy.binary, std::path::PathBuf::from("/opt/envoy"));
     let logged = c.redacted().to_string();
     assert!(
@@ -154,7 +154,14 @@ fn a_control_plane_without_a_token_is_a_config_error() {
     let file = dir.join("tollgate.toml");
     std::fs::write(&file, "[control_plane]\nhost = \"cp.example\"\n").unwrap();
     let token = env_of(&[("TOLLGATE_CONTROL_PLANE_TOKEN", "t")]);
-    assert_eq!(Config::load_with(Some(&file), &token).unwrap().control_plane.token, "t");
+    assert_eq!(
+        Config::load_with(Some(&file), &token)
+            .unwrap()
+            .control_plane
+            .token
+            .expose(),
+        "t"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,9 +1,11 @@
 //! The platform API's gateway REST surface (`/api/internal/v1`, reference §3), authenticated with
-//! the `api-key` header. The token is never logged.
+//! the `api-key` header. The token is never logged, and redirects are never followed: reqwest would
+//! carry the `api-key` header to wherever a redirect points (it strips only standard auth headers),
+//! https to http included, so a 3xx is an error instead.
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,7 +18,8 @@ use crate::config::ControlPlane;
 pub struct PlatformClient {
     http: reqwest::Client,
     origin: String,
-    token: Arc<str>,
+    /// The `api-key` header, marked sensitive so that libraries that honour it never print it.
+    token: HeaderValue,
 }
 
 impl std::fmt::Debug for PlatformClient {
@@ -109,12 +112,15 @@ impl PlatformClient {
             .timeout(cp.request_timeout)
             .connect_timeout(cp.request_timeout.min(std::time::Duration::from_secs(10)))
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(LinkError::HttpClient)?;
+        let mut token = HeaderValue::from_str(cp.token.expose()).map_err(|_| LinkError::BadToken)?;
+        token.set_sensitive(true);
         Ok(PlatformClient {
             http,
             origin: format!("https://{}", cp.host),
-            token: Arc::from(cp.token.as_str()),
+            token,
         })
     }
 
@@ -124,7 +130,7 @@ impl PlatformClient {
         let resp = self
             .http
             .get(format!("{}/internal/gateway/.well-known", self.origin))
-            .header("api-key", &*self.token)
+            .header("api-key", self.token.clone())
             .send()
             .await
             .ok()?;
@@ -214,13 +220,13 @@ impl PlatformClient {
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .get(format!("{}/api/internal/v1{path}", self.origin))
-            .header("api-key", &*self.token)
+            .header("api-key", self.token.clone())
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}/api/internal/v1{path}", self.origin))
-            .header("api-key", &*self.token)
+            .header("api-key", self.token.clone())
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> Result<reqwest::Response, RestError> {
@@ -231,6 +237,13 @@ impl PlatformClient {
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
+        }
+        if status.is_redirection() {
+            return Err(RestError::Status {
+                path: path.into(),
+                status,
+                description: "a redirect, not followed (the gateway token goes to the configured host only)".into(),
+            });
         }
         let body = resp.text().await.unwrap_or_default();
         let description = serde_json::from_str::<Value>(&body)
@@ -263,5 +276,53 @@ impl PlatformClient {
             path: path.into(),
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tollgate_testkit::FakePlatform;
+
+    use super::*;
+
+    /// Issue #13: a 3xx from the platform API is an error naming the status, and nothing (above all
+    /// not the `api-key` header) reaches the URL it points to, here plain http.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        const TOKEN: &str = "redirect-test-gateway-token-2b7d";
+        let fake = FakePlatform::start(TOKEN).await;
+        let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let trap_url = format!("http://{}", trap.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let recorded = seen.clone();
+        tokio::spawn(async move {
+            let body = "{\"deployments\":[]}";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            while let Ok((mut conn, _)) = trap.accept().await {
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                recorded.lock().unwrap().extend_from_slice(&buf[..n]);
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        fake.set_rest_redirect(Some(&trap_url));
+        let cp = ControlPlane {
+            host: fake.host(),
+            token: TOKEN.into(),
+            ..ControlPlane::default()
+        };
+        let client = PlatformClient::new(&cp, fake.client_tls()).unwrap();
+        let result = client.deployments().await;
+        let reached = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        assert!(reached.is_empty(), "the redirect was followed: {reached}");
+        let err = result.unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::TEMPORARY_REDIRECT), "{err}");
+        assert!(err.to_string().contains("307"), "{err}");
     }
 }

@@ -97,7 +97,7 @@ async fn session(
         .await
         .map_err(|_| SessionError::Send("the subscription"))?;
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    let token = config.token.parse().map_err(|_| SessionError::BadToken)?;
+    let token = config.token.expose().parse().map_err(|_| SessionError::BadToken)?;
     request.metadata_mut().insert(TOKEN_HEADER, token);
     let mut responses = client
         .delta_aggregated_resources(request)

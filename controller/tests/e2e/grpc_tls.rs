@@ -106,7 +106,10 @@ async fn mutual_tls_on_xds_serves_envoys_and_replicas_with_certificates_only() {
         xds: format!("https://{addr}"),
         listen: format!("127.0.0.1:{authz_port}").parse().unwrap(),
         node_id: "replica-tls".into(),
-        token: tollgate::replica::replica_token(&s.config.server.data_dir).unwrap().0,
+        token: tollgate::replica::replica_token(&s.config.server.data_dir)
+            .unwrap()
+            .0
+            .into(),
         tls: Some(ReplicaTls {
             ca_pem: ca.pem.clone().into_bytes(),
             server_name: SERVER_NAME.into(),

@@ -9,6 +9,7 @@ mod grpc_tls;
 mod hostile;
 mod isolation;
 mod keys;
+mod managed_envoy;
 mod management;
 mod platform;
 mod replica;

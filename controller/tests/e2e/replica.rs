@@ -22,7 +22,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         xds: format!("http://{}", s.running().xds),
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         node_id: "replica-1".into(),
-        token: token(s),
+        token: token(s).into(),
         tls: None,
         serve_tls: None,
     }

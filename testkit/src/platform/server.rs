@@ -330,6 +330,13 @@ fn rest_api(
     if let Some(code) = shared.state().rest_status {
         return internal_error(code, forced_description(code));
     }
+    if let Some(to) = shared.state().rest_redirect.clone() {
+        let mut resp = internal_error(307, "");
+        if let Ok(v) = HeaderValue::from_str(&format!("{to}/{}", segments.join("/"))) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return resp;
+    }
     match header_str(headers, "api-key").filter(|k| !k.is_empty()) {
         None => return internal_error(401, "API key is required. Provide 'api-key' header."),
         Some(key) if key != shared.token => return internal_error(401, "Invalid or expired API key"),
