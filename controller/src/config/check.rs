@@ -78,6 +78,9 @@ impl Config {
         if cp.sync_batch_size == 0 {
             return invalid("control_plane.sync_batch_size", "must be at least 1");
         }
+        if cp.key_sync_max_drop_percent > 100 {
+            return invalid("control_plane.key_sync_max_drop_percent", "must be at most 100");
+        }
         if cp.reconnect_initial.is_zero() || cp.reconnect_max < cp.reconnect_initial {
             return invalid(
                 "control_plane.reconnect_max",

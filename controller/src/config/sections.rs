@@ -186,6 +186,11 @@ pub struct ControlPlane {
     pub request_timeout: Duration,
     /// Deployments fetched per `fetch-batch` call during sync.
     pub sync_batch_size: usize,
+    /// A key listing that would remove more than this percentage of the known control-plane keys
+    /// is not applied (a truncated listing must not delete keys); 100 turns the check off.
+    pub key_sync_max_drop_percent: u8,
+    /// The drop check applies only when more than this many control-plane keys are known.
+    pub key_sync_min_known: usize,
     /// The gateway version reported in the manifest (1.2.0 or later gets `v1` artifacts).
     pub gateway_version: String,
 }
@@ -202,6 +207,8 @@ impl std::fmt::Debug for ControlPlane {
             .field("ping_timeout", &self.ping_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("sync_batch_size", &self.sync_batch_size)
+            .field("key_sync_max_drop_percent", &self.key_sync_max_drop_percent)
+            .field("key_sync_min_known", &self.key_sync_min_known)
             .field("gateway_version", &self.gateway_version)
             .finish()
     }
@@ -219,6 +226,8 @@ impl Default for ControlPlane {
             ping_timeout: Duration::from_secs(35),
             request_timeout: Duration::from_secs(30),
             sync_batch_size: 50,
+            key_sync_max_drop_percent: 50,
+            key_sync_min_known: 4,
             gateway_version: "1.2.0".into(),
         }
     }
