@@ -39,6 +39,12 @@ impl Config {
                 "tls_cert_path and tls_key_path must be set together",
             );
         }
+        if self.server.tls_cert_path.is_some() != self.server.tls_key_path.is_some() {
+            return invalid(
+                "server.tls_cert_path",
+                "tls_cert_path and tls_key_path must be set together",
+            );
+        }
         if self.router.vhosts.main.is_empty() {
             return invalid("router.vhosts.main", "must not be empty");
         }
@@ -102,6 +108,10 @@ impl Config {
         if let (Some(cert), Some(key)) = (&self.router.tls_cert_path, &self.router.tls_key_path) {
             readable("router.tls_cert_path", cert)?;
             readable("router.tls_key_path", key)?;
+        }
+        if let (Some(cert), Some(key)) = (&self.server.tls_cert_path, &self.server.tls_key_path) {
+            readable("server.tls_cert_path", cert)?;
+            readable("server.tls_key_path", key)?;
         }
         let cp = &self.control_plane;
         // The CA file is used only when the link runs and verifies certificates.

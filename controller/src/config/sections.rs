@@ -19,6 +19,10 @@ pub struct Server {
     pub admin_port: u16,
     /// Prometheus metrics.
     pub metrics_port: u16,
+    /// PEM certificate chain and private key: with both, the management and admin APIs speak
+    /// HTTPS only (TLS 1.2/1.3, rustls); without, plain HTTP.
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
     /// Address the xDS and ext_authz gRPC servers bind to.
     pub grpc_bind: String,
     /// xDS (ADS, delta and SotW).
@@ -249,6 +253,8 @@ impl Default for Server {
             management_port: 9090,
             admin_port: 9092,
             metrics_port: 9091,
+            tls_cert_path: None,
+            tls_key_path: None,
             grpc_bind: "127.0.0.1".into(),
             xds_port: 18000,
             authz_port: 18001,

@@ -77,6 +77,17 @@ fn the_compose_stack_publishes_only_the_gateway_and_the_management_api() {
     );
 }
 
+/// Issue #13: HTTPS for the management and admin APIs needs both files.
+#[test]
+fn api_tls_needs_a_certificate_and_a_key() {
+    let err = Config::parse("[server]\ntls_cert_path = \"api.crt\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.tls_cert_path"), "{err}");
+    let ok = Config::parse("[server]\ntls_cert_path = \"a.crt\"\ntls_key_path = \"a.key\"\n").unwrap();
+    assert_eq!(ok.server.tls_key_path.as_deref(), Some(std::path::Path::new("a.key")));
+}
+
 /// Issue #13: the unauthenticated gRPC ports (xDS, ext_authz) listen on loopback unless configured.
 #[test]
 fn grpc_ports_bind_to_loopback_by_default() {

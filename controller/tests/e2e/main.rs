@@ -4,6 +4,7 @@
 
 mod admin;
 mod deploy;
+mod https;
 mod keys;
 mod management;
 mod platform;
