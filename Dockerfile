@@ -29,7 +29,8 @@ COPY --from=builder /out/tollgate /usr/local/bin/tollgate
 RUN mkdir -p /var/lib/tollgate /etc/tollgate
 VOLUME ["/var/lib/tollgate"]
 
-# Tollgate's listening ports (18000 is the xDS gRPC port Envoy connects to).
-EXPOSE 9090 9091 9092 18000 18001
+# Tollgate's HTTP ports: management API, metrics, admin API. The xDS (18000) and ext_authz (18001)
+# gRPC ports are for Envoy on a private network only and are deliberately not listed here.
+EXPOSE 9090 9091 9092
 
 ENTRYPOINT ["tollgate"]

@@ -32,3 +32,8 @@ lint:
 
 bench:
 	cargo run --release -p tollgate-bench --bin xds-publish
+
+# Dependency policy (deny.toml: licenses, bans, sources); installs cargo-deny under .tools/ once.
+.PHONY: deny
+deny:
+	bash .ci/deny.sh

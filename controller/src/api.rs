@@ -105,11 +105,28 @@ pub async fn deprecated(base: &'static str, req: Request, next: Next) -> Respons
     resp
 }
 
+/// The caller's address, as the management and admin servers record it for every connection
+/// (plain or TLS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::https::TlsListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::https::TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
 /// The caller's address, when the server recorded it (failed logins are counted per address too).
 pub(crate) fn source(req: &Request) -> Option<std::net::IpAddr> {
     req.extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<axum::extract::ConnectInfo<PeerAddr>>()
+        .map(|c| c.0.0.ip())
 }
 
 async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {

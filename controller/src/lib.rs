@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod https;
 pub mod keys;
 pub mod managed_envoy;
 pub mod origin;

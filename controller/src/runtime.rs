@@ -20,6 +20,7 @@ use crate::app::{ApiRepo, App, RepoParts};
 use crate::auth::{Authenticator, Bootstrap};
 use crate::config::Config;
 use crate::db::Db;
+use crate::https::TlsListener;
 use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
 use crate::platform::{Link, LinkStatus};
@@ -176,10 +177,20 @@ async fn serve_apis(
     let m = bind(&config.server.bind, config.server.management_port).await?;
     let a = bind(&config.server.bind, config.server.admin_port).await?;
     let (management, admin) = (m.local_addr()?, a.local_addr()?);
-    let http = vec![
-        serve_http(m, management_api, stopped.clone()),
-        serve_http(a, admin_api, stopped),
-    ];
+    let http = match (&config.server.tls_cert_path, &config.server.tls_key_path) {
+        (Some(cert), Some(key)) => {
+            let tls = crate::https::acceptor(cert, key)?;
+            info!("management and admin APIs serve HTTPS");
+            vec![
+                serve_http(TlsListener::new(m, tls.clone())?, management_api, stopped.clone()),
+                serve_http(TlsListener::new(a, tls)?, admin_api, stopped),
+            ]
+        }
+        _ => vec![
+            serve_http(m, management_api, stopped.clone()),
+            serve_http(a, admin_api, stopped),
+        ],
+    };
     Ok((management, admin, http))
 }
 
@@ -417,12 +428,16 @@ async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {host}:{port}"))
 }
 
-fn serve_http(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn serve_http<L>(listener: L, app: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    crate::api::PeerAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        let app = app.into_make_service_with_connect_info::<crate::api::PeerAddr>();
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             warn!(error = %e, "http server failed");
         }

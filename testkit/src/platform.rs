@@ -97,6 +97,20 @@ impl Drop for Inner {
     }
 }
 
+/// How the fake answers `GET /apis/api-keys`. The protocol (§3.7) answers one plain array; the other
+/// shapes let tests see what Tollgate does with a paginated or a broken listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyListing {
+    /// The protocol's plain array of every key.
+    #[default]
+    Whole,
+    /// Pages of at most this many keys in the platform API's paginated shape
+    /// (`{count, list, pagination: {total, offset, limit}}`, `?offset=&limit=`).
+    Paged(usize),
+    /// A plain array cut after this many keys, as a truncated answer would be.
+    Truncated(usize),
+}
+
 /// What the server tasks share with the test handle.
 pub(crate) struct Shared {
     pub(crate) token: String,
@@ -138,6 +152,8 @@ pub(crate) struct State {
     pub(crate) deployments: HashMap<String, (String, String)>,
     pub(crate) fetch_status: HashMap<String, u16>,
     pub(crate) keys: Vec<Value>,
+    /// How `GET /apis/api-keys` answers (not the protocol's plain array when set).
+    pub(crate) key_listing: KeyListing,
     pub(crate) subscriptions: Vec<Value>,
     pub(crate) plans: Vec<Value>,
     pub(crate) rest_status: Option<u16>,
@@ -264,6 +280,7 @@ impl FakePlatform {
                 plans: Vec::new(),
                 rest_status: None,
                 rest_redirect: None,
+                key_listing: KeyListing::Whole,
                 refusal: Refusal::None,
                 ping_every: Some(Duration::from_secs(20)),
                 pong_timeout: Duration::from_secs(30),
@@ -499,6 +516,11 @@ impl FakePlatform {
     /// Removes the subscription with this `id`.
     pub fn remove_subscription(&self, id: &str) {
         self.state().subscriptions.retain(|s| str_field(s, "id") != Some(id));
+    }
+
+    /// How `GET /apis/api-keys` answers from now on.
+    pub fn set_key_listing(&self, listing: KeyListing) {
+        self.state().key_listing = listing;
     }
 
     /// Removes the API key with this `uuid`.

@@ -159,7 +159,8 @@ async fn repeated_failures_from_one_address_get_429_with_retry_after() {
             .body(Body::empty())
             .unwrap();
         let addr = std::net::SocketAddr::from(([192, 0, 2, 7], 40000));
-        req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(crate::api::PeerAddr(addr)));
         req
     };
     for i in 0..20 {

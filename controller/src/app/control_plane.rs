@@ -38,6 +38,13 @@ impl App {
         Ok(blocking(move || keys.blocking().revoke_pushed(&api, &name)).await??)
     }
 
+    /// Removes a control-plane key the platform API no longer lists, leaving no tombstone; false
+    /// when there was none.
+    pub async fn forget_pushed_key(&self, api: &str, name: &str) -> Result<bool, AppError> {
+        let (keys, api, name) = (self.keys.clone(), api.to_string(), name.to_string());
+        Ok(blocking(move || keys.blocking().forget_pushed(&api, &name)).await??)
+    }
+
     /// Records that the control plane lists key `uuid` as revoked (bulk sync).
     pub async fn tombstone_key(&self, uuid: &str, api: &str, name: &str) -> Result<(), AppError> {
         let keys = self.keys.clone();

@@ -47,6 +47,12 @@ impl Config {
                 format!("'{bad}' is not host:port (IPv6 in brackets: [::1]:9901)"),
             );
         }
+        if self.server.tls_cert_path.is_some() != self.server.tls_key_path.is_some() {
+            return invalid(
+                "server.tls_cert_path",
+                "tls_cert_path and tls_key_path must be set together",
+            );
+        }
         if self.router.vhosts.main.is_empty() {
             return invalid("router.vhosts.main", "must not be empty");
         }
@@ -89,6 +95,9 @@ impl Config {
         if cp.sync_batch_size == 0 {
             return invalid("control_plane.sync_batch_size", "must be at least 1");
         }
+        if cp.key_sync_max_drop_percent > 100 {
+            return invalid("control_plane.key_sync_max_drop_percent", "must be at most 100");
+        }
         if cp.reconnect_initial.is_zero() || cp.reconnect_max < cp.reconnect_initial {
             return invalid(
                 "control_plane.reconnect_max",
@@ -110,6 +119,10 @@ impl Config {
         if let (Some(cert), Some(key)) = (&self.router.tls_cert_path, &self.router.tls_key_path) {
             readable("router.tls_cert_path", cert)?;
             readable("router.tls_key_path", key)?;
+        }
+        if let (Some(cert), Some(key)) = (&self.server.tls_cert_path, &self.server.tls_key_path) {
+            readable("server.tls_cert_path", cert)?;
+            readable("server.tls_key_path", key)?;
         }
         let cp = &self.control_plane;
         // The CA file is used only when the link runs and verifies certificates.

@@ -20,6 +20,10 @@ pub struct Server {
     pub admin_port: u16,
     /// Prometheus metrics.
     pub metrics_port: u16,
+    /// PEM certificate chain and private key: with both, the management and admin APIs speak
+    /// HTTPS only (TLS 1.2/1.3, rustls); without, plain HTTP.
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
     /// Address the xDS and ext_authz gRPC servers bind to.
     pub grpc_bind: String,
     /// xDS (ADS, delta and SotW).
@@ -194,6 +198,11 @@ pub struct ControlPlane {
     pub request_timeout: Duration,
     /// Deployments fetched per `fetch-batch` call during sync.
     pub sync_batch_size: usize,
+    /// A key listing that would remove more than this percentage of the known control-plane keys
+    /// is not applied (a truncated listing must not delete keys); 100 turns the check off.
+    pub key_sync_max_drop_percent: u8,
+    /// The drop check applies only when more than this many control-plane keys are known.
+    pub key_sync_min_known: usize,
     /// The gateway version reported in the manifest (1.2.0 or later gets `v1` artifacts).
     pub gateway_version: String,
 }
@@ -210,6 +219,8 @@ impl Default for ControlPlane {
             ping_timeout: Duration::from_secs(35),
             request_timeout: Duration::from_secs(30),
             sync_batch_size: 50,
+            key_sync_max_drop_percent: 50,
+            key_sync_min_known: 4,
             gateway_version: "1.2.0".into(),
         }
     }
@@ -231,6 +242,8 @@ impl Default for Server {
             management_port: 9090,
             admin_port: 9092,
             metrics_port: 9091,
+            tls_cert_path: None,
+            tls_key_path: None,
             grpc_bind: "127.0.0.1".into(),
             xds_port: 18000,
             authz_port: 18001,

@@ -34,6 +34,60 @@ fn the_compose_file_changes_only_where_envoy_finds_ext_authz() {
     assert_eq!(c, d);
 }
 
+/// Issue #13: the shipped compose stack has no default password, publishes only Envoy's listeners
+/// and the management API (on the host's loopback), and keeps Envoy's admin on loopback.
+#[test]
+fn the_compose_stack_publishes_only_the_gateway_and_the_management_api() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let compose: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let services = compose["services"].as_mapping().unwrap();
+    let mut published = Vec::new();
+    for (name, service) in services {
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let spec = port
+                .as_str()
+                .unwrap_or_else(|| panic!("{name:?}: ports as strings: {port:?}"));
+            published.push((name.as_str().unwrap().to_string(), spec.to_string()));
+        }
+    }
+    let published: Vec<(&str, &str)> = published.iter().map(|(n, p)| (n.as_str(), p.as_str())).collect();
+    assert_eq!(
+        published,
+        [
+            ("controller", "127.0.0.1:9090:9090"),
+            ("envoy", "8080:8080"),
+            ("envoy", "8443:8443")
+        ],
+        "only the gateway listeners, and the plain-HTTP management API on loopback"
+    );
+    let password = services["controller"]["environment"]["TOLLGATE_ADMIN_PASSWORD"]
+        .as_str()
+        .unwrap();
+    assert!(
+        password.starts_with("${TOLLGATE_ADMIN_PASSWORD:?") && !text.contains("change-me"),
+        "the admin password must be required, with no default: {password}"
+    );
+    let bootstrap: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("envoy/bootstrap-compose.yaml")).unwrap()).unwrap();
+    assert_eq!(
+        bootstrap["admin"]["address"]["socket_address"]["address"].as_str(),
+        Some("127.0.0.1"),
+        "Envoy's admin interface listens on loopback"
+    );
+}
+
+/// Issue #13: HTTPS for the management and admin APIs needs both files.
+#[test]
+fn api_tls_needs_a_certificate_and_a_key() {
+    let err = Config::parse("[server]\ntls_cert_path = \"api.crt\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.tls_cert_path"), "{err}");
+    let ok = Config::parse("[server]\ntls_cert_path = \"a.crt\"\ntls_key_path = \"a.key\"\n").unwrap();
+    assert_eq!(ok.server.tls_key_path.as_deref(), Some(std::path::Path::new("a.key")));
+}
+
 /// Issue #13: the unauthenticated gRPC ports (xDS, ext_authz) listen on loopback unless configured.
 #[test]
 fn grpc_ports_bind_to_loopback_by_default() {

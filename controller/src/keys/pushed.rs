@@ -127,11 +127,24 @@ impl KeyStore {
     /// Revokes a key the control plane revoked, leaving a tombstone so that a replayed creation
     /// does not bring it back.
     pub fn revoke_pushed(&self, api: &str, name: &str) -> Result<bool, KeyError> {
+        self.remove_pushed_key(api, name, true)
+    }
+
+    /// Removes a control-plane key the platform API no longer lists, without a tombstone: absence
+    /// from a listing is not a revocation, so a later event or listing may bring the key back.
+    /// False when there was no such key.
+    pub fn forget_pushed(&self, api: &str, name: &str) -> Result<bool, KeyError> {
+        self.remove_pushed_key(api, name, false)
+    }
+
+    fn remove_pushed_key(&self, api: &str, name: &str, with_tombstone: bool) -> Result<bool, KeyError> {
         let mut index = self.lock();
         let Some(old) = self.db.get_key(api, name)? else {
             return Ok(false);
         };
-        self.db.put_cp_object(&tombstone(&old.uuid, api, name))?;
+        if with_tombstone {
+            self.db.put_cp_object(&tombstone(&old.uuid, api, name))?;
+        }
         self.db.delete_key(api, name)?;
         index.change(digests_of(&old), []);
         self.publish_sets(sets_of(api, digests_of(&old)));

@@ -206,9 +206,14 @@ impl PlatformClient {
         self.json(self.get(&path), &path).await
     }
 
-    /// `GET /apis/api-keys`: every key (active and revoked) of the REST APIs deployed here.
-    pub async fn api_keys(&self) -> Result<Vec<Value>, RestError> {
-        self.json(self.get("/apis/api-keys"), "/apis/api-keys").await
+    /// `GET /apis/api-keys`: every key (active and revoked) of the REST APIs deployed here, or,
+    /// with `page` (offset, limit), one page of a paginated listing (see `sync::keys`).
+    pub async fn api_keys(&self, page: Option<(usize, usize)>) -> Result<Value, RestError> {
+        let mut req = self.get("/apis/api-keys");
+        if let Some((offset, limit)) = page {
+            req = req.query(&[("offset", offset), ("limit", limit)]);
+        }
+        self.json(req, "/apis/api-keys").await
     }
 
     /// `POST /gateways/{id}/manifest`.

@@ -25,6 +25,7 @@ use super::LinkError;
 use super::client::PlatformClient;
 use super::events::Dispatcher;
 use super::status::{Counter, LinkPhase, LinkStatus};
+use super::sync::SyncSettings;
 use crate::app::App;
 use crate::clock;
 use crate::config::ControlPlane;
@@ -89,7 +90,7 @@ impl Link {
             status: status.clone(),
         });
         let (jobs, queue) = mpsc::unbounded_channel();
-        let worker = tokio::spawn(work(dispatcher, queue, manifest, cp.sync_batch_size));
+        let worker = tokio::spawn(work(dispatcher, queue, manifest, SyncSettings::of(cp)));
         let ctx = Ctx {
             cp: cp.clone(),
             tls,
@@ -126,12 +127,17 @@ struct Ctx {
     jobs: mpsc::UnboundedSender<Job>,
 }
 
-async fn work(dispatcher: Arc<Dispatcher>, mut queue: mpsc::UnboundedReceiver<Job>, manifest: Value, batch: usize) {
+async fn work(
+    dispatcher: Arc<Dispatcher>,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+    manifest: Value,
+    set: SyncSettings,
+) {
     while let Some(job) = queue.recv().await {
         match job {
             Job::Sync { gateway_id, permanent } => {
                 dispatcher.status.update(|s| s.state = LinkPhase::Syncing);
-                match dispatcher.sync(&gateway_id, &manifest, batch).await {
+                match dispatcher.sync(&gateway_id, &manifest, set).await {
                     Ok(report) => {
                         let shown = serde_json::to_value(&report)
                             .inspect_err(|e| warn!(error = %e, "cannot show the sync report"))

@@ -4,6 +4,7 @@
 //! Every write goes through the application layer.
 
 mod deployments;
+mod keys;
 
 use std::collections::HashSet;
 
@@ -15,6 +16,7 @@ use super::client::RestError;
 use super::events::Dispatcher;
 use super::payload::{KeyDefaults, KeyPayload, cp_object};
 use crate::clock;
+use crate::config::ControlPlane;
 use crate::db::{CpKind, CpObject};
 use crate::keys::PushedKey;
 
@@ -32,8 +34,34 @@ pub struct SyncReport {
     pub plans: usize,
     pub subscriptions: usize,
     pub keys: usize,
+    /// Control-plane keys removed because the listing no longer holds them (no tombstone).
+    pub keys_removed: usize,
+    /// Keys the listing would have removed but did not, the drop being implausible.
+    pub keys_removal_refused: usize,
     pub manifest_pushed: bool,
     pub errors: Vec<String>,
+}
+
+/// What a sync may do, from `[control_plane]`.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncSettings {
+    /// Deployments per `fetch-batch` call.
+    pub batch: usize,
+    /// How much of the known keys one listing may remove.
+    pub key_drop: keys::DropLimit,
+}
+
+impl SyncSettings {
+    /// The settings of `cp`.
+    pub fn of(cp: &ControlPlane) -> SyncSettings {
+        SyncSettings {
+            batch: cp.sync_batch_size,
+            key_drop: keys::DropLimit {
+                max_percent: cp.key_sync_max_drop_percent,
+                min_known: cp.key_sync_min_known,
+            },
+        }
+    }
 }
 
 /// A sync outcome that should stop the link for good (the manifest was refused with 401, 403,
@@ -45,18 +73,18 @@ pub struct Permanent(pub String);
 
 impl Dispatcher {
     /// Runs a full sync. `gateway_id` is the id from `connection.ack`.
-    pub async fn sync(&self, gateway_id: &str, manifest: &Value, batch: usize) -> Result<SyncReport, Permanent> {
+    pub async fn sync(&self, gateway_id: &str, manifest: &Value, set: SyncSettings) -> Result<SyncReport, Permanent> {
         let mut r = SyncReport {
             at: clock::rfc3339_now(),
             ..SyncReport::default()
         };
         match self.client.deployments().await {
-            Ok(list) => self.sync_deployments(list, batch, &mut r).await,
+            Ok(list) => self.sync_deployments(list, set.batch, &mut r).await,
             Err(e) => r.errors.push(e.to_string()),
         }
         self.sync_plans(&mut r).await;
         self.sync_subscriptions(&mut r).await;
-        self.sync_keys(&mut r).await;
+        self.sync_keys(set.key_drop, &mut r).await;
         match self.client.manifest(gateway_id, manifest).await {
             Ok(()) => r.manifest_pushed = true,
             Err(e) if e.status().is_some_and(|s| super::is_permanent(s.as_u16())) => {
@@ -72,6 +100,7 @@ impl Dispatcher {
             unchanged = r.unchanged,
             failed = r.failed,
             keys = r.keys,
+            keys_removed = r.keys_removed,
             errors = r.errors.len(),
             "control-plane sync done"
         );
@@ -121,8 +150,8 @@ impl Dispatcher {
         }
     }
 
-    async fn sync_keys(&self, r: &mut SyncReport) {
-        let list = match self.client.api_keys().await {
+    async fn sync_keys(&self, drop: keys::DropLimit, r: &mut SyncReport) {
+        let list = match keys::list_all(&self.client).await {
             Ok(l) => l,
             Err(e) => return r.errors.push(e.to_string()),
         };
@@ -144,7 +173,7 @@ impl Dispatcher {
             }
             Err(e) => r.errors.push(e.to_string()),
         }
-        self.revoke_unlisted(&listed, r).await;
+        self.remove_unlisted(&listed, drop, r).await;
     }
 
     /// One entry of the bulk key list: the key to store, or `None` when it is revoked (a tombstone
@@ -178,17 +207,34 @@ impl Dispatcher {
         }
     }
 
-    /// Keys the platform API no longer lists were deleted there.
-    async fn revoke_unlisted(&self, listed: &HashSet<String>, r: &mut SyncReport) {
+    /// Keys the platform API no longer lists were deleted there: removed without a tombstone (a
+    /// later event or listing may bring them back), and only when the drop is plausible.
+    async fn remove_unlisted(&self, listed: &HashSet<String>, drop: keys::DropLimit, r: &mut SyncReport) {
         let pushed = match self.app.pushed_keys().await {
             Ok(p) => p,
             Err(e) => return r.errors.push(e.to_string()),
         };
-        for k in pushed {
-            if !listed.contains(&k.uuid)
-                && let Err(e) = self.app.revoke_pushed_key(&k.api, &k.name).await
-            {
-                r.errors.push(e.to_string());
+        let known = pushed.len();
+        let gone: Vec<_> = pushed.into_iter().filter(|k| !listed.contains(&k.uuid)).collect();
+        if drop.refuses(gone.len(), known) {
+            warn!(
+                unlisted = gone.len(),
+                known,
+                max_percent = drop.max_percent,
+                "the API key listing would remove too many control-plane keys; keeping them all"
+            );
+            r.keys_removal_refused = gone.len();
+            r.errors.push(format!(
+                "API key listing not applied: it would remove {} of {known} control-plane keys",
+                gone.len()
+            ));
+            return;
+        }
+        for k in gone {
+            match self.app.forget_pushed_key(&k.api, &k.name).await {
+                Ok(true) => r.keys_removed += 1,
+                Ok(false) => {}
+                Err(e) => r.errors.push(e.to_string()),
             }
         }
     }

@@ -7,6 +7,7 @@ mod bypass;
 mod deploy;
 mod grpc_tls;
 mod hostile;
+mod https;
 mod isolation;
 mod keys;
 mod managed_envoy;

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tollgate::config::{Config, ControlPlane};
 use tollgate_testkit::Echo;
-use tollgate_testkit::platform::{FakePlatform, Refusal};
+use tollgate_testkit::platform::{FakePlatform, KeyListing, Refusal};
 
 use crate::api_yaml;
 use crate::stack::{Stack, eventually, send};
@@ -398,6 +398,93 @@ async fn deployments_missed_while_disconnected_are_applied_by_the_reconnect_sync
     let state = link_state(&s).await;
     assert_eq!(state["lastSync"]["deployed"], 2, "{state}");
     assert_eq!(state["lastSync"]["removed"], 1, "{state}");
+}
+
+/// Forces a reconnect and waits for the sync after it; returns the sync report.
+async fn resync(s: &Stack, fake: &FakePlatform) -> Value {
+    let manifests = fake.manifests().len();
+    fake.kill_all();
+    wait_synced(fake, manifests + 1).await;
+    eventually(|| async { link_state(s).await["state"] == "connected" }).await;
+    link_state(s).await["lastSync"].clone()
+}
+
+/// Statuses through Envoy for each key, in order.
+async fn key_statuses(s: &Stack, keys: &[String]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.push(call_with_key(s, "/orders/x", Some(k)).await.0);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_listings_are_followed_across_pages_and_partial_ones_revoke_nothing() {
+    let echo = Echo::start("backend").await;
+    let fake = FakePlatform::start(TOKEN).await;
+    let s = Stack::with(|c| link_to(&fake, c)).await;
+    wait_synced(&fake, 1).await;
+    let orders = "55555555-aaaa-4bbb-8ccc-000000000001";
+    let d = fake.deploy(
+        orders,
+        &artifact("orders", &format!("http://127.0.0.1:{}", echo.port), KEY_AUTH),
+    );
+    fake.push(&fake.deployed_event(&d));
+    fake.wait_acks(1, WAIT).await;
+    s.wait_status("/orders/x", None, 401).await;
+    let keys: Vec<String> = (0..6)
+        .map(|i| format!("cp-listed-key-{i}-0123456789abcdef0123456789abcdef"))
+        .collect();
+    let uuid = |i: usize| format!("0195bbbb-bbbb-7ccc-8ddd-eeeeffff000{i}");
+    for (i, k) in keys.iter().enumerate() {
+        fake.put_key(json!({"uuid": uuid(i), "name": format!("k{i}"), "artifactUuid": orders, "apiKey": k}));
+    }
+
+    // Paginated: every page is read, so every key is stored.
+    fake.set_key_listing(KeyListing::Paged(2));
+    let sync = resync(&s, &fake).await;
+    assert_eq!(sync["keys"], 6, "{sync}");
+    assert_eq!(key_statuses(&s, &keys).await, [200; 6]);
+    let pages = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/apis/api-keys?offset="))
+        .count();
+    assert_eq!(pages, 2, "pages after the first one");
+
+    // Truncated to one key: removing five of six is implausible, nothing is removed.
+    fake.set_key_listing(KeyListing::Truncated(1));
+    let sync = resync(&s, &fake).await;
+    assert_eq!(
+        (sync["keysRemoved"].as_u64(), sync["keysRemovalRefused"].as_u64()),
+        (Some(0), Some(5)),
+        "{sync}"
+    );
+    assert_eq!(key_statuses(&s, &keys).await, [200; 6]);
+
+    // A key the listing no longer holds is removed, but not for good: it may come back.
+    fake.set_key_listing(KeyListing::Whole);
+    fake.remove_key(&uuid(5));
+    let sync = resync(&s, &fake).await;
+    assert_eq!(sync["keysRemoved"], 1, "{sync}");
+    assert_eq!(key_statuses(&s, &keys).await, [200, 200, 200, 200, 200, 401]);
+    fake.put_key(json!({"uuid": uuid(5), "name": "k5", "artifactUuid": orders, "apiKey": keys[5]}));
+    resync(&s, &fake).await;
+    assert_eq!(
+        key_statuses(&s, &keys).await,
+        [200; 6],
+        "an unlisted key is not tombstoned"
+    );
+
+    // A key listed as revoked is revoked for good.
+    fake.put_key(
+        json!({"uuid": uuid(4), "name": "k4", "artifactUuid": orders, "apiKey": keys[4], "status": "revoked"}),
+    );
+    resync(&s, &fake).await;
+    assert_eq!(key_statuses(&s, &keys).await, [200, 200, 200, 200, 401, 200]);
+    fake.put_key(json!({"uuid": uuid(4), "name": "k4", "artifactUuid": orders, "apiKey": keys[4], "status": "active"}));
+    resync(&s, &fake).await;
+    assert_eq!(key_statuses(&s, &keys).await[4], 401, "an explicit revocation is final");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::{Instant, Interval};
 
-use super::{Cmd, Refusal, Request, Shared, wire};
+use super::{Cmd, KeyListing, Refusal, Request, Shared, wire};
 
 const WS_PATH: &str = "/api/internal/v1/ws/gateways/connect";
 const REST_PREFIX: &str = "/api/internal/v1/";
@@ -541,7 +541,22 @@ fn api_keys(shared: &Shared, query: Option<&str>) -> Response {
         .filter(|k| issuer.is_empty() || k.get("issuer").and_then(Value::as_str) == Some(issuer.as_str()))
         .cloned()
         .collect();
-    json_response(StatusCode::OK, &Value::Array(list))
+    match st.key_listing {
+        KeyListing::Whole => json_response(StatusCode::OK, &Value::Array(list)),
+        KeyListing::Truncated(n) => json_response(StatusCode::OK, &Value::Array(list.into_iter().take(n).collect())),
+        KeyListing::Paged(size) => {
+            let number = |name: &str, default: usize| query_param(query, name).parse().unwrap_or(default);
+            let (offset, limit) = (number("offset", 0), number("limit", size).clamp(1, size.max(1)));
+            let total = list.len();
+            let page: Vec<Value> = list.into_iter().skip(offset).take(limit).collect();
+            let body = json!({
+                "count": page.len(),
+                "list": page,
+                "pagination": {"total": total, "offset": offset, "limit": limit},
+            });
+            json_response(StatusCode::OK, &body)
+        }
+    }
 }
 
 /// §3.10.
