@@ -66,7 +66,10 @@ pub async fn create(
             application_name: b.application_name,
             plan: b.subscription_plan,
         };
-        let (row, plain) = s.app.create_key(&handle, &who.username, new).await.map_err(key_error)?;
+        let (h, user) = (handle.clone(), who.username.clone());
+        let (row, plain) = detached(&s, move |app| async move { app.create_key(&h, &user, new).await })
+            .await
+            .map_err(key_error)?;
         Ok::<_, ApiError>((api, row, plain))
     }
     .await;
@@ -122,11 +125,12 @@ pub async fn regenerate(
                 Some(humantime::parse_duration(g).map_err(|e| ApiError::Body(format!("gracePeriod {g:?}: {e}")))?)
             }
         };
-        let (row, value) = s
-            .app
-            .regenerate_key(&handle, &name, &who.username, expires_at, grace)
-            .await
-            .map_err(key_error)?;
+        let (h, n, user) = (handle.clone(), name.clone(), who.username.clone());
+        let (row, value) = detached(&s, move |app| async move {
+            app.regenerate_key(&h, &n, &user, expires_at, grace).await
+        })
+        .await
+        .map_err(key_error)?;
         Ok::<_, ApiError>((api, row, value))
     }
     .await;
@@ -162,10 +166,12 @@ pub async fn replace(
         let b: ReplaceBody = parse(body)?;
         let value = b.api_key.ok_or_else(|| ApiError::Body("apiKey is required".into()))?;
         let admin = who.roles.contains(&Role::Admin);
-        s.app
-            .replace_key(&handle, &name, &who.username, admin, &value)
-            .await
-            .map_err(key_error)
+        let (h, n, user) = (handle.clone(), name.clone(), who.username.clone());
+        detached(&s, move |app| async move {
+            app.replace_key(&h, &n, &user, admin, &value).await
+        })
+        .await
+        .map_err(key_error)
     }
     .await;
     match result {
@@ -197,12 +203,17 @@ pub async fn revoke(
     if s.app.api(&handle).is_none() {
         return not_found(&handle).into_response();
     }
-    let caller = Caller {
-        user: &who.username,
-        admin: who.roles.contains(&Role::Admin),
-        control_plane_ok: q.allow_control_plane,
-    };
-    match s.app.revoke_key(&handle, &name, caller).await {
+    let (admin, control_plane_ok) = (who.roles.contains(&Role::Admin), q.allow_control_plane);
+    let (h, n, user) = (handle.clone(), name.clone(), who.username.clone());
+    let revoked = detached(&s, move |app| async move {
+        let caller = Caller {
+            user: &user,
+            admin,
+            control_plane_ok,
+        };
+        app.revoke_key(&h, &n, caller).await
+    });
+    match revoked.await {
         Ok(_) => {
             let body = json!({"status": "success", "message": "API key revoked successfully"});
             synced(&s, Json(body).into_response()).await
@@ -227,6 +238,16 @@ async fn synced(s: &AppState, mut resp: Response) -> Response {
 
 fn not_found(handle: &str) -> ApiError {
     ApiError::App(AppError::NotFound(handle.to_string()))
+}
+
+/// Runs a key write in its own task, so that a client that goes away cannot cut it in half: the
+/// database, the key index and the replicas stay in step.
+async fn detached<T, F>(s: &AppState, write: impl FnOnce(std::sync::Arc<crate::app::App>) -> F) -> Result<T, KeyError>
+where
+    F: std::future::Future<Output = Result<T, KeyError>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(write(s.app.clone())).await.unwrap_or(Err(KeyError::Task))
 }
 
 fn key_error(e: KeyError) -> ApiError {

@@ -259,3 +259,38 @@ async fn a_platform_deployment_envoy_rejects_is_acked_failed_with_its_message() 
     let (code, _) = send(s.mgmt(Method::GET, "/rest-apis/pheavy")).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "nothing stored");
 }
+
+/// Sends `signal` (STOP or CONT) to a process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_write_does_not_split_the_state() {
+    let s = Stack::with(|c| c.server.ack_timeout = std::time::Duration::from_secs(3)).await;
+    let pid = s.envoy.pid().expect("envoy runs");
+    // A frozen Envoy never answers: the write waits for it while the client gives up.
+    signal(pid, "STOP");
+    let impatient = s
+        .mgmt(Method::POST, "/rest-apis")
+        .header("content-type", "application/yaml")
+        .body(respond_api("abandoned", 201, None))
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(impatient.is_err(), "the client gave up before the answer");
+    signal(pid, "CONT");
+    // The write ran to its end anyway: stored, listed, served, and deletable exactly once.
+    eventually(|| async { send(s.mgmt(Method::GET, "/rest-apis/abandoned")).await.0 == StatusCode::OK }).await;
+    eventually(|| async { state_of(&s, "abandoned").await.0 == "deployed" }).await;
+    assert_eq!(gw_status(&s, "/abandoned/ping").await, 201);
+    let (code, _) = send(s.mgmt(Method::DELETE, "/rest-apis/abandoned")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(gw_status(&s, "/abandoned/ping").await, 404);
+    let (code, body) = s.deploy(&respond_api("abandoned", 202, None)).await;
+    assert_eq!(code, StatusCode::CREATED, "re-created: {body}");
+}
