@@ -46,11 +46,11 @@ static SERVICE: LazyLock<AuthzService> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     // The walker's parts on their own, with a header name taken from the request itself.
-    if let Some(facts) = wire::facts(data) {
-        if let Some(http) = facts.http {
-            let _ = wire::path(http);
-            let _ = wire::header(http, facts.key_name.unwrap_or(b"x-api-key"));
-        }
+    if let Some(facts) = wire::facts(data)
+        && let Some(http) = facts.http
+    {
+        let _ = wire::path(http);
+        let _ = wire::header(http, facts.key_name.unwrap_or(b"x-api-key"));
     }
 
     let answer = SERVICE.respond(data, NOW);
