@@ -39,7 +39,7 @@ bench:
 # the main one. New corpus entries go to fuzz/runs/<target>/, crashes to fuzz/artifacts/<target>/
 # (both git-ignored); every target runs, and make fails if any of them found something.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= document authz_check archive timestamp
+FUZZ_TARGETS ?= document authz_check authz_wire archive timestamp
 FUZZ_TOOLCHAIN ?= nightly
 # Seconds one input may take before libFuzzer reports it as a hang (sanitizers slow everything down).
 FUZZ_INPUT_TIMEOUT ?= 10

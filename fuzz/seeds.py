@@ -77,6 +77,13 @@ def check_request_header_map(ext, headers, path):
     return field(1, attributes)
 
 
+def zip_entry(name, compression=zipfile.ZIP_DEFLATED):
+    """An entry with a fixed date, so the seeds are the same on every run."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compression
+    return info
+
+
 def main():
     docs = documents()
     for name, text in docs.items():
@@ -102,15 +109,19 @@ def main():
     write("authz_check", "query-good", check_request(query_route, [], "/orders?a=1&key=apip_good#f"))
     write("authz_check", "no-key", check_request(header_route, [("accept", "*/*")], "/orders"))
 
+    # authz_wire reads its input as a description of a request: any bytes will do as a start.
+    write("authz_wire", "zeros", bytes(64))
+    write("authz_wire", "ramp", bytes(range(256)))
+
     example = docs["example"]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("README.txt", "not the document")
-        z.writestr("inventory-v2.1.yaml", example)
+        z.writestr(zip_entry("README.txt"), "not the document")
+        z.writestr(zip_entry("inventory-v2.1.yaml"), example)
     write("archive", "single.zip", b"\x00" + buf.getvalue())
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("api.yml", docs["minimal"])
+        z.writestr(zip_entry("api.yml", zipfile.ZIP_STORED), docs["minimal"])
     write("archive", "stored.zip", b"\x00" + buf.getvalue())
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
