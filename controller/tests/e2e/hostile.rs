@@ -128,3 +128,42 @@ async fn hostile_input_on_every_port_is_refused_and_nothing_stops_serving() {
     // Logs never carried the key while all this happened.
     assert!(!crate::stack::logs().contains(&key), "the key was logged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_artifact_is_acked_failed_and_the_link_keeps_working() {
+    use crate::platform::{TOKEN, WAIT, ack_payload, artifact, link_to};
+    let echo = Echo::start("backend").await;
+    let fake = tollgate_testkit::FakePlatform::start(TOKEN).await;
+    let s = Stack::with(|c| link_to(&fake, c)).await;
+    fake.wait_connections(1, WAIT).await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+
+    // An artifact nested 100,000 deep, then one whose aliases expand to billions of nodes.
+    let n = 100_000;
+    let deep = format!("a: {}{}", "[".repeat(n), "]".repeat(n));
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let ids = [
+        "7c1d0f52-0000-4000-8000-000000000001",
+        "7c1d0f52-0000-4000-8000-000000000002",
+    ];
+    for (i, (id, hostile)) in ids.iter().zip([deep, bomb]).enumerate() {
+        let d = fake.deploy(id, &hostile);
+        fake.push(&fake.deployed_event(&d));
+        let acks = fake.wait_acks(i + 1, WAIT).await;
+        let p = ack_payload(&acks[i]);
+        assert_eq!(p["status"], "failed", "{p}");
+        assert_eq!(p["errorCode"], "GATEWAY_PROCESSING_ERROR", "{p}");
+    }
+
+    // The link and the gateway carry on: the next deployment is served.
+    let id = "7c1d0f52-0000-4000-8000-000000000003";
+    let d = fake.deploy(id, &artifact("calm", &url, ""));
+    fake.push(&fake.deployed_event(&d));
+    let acks = fake.wait_acks(3, WAIT).await;
+    assert_eq!(ack_payload(&acks[2])["status"], "success", "{}", acks[2]);
+    assert_eq!(s.call(Method::GET, "/calm/x", None).await.0, StatusCode::OK);
+}
