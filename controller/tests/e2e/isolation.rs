@@ -294,3 +294,23 @@ async fn a_client_that_goes_away_mid_write_does_not_split_the_state() {
     let (code, body) = s.deploy(&respond_api("abandoned", 202, None)).await;
     assert_eq!(code, StatusCode::CREATED, "re-created: {body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_deployment_that_overlaps_another_api_is_acked_failed() {
+    use crate::platform::{TOKEN, WAIT, ack_payload, artifact, link_to};
+    let fake = tollgate_testkit::FakePlatform::start(TOKEN).await;
+    let s = Stack::with(|c| link_to(&fake, c)).await;
+    fake.wait_connections(1, WAIT).await;
+    let (code, body) = s.deploy(&respond_api("shop", 201, None)).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    // The platform's API takes every path under /shop, including the local API's /shop/ping.
+    let intruder = artifact("intruder", "http://127.0.0.1:9", "").replace("context: /intruder", "context: /shop");
+    let d = fake.deploy("6f0a7a3e-8daf-4638-b295-14898312759f", &intruder);
+    fake.push(&fake.deployed_event(&d));
+    let acks = fake.wait_acks(1, WAIT).await;
+    let p = ack_payload(&acks[0]);
+    assert_eq!(p["status"], "failed", "{p}");
+    let (code, _) = send(s.mgmt(Method::GET, "/rest-apis/intruder")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "nothing stored");
+    assert_eq!(gw_status(&s, "/shop/ping").await, 201, "the local API keeps its route");
+}
