@@ -314,3 +314,36 @@ async fn a_platform_deployment_that_overlaps_another_api_is_acked_failed() {
     assert_eq!(code, StatusCode::NOT_FOUND, "nothing stored");
     assert_eq!(gw_status(&s, "/shop/ping").await, 201, "the local API keeps its route");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_changes_an_envoy_rejects_later_become_failed_and_the_rest_deployed() {
+    let mut s = Stack::start().await;
+    let xds = s.running().xds;
+    let nowhere = std::net::SocketAddr::from(([127, 0, 0, 1], tollgate_testkit::free_port()));
+    drop(std::mem::replace(
+        &mut s.envoy,
+        Envoy::start("delta", "elsewhere", "default", nowhere).await,
+    ));
+    eventually(|| async {
+        let (_, sync) = send(s.admin("/xds_sync_status")).await;
+        sync["nodes"].as_array().is_some_and(|n| n.is_empty())
+    })
+    .await;
+    for (name, regex) in [("calm1", None), ("heavy", Some(HEAVY)), ("calm2", None)] {
+        let (code, body) = s.deploy(&respond_api(name, 201, regex)).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"]["state"], "pending", "{body}");
+    }
+    // The only Envoy to come is the strict one: it rejects what the three pending writes built.
+    let _strict = Envoy::start_adjusted("delta", "strict", "default", xds, strict).await;
+    eventually(|| async { state_of(&s, "heavy").await.0 == "failed" }).await;
+    eventually(|| async { state_of(&s, "calm1").await.0 == "deployed" && state_of(&s, "calm2").await.0 == "deployed" })
+        .await;
+    assert_eq!(gw_status(&s, "/calm1/ping").await, 201);
+    assert_eq!(gw_status(&s, "/calm2/ping").await, 201);
+    assert_eq!(
+        gw_status(&s, "/heavy/ping").await,
+        404,
+        "a never-accepted API serves nothing"
+    );
+}
