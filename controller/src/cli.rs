@@ -45,7 +45,7 @@ pub enum CliError {
     #[error("authz-replica needs the controller's replica token: --token-file FILE or TOLLGATE_REPLICA_TOKEN")]
     NoToken,
     /// `--listen` is not a socket address.
-    #[error("--listen {0:?} is not an address like 0.0.0.0:18001")]
+    #[error("--listen {0:?} is not an address like 127.0.0.1:18001")]
     Listen(String),
     /// The configuration is invalid.
     #[error(transparent)]

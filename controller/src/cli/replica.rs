@@ -42,7 +42,9 @@ impl ReplicaArgs {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ReplicaArgs, CliError> {
         let (mut xds, mut token_file) = (None, None);
-        let mut listen = "0.0.0.0:18001".to_string();
+        // Like the controller's own ext_authz port: loopback unless told otherwise, since anyone
+        // who reaches it can test candidate keys.
+        let mut listen = "127.0.0.1:18001".to_string();
         let mut node_id = format!("authz-replica-{}", std::process::id());
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {

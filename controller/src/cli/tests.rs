@@ -108,7 +108,8 @@ fn the_replica_token_comes_from_the_file_or_the_environment() {
         panic!("not a replica")
     };
     assert_eq!(a.token, "from-env");
-    assert_eq!(a.listen, "0.0.0.0:18001".parse().unwrap());
+    // Issue #13: ext_authz answers only on loopback unless `--listen` says otherwise.
+    assert_eq!(a.listen, "127.0.0.1:18001".parse().unwrap());
     assert!(a.node_id.starts_with("authz-replica-"));
 }
 
