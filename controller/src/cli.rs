@@ -14,7 +14,7 @@ use crate::config::ConfigError;
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -47,6 +47,9 @@ pub enum CliError {
     /// `--listen` is not a socket address.
     #[error("--listen {0:?} is not an address like 127.0.0.1:18001")]
     Listen(String),
+    /// `--max-staleness` is not a duration.
+    #[error("--max-staleness {0:?} is not a duration like 5m or 30s (0: no limit)")]
+    Staleness(String),
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -99,7 +102,11 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::TokenFile { .. } => EXIT_NO_INPUT,
-            CliError::Usage | CliError::NoToken | CliError::Listen(_) | CliError::Config(_) => EXIT_USAGE,
+            CliError::Usage
+            | CliError::NoToken
+            | CliError::Listen(_)
+            | CliError::Staleness(_)
+            | CliError::Config(_) => EXIT_USAGE,
         }
     }
 

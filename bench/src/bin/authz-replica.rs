@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         listen: format!("127.0.0.1:{replica_port}").parse()?,
         node_id: "bench-replica".into(),
         token: tollgate::replica::replica_token(&c.server.data_dir)?.0,
+        max_staleness: None,
     })
     .await?;
     let mut authz = AuthorizationClient::connect(format!("http://127.0.0.1:{replica_port}")).await?;

@@ -1,12 +1,13 @@
-//! `tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]`: an ext_authz
-//! service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
+//! `tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]
+//! [--max-staleness DURATION]`: an ext_authz service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
 //! may come from `TOLLGATE_REPLICA_TOKEN` instead of `--token-file`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::CliError;
-use crate::replica::{Replica, ReplicaConfig};
+use crate::replica::{DEFAULT_MAX_STALENESS, Replica, ReplicaConfig};
 
 /// The variable that may carry the replica token.
 pub const REPLICA_TOKEN_VAR: &str = "TOLLGATE_REPLICA_TOKEN";
@@ -17,6 +18,8 @@ pub struct ReplicaArgs {
     pub xds: String,
     pub listen: SocketAddr,
     pub node_id: String,
+    /// `--max-staleness`: `None` for `0` (no limit).
+    pub max_staleness: Option<Duration>,
     /// Never logged or shown by `Debug`.
     pub token: String,
 }
@@ -27,6 +30,7 @@ impl std::fmt::Debug for ReplicaArgs {
             .field("xds", &self.xds)
             .field("listen", &self.listen)
             .field("node_id", &self.node_id)
+            .field("max_staleness", &self.max_staleness)
             .field("token", &"[redacted]")
             .finish()
     }
@@ -46,12 +50,14 @@ impl ReplicaArgs {
         // who reaches it can test candidate keys.
         let mut listen = "127.0.0.1:18001".to_string();
         let mut node_id = format!("authz-replica-{}", std::process::id());
+        let mut staleness = None;
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {
                 ("--xds", Some(v)) => xds = Some(v),
                 ("--listen", Some(v)) => listen = v,
                 ("--node", Some(v)) => node_id = v,
                 ("--token-file", Some(v)) => token_file = Some(v),
+                ("--max-staleness", Some(v)) => staleness = Some(v),
                 _ => return Err(CliError::Usage),
             }
         }
@@ -67,10 +73,19 @@ impl ReplicaArgs {
             return Err(CliError::NoToken);
         }
         let listen = listen.parse().map_err(|_| CliError::Listen(listen))?;
+        let max_staleness = match staleness {
+            None => Some(DEFAULT_MAX_STALENESS),
+            Some(v) if v.trim() == "0" => None,
+            Some(v) => match humantime::parse_duration(&v) {
+                Ok(d) if !d.is_zero() => Some(d),
+                _ => return Err(CliError::Staleness(v)),
+            },
+        };
         Ok(ReplicaArgs {
             xds,
             listen,
             node_id,
+            max_staleness,
             token,
         })
     }
@@ -90,6 +105,7 @@ pub(super) fn run(args: ReplicaArgs) -> ExitCode {
         listen: args.listen,
         node_id: args.node_id,
         token: args.token,
+        max_staleness: args.max_staleness,
     };
     runtime.block_on(async move {
         let replica = match Replica::start(config).await {
