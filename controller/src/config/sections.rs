@@ -133,7 +133,8 @@ pub struct ApiKeys {
     /// With replicas: how long a key write through the REST API waits for every connected replica
     /// to ACK the change before answering (so a revocation bites on the next request there too).
     /// A replica still behind after this is named in the log and counted in the
-    /// `tollgate-replicas-behind` response header; the write itself stands.
+    /// `tollgate-replicas-behind` response header, and the write answers 504: it is stored, but not
+    /// yet in force on that replica.
     #[serde(with = "duration")]
     pub replica_sync_timeout: Duration,
 }
