@@ -134,7 +134,7 @@ pub struct ApiKeys {
     /// to ACK the change before answering (so a revocation bites on the next request there too).
     /// A replica still behind after this is named in the log and counted in the
     /// `tollgate-replicas-behind` response header, and the write answers 504: it is stored, but not
-    /// yet in force on that replica.
+    /// yet in force on that replica. `0s`: writes do not wait and answer as if confirmed.
     #[serde(with = "duration")]
     pub replica_sync_timeout: Duration,
 }
