@@ -16,7 +16,7 @@ pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -54,8 +54,11 @@ pub enum CliError {
     #[error("authz-replica needs the controller's replica token: --token-file FILE or TOLLGATE_REPLICA_TOKEN")]
     NoToken,
     /// `--listen` is not a socket address.
-    #[error("--listen {0:?} is not an address like 0.0.0.0:18001")]
+    #[error("--listen {0:?} is not an address like 127.0.0.1:18001")]
     Listen(String),
+    /// `--max-staleness` is not a duration.
+    #[error("--max-staleness {0:?} is not a duration like 5m or 30s (0: no limit)")]
+    Staleness(String),
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -108,7 +111,11 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::TokenFile { .. } | CliError::InputFile { .. } => EXIT_NO_INPUT,
-            CliError::Usage | CliError::NoToken | CliError::Listen(_) | CliError::Config(_) => EXIT_USAGE,
+            CliError::Usage
+            | CliError::NoToken
+            | CliError::Listen(_)
+            | CliError::Staleness(_)
+            | CliError::Config(_) => EXIT_USAGE,
         }
     }
 

@@ -7,7 +7,8 @@
 //! `authz_port` at them with `server.authz_embedded = false`.
 //!
 //! Until the first key sets arrive the index is empty, so every check is refused (fail closed).
-//! If the controller goes away the replica keeps serving the keys it has and reconnects with
+//! If the controller goes away the replica keeps serving the keys it has, up to a maximum
+//! staleness (`fresh`; then it refuses every check until it syncs again), and reconnects with
 //! backoff, telling the controller which set versions it holds so only changes are resent.
 //!
 //! The whole feature lives here:
@@ -19,6 +20,7 @@
 
 mod apply;
 mod follow;
+mod fresh;
 pub mod publish;
 pub mod token;
 
@@ -29,6 +31,7 @@ use std::sync::atomic::AtomicU64;
 use tokio::sync::watch;
 use tollgate_policies::AuthzServer;
 use tollgate_policies::authz::SharedIndex;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 pub use apply::{ApplyError, SetProblem};
@@ -50,6 +53,9 @@ pub struct ReplicaConfig {
     pub node_id: String,
     /// The controller's replica token (its `<data_dir>/replica-token`), sent with every session.
     pub token: crate::secret::Secret<String>,
+    /// Past this long without a session with the controller, every check is refused (its keys may
+    /// have been revoked since); `None`: serve what it holds however old.
+    pub max_staleness: Option<std::time::Duration>,
     /// TLS to the xDS port (`https://` endpoints), with a client certificate for mutual TLS.
     pub tls: Option<ReplicaTls>,
     /// TLS on the replica's own ext_authz port (with a client CA: mutual TLS, only Envoys with a
@@ -122,6 +128,9 @@ impl ReplicaTls {
     }
 }
 
+/// The default of `--max-staleness`.
+pub const DEFAULT_MAX_STALENESS: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What a replica has applied, for tests and logs.
 #[derive(Debug, Default)]
 pub struct ReplicaStats {
@@ -178,16 +187,17 @@ impl Replica {
         let addr = listener.local_addr().map_err(bind_error)?;
         let (stop, stopped) = watch::channel(false);
         let stats = Arc::new(ReplicaStats::default());
+        let fresh = Arc::new(fresh::Freshness::new(config.max_staleness));
         let mut on_stop = stopped.clone();
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &config.serve_tls {
             builder = builder.tls_config(tls.server_config()).map_err(ReplicaError::Tls)?;
         }
         let server = tokio::spawn({
-            let index = index.clone();
+            let checks = InterceptedService::new(AuthzServer::new(index.clone()), fresh::StaleGate(fresh.clone()));
             async move {
                 let served = builder
-                    .add_service(AuthzServer::new(index))
+                    .add_service(checks)
                     .serve_with_incoming_shutdown(tollgate_xds::nodelay_incoming(listener), async move {
                         let _ = on_stop.wait_for(|s| *s).await;
                     })
@@ -197,7 +207,7 @@ impl Replica {
                 }
             }
         });
-        let feed = tokio::spawn(follow::follow(config, index, stats.clone(), stopped));
+        let feed = tokio::spawn(follow::follow(config, index, stats.clone(), fresh, stopped));
         info!(%addr, "ext_authz replica listening");
         Ok(Replica {
             addr,

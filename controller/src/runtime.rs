@@ -81,7 +81,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
     let xds = xds_listener.local_addr()?;
-    let mut xds_server = XdsServer::new(store, status.clone());
+    let mut xds_server = XdsServer::new(store, status.clone()).with_limits(config.server.xds_limits());
     if config.xds_tls.enabled() {
         xds_server = xds_server.with_tls(server_tls(&config.xds_tls, "xds_tls")?);
     }

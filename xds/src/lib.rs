@@ -33,7 +33,7 @@ mod store;
 pub use kind::{CustomType, TypeKind, XdsMessage};
 pub use resource::{Dep, Resource};
 #[cfg(feature = "server")]
-pub use server::{AccessRule, ServerHandle, XdsServer, nodelay_incoming};
+pub use server::{AccessRule, Limits, ServerHandle, XdsServer, nodelay_incoming};
 #[cfg(feature = "server")]
 pub use state::{Flavour, Nack, TypeReport};
 #[cfg(feature = "server")]

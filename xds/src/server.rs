@@ -1,32 +1,33 @@
 //! The gRPC services: ADS (SotW and delta) and the per-type CDS/EDS/LDS/RDS services, one stream
 //! task each, all reading the shared [`Store`].
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tollgate_proto::pb::envoy::config::core::v3::Node;
 use tollgate_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tollgate_proto::wire::{DeltaResponse, SotwResponse};
 use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Status, Streaming};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
-use crate::state::{Outgoing, StreamState};
-use crate::store::GroupState;
-use crate::{Error, Flavour, NodeStatus, StatusRegistry, Store, TypeKind};
+mod limits;
+mod stream;
 
-/// Largest request we decode: a delta reconnect lists every resource it holds.
-const MAX_DECODE: usize = 64 * 1024 * 1024;
+pub use limits::Limits;
+
+use crate::{Error, Flavour, StatusRegistry, Store, TypeKind};
+use limits::OpenStreams;
+use stream::{Incoming, Outbound, Refusals, Stream};
+
 /// Responses queued per stream beyond the one per type in flight.
 const STREAM_QUEUE: usize = 8;
 
@@ -46,6 +47,7 @@ pub struct XdsServer {
     status: Arc<StatusRegistry>,
     rules: Rules,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    limits: Limits,
 }
 
 /// The access rule of each type; `None`: every stream may read it.
@@ -64,6 +66,8 @@ struct Inner {
     store: Arc<Store>,
     status: Arc<StatusRegistry>,
     rules: Rules,
+    limits: Limits,
+    open: Arc<OpenStreams>,
     shutdown: watch::Receiver<bool>,
     next_stream: AtomicU64,
 }
@@ -95,18 +99,6 @@ struct Method<R, O> {
     _m: PhantomData<fn(R) -> O>,
 }
 
-/// What the stream task needs from a request of either flavour.
-trait Incoming: prost::Message + Default + Send + 'static {
-    fn node(&self) -> Option<&Node>;
-    fn type_url(&self) -> &str;
-    fn apply(self, state: &mut StreamState, kind: TypeKind, group: &GroupState);
-}
-
-/// Converts a built response to the wire type of a flavour.
-trait Outbound: prost::Message + Sized + Send + 'static {
-    fn from_outgoing(o: Outgoing) -> Option<Self>;
-}
-
 // === impl XdsServer ===
 
 impl XdsServer {
@@ -117,6 +109,7 @@ impl XdsServer {
             status,
             rules: Default::default(),
             tls: None,
+            limits: Limits::default(),
         }
     }
 
@@ -124,6 +117,12 @@ impl XdsServer {
     /// it signed).
     pub fn with_tls(mut self, tls: tonic::transport::ServerTlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Serves within `limits` instead of [`Limits::default`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -143,6 +142,8 @@ impl XdsServer {
             store: self.store,
             status: self.status,
             rules: self.rules,
+            limits: self.limits.clone(),
+            open: Arc::new(OpenStreams::default()),
             shutdown: stopped,
             next_stream: AtomicU64::new(1),
         });
@@ -153,6 +154,9 @@ impl XdsServer {
         let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // A client that ignores this is reset by HTTP/2; one that keeps to it and still opens
+            // more than the per-connection limit gets RESOURCE_EXHAUSTED from us.
+            .max_concurrent_streams(u32::try_from(self.limits.max_streams_per_connection.saturating_mul(2)).ok())
             .add_service(service::<Ads>(&inner))
             .add_service(service::<Cds>(&inner))
             .add_service(service::<Eds>(&inner))
@@ -275,12 +279,15 @@ where
         let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
         let inner = self.inner.clone();
         Box::pin(async move {
+            let max = inner.limits.max_message_bytes;
             let res = if method == M::SOTW {
                 let m = Method::<DiscoveryRequest, SotwResponse>::new(inner, Flavour::Sotw, M::ONLY);
-                grpc::<DiscoveryRequest, SotwResponse>().streaming(m, req).await
+                grpc::<DiscoveryRequest, SotwResponse>(max).streaming(m, req).await
             } else if method == M::DELTA {
                 let m = Method::<DeltaDiscoveryRequest, DeltaResponse>::new(inner, Flavour::Delta, M::ONLY);
-                grpc::<DeltaDiscoveryRequest, DeltaResponse>().streaming(m, req).await
+                grpc::<DeltaDiscoveryRequest, DeltaResponse>(max)
+                    .streaming(m, req)
+                    .await
             } else {
                 Status::unimplemented(format!("no method {method}")).into_http()
             };
@@ -289,8 +296,8 @@ where
     }
 }
 
-fn grpc<R: Incoming, O: Outbound>() -> Grpc<tonic_prost::ProstCodec<O, R>> {
-    Grpc::new(tonic_prost::ProstCodec::default()).apply_max_message_size_config(Some(MAX_DECODE), None)
+fn grpc<R: Incoming, O: Outbound>(max_decode: usize) -> Grpc<tonic_prost::ProstCodec<O, R>> {
+    Grpc::new(tonic_prost::ProstCodec::default()).apply_max_message_size_config(Some(max_decode), None)
 }
 
 // === impl Method ===
@@ -312,6 +319,13 @@ impl<R: Incoming, O: Outbound> StreamingService<R> for Method<R, O> {
     type Future = std::future::Ready<Result<tonic::Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, request: tonic::Request<Streaming<R>>) -> Self::Future {
+        let slot = match self.inner.open.admit(request.remote_addr(), &self.inner.limits) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                warn!(peer = ?request.remote_addr(), %refused, "xds stream refused");
+                return std::future::ready(Err(refused));
+            }
+        };
         let metadata = request.metadata();
         let refusals: Refusals = self
             .inner
@@ -321,167 +335,17 @@ impl<R: Incoming, O: Outbound> StreamingService<R> for Method<R, O> {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let id = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("xds_stream", id, flavour = ?self.flavour, only = self.only.map(TypeKind::short));
-        let task = drive(
-            self.inner.clone(),
-            request.into_inner(),
+        let stream = Stream {
+            slot,
+            inner: self.inner.clone(),
             tx,
-            self.flavour,
-            self.only,
+            flavour: self.flavour,
+            only: self.only,
             id,
             refusals,
-        );
-        tokio::spawn(task.instrument(span));
-        std::future::ready(Ok(tonic::Response::new(ReceiverStream::new(rx))))
-    }
-}
-
-/// Per type, the status that ends the stream if it asks for that type (from the access rules).
-type Refusals = [Option<Status>; TypeKind::COUNT];
-
-/// Runs one stream until the client goes away or the server shuts down.
-async fn drive<R: Incoming, O: Outbound>(
-    inner: Arc<Inner>,
-    mut inbound: Streaming<R>,
-    tx: mpsc::Sender<Result<O, Status>>,
-    flavour: Flavour,
-    only: Option<TypeKind>,
-    id: u64,
-    mut refusals: Refusals,
-) {
-    let mut shutdown = inner.shutdown.clone();
-    let first = tokio::select! {
-        m = inbound.message() => m,
-        _ = shutdown.wait_for(|s| *s) => return,
-    };
-    let Ok(Some(first)) = first else { return };
-    let node = first.node().cloned().unwrap_or_default();
-    let group = inner.store.resolve(&node.cluster);
-    let mut changed = group.subscribe();
-    let mut state = StreamState::new(flavour, only.is_none());
-    info!(node = %node.id, cluster = %node.cluster, group = group.name(), "stream opened");
-    inner.status.put(NodeStatus {
-        stream_id: id,
-        node_id: node.id.clone(),
-        node_cluster: node.cluster.clone(),
-        group: group.name().to_string(),
-        flavour,
-        only,
-        connected_at: SystemTime::now(),
-        types: Default::default(),
-    });
-    let kinds: Vec<TypeKind> = match only {
-        Some(k) => vec![k],
-        None => TypeKind::ALL.to_vec(),
-    };
-    let mut next = Some(first);
-    'stream: loop {
-        if let Some(req) = next.take() {
-            let kind = only.or_else(|| TypeKind::from_type_url(req.type_url()));
-            if let Some(refusal) = kind.and_then(|k| refusals[k.index()].take()) {
-                warn!(node = %node.id, type_url = req.type_url(), "refused by the type's access rule: stream ended");
-                let _ = tx.send(Err(refusal)).await;
-                break 'stream;
-            }
-            match kind {
-                Some(kind) => req.apply(&mut state, kind, &group.read()),
-                None => debug!(type_url = req.type_url(), "ignoring request for a type we do not serve"),
-            }
-        }
-        let (out, reports) = {
-            let g = group.read();
-            let out: Vec<Outgoing> = kinds.iter().filter_map(|k| state.next_response(*k, &g)).collect();
-            (out, TypeKind::ALL.map(|k| state.report(k, &g)))
         };
-        for o in out {
-            let Some(msg) = O::from_outgoing(o) else { continue };
-            if tx.send(Ok(msg)).await.is_err() {
-                break 'stream;
-            }
-        }
-        inner.status.update(id, reports);
-        tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|s| *s) => break,
-            m = inbound.message() => match m {
-                Ok(Some(r)) => next = Some(r),
-                Ok(None) => break,
-                Err(status) => {
-                    debug!(%status, "stream error");
-                    break;
-                }
-            },
-            r = changed.changed() => if r.is_err() { break },
-        }
-    }
-    inner.status.remove(id);
-    info!(node = %node.id, "stream closed");
-}
-
-// === impl Incoming ===
-
-impl Incoming for DiscoveryRequest {
-    fn node(&self) -> Option<&Node> {
-        self.node.as_ref()
-    }
-
-    fn type_url(&self) -> &str {
-        &self.type_url
-    }
-
-    fn apply(self, state: &mut StreamState, kind: TypeKind, group: &GroupState) {
-        let error = self.error_detail.map(|e| e.message);
-        state.on_sotw_request(
-            kind,
-            self.resource_names,
-            &self.version_info,
-            &self.response_nonce,
-            error,
-            group,
-        );
-    }
-}
-
-impl Incoming for DeltaDiscoveryRequest {
-    fn node(&self) -> Option<&Node> {
-        self.node.as_ref()
-    }
-
-    fn type_url(&self) -> &str {
-        &self.type_url
-    }
-
-    fn apply(self, state: &mut StreamState, kind: TypeKind, group: &GroupState) {
-        let error = self.error_detail.map(|e| e.message);
-        let initial: HashMap<String, String> = self.initial_resource_versions;
-        state.on_delta_request(
-            kind,
-            self.resource_names_subscribe,
-            self.resource_names_unsubscribe,
-            initial,
-            &self.response_nonce,
-            error,
-            group,
-        );
-    }
-}
-
-// === impl Outbound ===
-
-impl Outbound for SotwResponse {
-    fn from_outgoing(o: Outgoing) -> Option<Self> {
-        match o {
-            Outgoing::Sotw(m) => Some(m),
-            Outgoing::Delta(_) => None,
-        }
-    }
-}
-
-impl Outbound for DeltaResponse {
-    fn from_outgoing(o: Outgoing) -> Option<Self> {
-        match o {
-            Outgoing::Delta(m) => Some(m),
-            Outgoing::Sotw(_) => None,
-        }
+        tokio::spawn(stream.drive(request.into_inner()).instrument(span));
+        std::future::ready(Ok(tonic::Response::new(ReceiverStream::new(rx))))
     }
 }
 

@@ -304,6 +304,11 @@ impl StreamState {
         r
     }
 
+    /// How many names the stream subscribed to for `kind` (a wildcard counts none).
+    pub(crate) fn names(&self, kind: TypeKind) -> usize {
+        self.types[kind.index()].names.len()
+    }
+
     // --- internals ---
 
     /// Applies an ACK or NACK of the response with `nonce`, if it is the one in flight.

@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         token: tollgate::replica::replica_token(&c.server.data_dir)?.0.into(),
         tls: None,
         serve_tls: None,
+        max_staleness: None,
     })
     .await?;
     let mut authz = AuthorizationClient::connect(format!("http://127.0.0.1:{replica_port}")).await?;

@@ -223,16 +223,26 @@ pub async fn revoke(
 }
 
 /// With remote authz replicas: waits (at most `api_keys.replica_sync_timeout`) until every connected
-/// replica has ACKed the key change just made, so the next request sees it there too. Replicas still
-/// behind are logged and counted in a `tollgate-replicas-behind` header; the write stands either way.
-async fn synced(s: &AppState, mut resp: Response) -> Response {
+/// replica has ACKed the key change just made, so the next request sees it there too. If one has
+/// not (it is slow, or refused the key set), the answer is not a success: a caller must not take a
+/// revocation for done while a replica still accepts the key. The change is stored and reaches the
+/// replica when it catches up; a 504 says so (without the new key, which an error body must not
+/// carry), with the laggards counted in `tollgate-replicas-behind`.
+async fn synced(s: &AppState, resp: Response) -> Response {
     let Some(replicas) = &s.replicas else { return resp };
     let behind = replicas.wait().await;
-    if !behind.is_empty() {
-        warn!(replicas = ?behind, "key change not yet ACKed by these authz replicas");
-        resp.headers_mut()
-            .insert("tollgate-replicas-behind", axum::http::HeaderValue::from(behind.len()));
+    if behind.is_empty() {
+        return resp;
     }
+    warn!(replicas = ?behind, "key change not yet ACKed by these authz replicas: answered 504");
+    let message = format!(
+        "the change is stored but {} authz replica(s) did not confirm it in time, so it is not yet in force there",
+        behind.len()
+    );
+    let body = json!({"status": "error", "message": message});
+    let mut resp = (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response();
+    resp.headers_mut()
+        .insert("tollgate-replicas-behind", axum::http::HeaderValue::from(behind.len()));
     resp
 }
 

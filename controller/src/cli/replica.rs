@@ -1,12 +1,13 @@
-//! `tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]`: an ext_authz
-//! service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
+//! `tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]
+//! [--max-staleness DURATION]`: an ext_authz service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
 //! may come from `TOLLGATE_REPLICA_TOKEN` instead of `--token-file`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::CliError;
-use crate::replica::{Replica, ReplicaConfig, ReplicaTls, ServeTls};
+use crate::replica::{DEFAULT_MAX_STALENESS, Replica, ReplicaConfig, ReplicaTls, ServeTls};
 use crate::secret::Secret;
 
 /// The variable that may carry the replica token.
@@ -18,6 +19,8 @@ pub struct ReplicaArgs {
     pub xds: String,
     pub listen: SocketAddr,
     pub node_id: String,
+    /// `--max-staleness`: `None` for `0` (no limit).
+    pub max_staleness: Option<Duration>,
     /// Never logged or shown by `Debug`.
     pub token: Secret<String>,
     /// TLS to the controller (with `--xds-ca`).
@@ -37,8 +40,11 @@ impl ReplicaArgs {
     ) -> Result<ReplicaArgs, CliError> {
         let (mut xds, mut token_file) = (None, None);
         let mut tls = TlsFlags::default();
-        let mut listen = "0.0.0.0:18001".to_string();
+        // Like the controller's own ext_authz port: loopback unless told otherwise, since anyone
+        // who reaches it can test candidate keys.
+        let mut listen = "127.0.0.1:18001".to_string();
         let mut node_id = format!("authz-replica-{}", std::process::id());
+        let mut staleness = None;
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {
                 ("--xds", Some(v)) => xds = Some(v),
@@ -52,6 +58,7 @@ impl ReplicaArgs {
                 ("--listen-cert", Some(v)) => tls.listen_cert = Some(v),
                 ("--listen-key", Some(v)) => tls.listen_key = Some(v),
                 ("--listen-client-ca", Some(v)) => tls.listen_client_ca = Some(v),
+                ("--max-staleness", Some(v)) => staleness = Some(v),
                 _ => return Err(CliError::Usage),
             }
         }
@@ -69,6 +76,14 @@ impl ReplicaArgs {
         let listen = listen.parse().map_err(|_| CliError::Listen(listen))?;
         let serve_tls = tls.load_serving()?;
         let tls = tls.load()?;
+        let max_staleness = match staleness {
+            None => Some(DEFAULT_MAX_STALENESS),
+            Some(v) if v.trim() == "0" => None,
+            Some(v) => match humantime::parse_duration(&v) {
+                Ok(d) if !d.is_zero() => Some(d),
+                _ => return Err(CliError::Staleness(v)),
+            },
+        };
         Ok(ReplicaArgs {
             xds,
             listen,
@@ -76,6 +91,7 @@ impl ReplicaArgs {
             token: Secret::new(token),
             tls,
             serve_tls,
+            max_staleness,
         })
     }
 }
@@ -155,6 +171,7 @@ pub(super) fn run(args: ReplicaArgs) -> ExitCode {
         token: args.token,
         tls: args.tls,
         serve_tls: args.serve_tls,
+        max_staleness: args.max_staleness,
     };
     runtime.block_on(async move {
         let replica = match Replica::start(config).await {

@@ -1,5 +1,7 @@
 //! Tests of the command line: every command and flag, and the exit code of every refusal.
 
+use std::time::Duration;
+
 use super::*;
 
 fn args(line: &str) -> Vec<String> {
@@ -108,8 +110,29 @@ fn the_replica_token_comes_from_the_file_or_the_environment() {
         panic!("not a replica")
     };
     assert_eq!(a.token.expose(), "from-env");
-    assert_eq!(a.listen, "0.0.0.0:18001".parse().unwrap());
+    // Issue #13: ext_authz answers only on loopback unless `--listen` says otherwise.
+    assert_eq!(a.listen, "127.0.0.1:18001".parse().unwrap());
     assert!(a.node_id.starts_with("authz-replica-"));
+}
+
+/// Issue #13: a replica refuses checks after 5 minutes without the controller unless told otherwise.
+#[test]
+fn the_replica_staleness_defaults_to_five_minutes_and_zero_means_no_limit() {
+    let env = |_: &str| Some("t".to_string());
+    let staleness = |extra: &str| {
+        let line = format!("authz-replica --xds http://c:18000 {extra}");
+        match Command::parse(args(&line), &env) {
+            Ok(Command::AuthzReplica(a)) => Ok(a.max_staleness),
+            Ok(_) => panic!("not a replica"),
+            Err(e) => Err(e),
+        }
+    };
+    assert_eq!(staleness("").unwrap(), Some(Duration::from_secs(300)));
+    assert_eq!(staleness("--max-staleness 30s").unwrap(), Some(Duration::from_secs(30)));
+    assert_eq!(staleness("--max-staleness 0").unwrap(), None);
+    let err = staleness("--max-staleness soon").unwrap_err();
+    assert!(matches!(err, CliError::Staleness(_)), "{err}");
+    assert_eq!(err.exit_code(), 64);
 }
 
 #[test]

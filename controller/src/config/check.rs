@@ -35,6 +35,21 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes", "must be greater than 0");
         }
+        let xds = [
+            ("server.xds_max_message_bytes", self.server.xds_max_message_bytes),
+            (
+                "server.xds_max_streams_per_connection",
+                self.server.xds_max_streams_per_connection,
+            ),
+            ("server.xds_max_streams", self.server.xds_max_streams),
+            ("server.xds_max_resource_names", self.server.xds_max_resource_names),
+        ];
+        if let Some((key, _)) = xds.into_iter().find(|(_, v)| *v == 0) {
+            return invalid(key, "must be greater than 0");
+        }
+        if self.server.xds_first_message_timeout.is_zero() {
+            return invalid("server.xds_first_message_timeout", "must be greater than 0");
+        }
         if self.router.tls_cert_path.is_some() != self.router.tls_key_path.is_some() {
             return invalid(
                 "router.tls_cert_path",

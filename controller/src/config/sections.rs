@@ -30,6 +30,17 @@ pub struct Server {
     pub xds_port: u16,
     /// ext_authz gRPC service.
     pub authz_port: u16,
+    /// Largest xDS request decoded, in bytes (a delta reconnect lists every resource it holds).
+    pub xds_max_message_bytes: usize,
+    /// xDS streams one connection may hold open at once; more get `RESOURCE_EXHAUSTED`.
+    pub xds_max_streams_per_connection: usize,
+    /// xDS streams the server holds open at once, over all connections.
+    pub xds_max_streams: usize,
+    /// An xDS stream that sends no request for this long is ended.
+    #[serde(with = "duration")]
+    pub xds_first_message_timeout: Duration,
+    /// Resource names one xDS request may carry, and one stream may subscribe to per type.
+    pub xds_max_resource_names: usize,
     /// The address Envoy uses to reach the ext_authz service (an IP, or a hostname resolved by DNS).
     pub authz_advertise: String,
     /// Run the ext_authz service in this process. `false`: Envoy is sent to
@@ -134,7 +145,8 @@ pub struct ApiKeys {
     /// With replicas: how long a key write through the REST API waits for every connected replica
     /// to ACK the change before answering (so a revocation bites on the next request there too).
     /// A replica still behind after this is named in the log and counted in the
-    /// `tollgate-replicas-behind` response header; the write itself stands.
+    /// `tollgate-replicas-behind` response header, and the write answers 504: it is stored, but not
+    /// yet in force on that replica. `0s`: writes do not wait and answer as if confirmed.
     #[serde(with = "duration")]
     pub replica_sync_timeout: Duration,
 }
@@ -233,6 +245,19 @@ impl ControlPlane {
     }
 }
 
+impl Server {
+    /// The bounds of the xDS server.
+    pub fn xds_limits(&self) -> tollgate_xds::Limits {
+        tollgate_xds::Limits {
+            max_message_bytes: self.xds_max_message_bytes,
+            max_streams_per_connection: self.xds_max_streams_per_connection,
+            max_streams: self.xds_max_streams,
+            first_message_timeout: self.xds_first_message_timeout,
+            max_resource_names: self.xds_max_resource_names,
+        }
+    }
+}
+
 // === defaults ===
 
 impl Default for Server {
@@ -247,6 +272,11 @@ impl Default for Server {
             grpc_bind: "127.0.0.1".into(),
             xds_port: 18000,
             authz_port: 18001,
+            xds_max_message_bytes: 4 * 1024 * 1024,
+            xds_max_streams_per_connection: 16,
+            xds_max_streams: 4096,
+            xds_first_message_timeout: Duration::from_secs(5),
+            xds_max_resource_names: 100_000,
             authz_advertise: "127.0.0.1".into(),
             authz_embedded: true,
             data_dir: PathBuf::from("./data"),

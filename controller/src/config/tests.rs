@@ -94,6 +94,18 @@ fn grpc_ports_bind_to_loopback_by_default() {
     assert_eq!(Config::default().server.grpc_bind, "127.0.0.1");
 }
 
+/// Issue #13: the xDS bounds are configurable and cannot be switched off with a zero.
+#[test]
+fn xds_limits_are_read_and_zero_is_refused() {
+    let c = Config::parse("[server]\nxds_max_streams = 7\nxds_first_message_timeout = \"2s\"\n").unwrap();
+    let limits = c.server.xds_limits();
+    assert_eq!(limits.max_streams, 7);
+    assert_eq!(limits.first_message_timeout, Duration::from_secs(2));
+    assert_eq!(Config::default().server.xds_limits(), tollgate_xds::Limits::default());
+    let err = Config::parse("[server]\nxds_max_resource_names = 0\n").unwrap_err();
+    assert_eq!(err.key(), Some("server.xds_max_resource_names"));
+}
+
 #[test]
 fn unknown_keys_are_named() {
     let err = Config::parse("[server]\nmanagment_port = 1\n").unwrap_err().to_string();

@@ -34,49 +34,84 @@ pub struct KeyRow {
 
 const KEY_COLUMNS: &str = "uuid, api, name, digest, masked, status, source, created_at, created_by, updated_at, \
      expires_at, application_id, application_name, plan, previous_digest, previous_expires_at, origin";
+const KEY_VALUES: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17";
+
+/// Runs `sql` (an insert of every column) for `k`; a broken uniqueness rule is a conflict.
+fn insert(conn: &rusqlite::Connection, sql: &str, k: &KeyRow) -> Result<usize, DbError> {
+    conn.execute(
+        sql,
+        params![
+            k.uuid,
+            k.api,
+            k.name,
+            k.digest,
+            k.masked,
+            k.status,
+            k.source,
+            k.created_at,
+            k.created_by,
+            k.updated_at,
+            k.expires_at,
+            k.application_id,
+            k.application_name,
+            k.plan,
+            k.previous_digest,
+            k.previous_expires_at,
+            k.origin
+        ],
+    )
+    .map_err(|e| {
+        if super::is_constraint(&e) {
+            key_conflict(k)
+        } else {
+            DbError::Sqlite(e)
+        }
+    })
+}
+
+fn key_conflict(k: &KeyRow) -> DbError {
+    DbError::Conflict(Conflict::Key(k.name.clone()))
+}
 
 // === impl Db ===
 
 impl Db {
-    /// Inserts or replaces (by uuid) a key. A duplicate name on the API, or a digest already stored,
-    /// is a conflict.
+    /// Inserts a key, or updates the one stored under the same uuid: only if that is the same key
+    /// (same API and name), so a uuid never rewrites another key's digest. A duplicate name on the
+    /// API, a digest already stored, or a uuid of another key is a conflict.
     pub fn put_key(&self, k: &KeyRow) -> Result<(), DbError> {
         let sql = format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ({KEY_VALUES})
              ON CONFLICT (uuid) DO UPDATE SET digest = excluded.digest, masked = excluded.masked,
              status = excluded.status, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
-             previous_digest = excluded.previous_digest, previous_expires_at = excluded.previous_expires_at"
+             previous_digest = excluded.previous_digest, previous_expires_at = excluded.previous_expires_at
+             WHERE api_keys.api = excluded.api AND api_keys.name = excluded.name"
         );
-        self.conn()
-            .execute(
-                &sql,
-                params![
-                    k.uuid,
-                    k.api,
-                    k.name,
-                    k.digest,
-                    k.masked,
-                    k.status,
-                    k.source,
-                    k.created_at,
-                    k.created_by,
-                    k.updated_at,
-                    k.expires_at,
-                    k.application_id,
-                    k.application_name,
-                    k.plan,
-                    k.previous_digest,
-                    k.previous_expires_at,
-                    k.origin
-                ],
-            )
-            .map_err(|e| {
-                if super::is_constraint(&e) {
-                    DbError::Conflict(Conflict::Key(k.name.clone()))
-                } else {
-                    DbError::Sqlite(e)
-                }
-            })?;
+        let written = insert(&self.conn(), &sql, k)?;
+        if written != 1 {
+            return Err(key_conflict(k));
+        }
+        Ok(())
+    }
+
+    /// Stores `k` in place of the key of its API and name, in one transaction: the key stored under
+    /// that name must be of `replaces` (its origin, as read by the caller; `None`: there must be
+    /// none). On any conflict nothing changes, so the old digest is never half-replaced.
+    pub fn replace_key(&self, k: &KeyRow, replaces: Option<crate::origin::Origin>) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(origin) = replaces {
+            let gone = tx.execute(
+                "DELETE FROM api_keys WHERE api = ?1 AND name = ?2 AND origin = ?3",
+                params![k.api, k.name, origin],
+            )?;
+            if gone != 1 {
+                return Err(key_conflict(k));
+            }
+        }
+        let sql = format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ({KEY_VALUES})");
+        insert(&tx, &sql, k)?;
+        tx.commit()?;
         Ok(())
     }
 

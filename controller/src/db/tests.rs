@@ -120,3 +120,23 @@ fn failures_are_recorded_cleared_and_go_with_their_api() {
         "a deleted API's failure goes with it"
     );
 }
+
+/// Issue #13: key and API writes are synced at each commit (`synchronous=FULL`, 2), so a 2xx
+/// survives a power loss; NORMAL (1) only on request.
+#[test]
+fn commits_are_synced_to_disk() {
+    let dir = std::env::temp_dir().join(format!("tollgate-db-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let synchronous = |db: &Db| -> i64 { db.conn().pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap() };
+    let journal = |db: &Db| -> String {
+        db.conn()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap()
+    };
+    let db = Db::open(&dir.join("full.db")).unwrap();
+    assert_eq!(synchronous(&db), 2, "FULL");
+    assert_eq!(journal(&db), "wal");
+    let normal = Db::open_with(&dir.join("normal.db"), Durability::Normal).unwrap();
+    assert_eq!(synchronous(&normal), 1, "NORMAL");
+    let _ = std::fs::remove_dir_all(&dir);
+}

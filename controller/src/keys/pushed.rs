@@ -116,10 +116,13 @@ impl KeyStore {
             previous_expires_at: None,
             origin: Origin::ControlPlane,
         };
-        if replaces {
-            self.db.delete_key(&k.api, &k.name)?;
+        // One transaction keyed on the API and name, checked against the origin read above: a
+        // failed insert leaves the old key as it was (in the database and the index alike).
+        match existing.as_ref() {
+            Some(old) if replaces => self.db.replace_key(&row, Some(old.origin)),
+            _ => self.db.put_key(&row),
         }
-        self.db.put_key(&row).map_err(conflict)?;
+        .map_err(conflict)?;
         change.replace(existing.as_ref(), &row, clock::unix_secs());
         Ok(Pushed::Applied)
     }

@@ -395,3 +395,68 @@ async fn the_async_handle_runs_the_store_off_the_workers() {
     ));
     keys.api_deleted("orders").await.unwrap();
 }
+
+/// Issue #13: a pushed replacement (a new uuid for a name) that cannot be stored leaves the old key
+/// stored and working, in the database and the index alike (it was deleted first, then the insert
+/// failed).
+#[test]
+fn a_failed_pushed_replacement_changes_nothing() {
+    let (db, index, keys) = setup();
+    let (v1, v2) = (
+        "cp-key-value-one-0123456789-0123456789-ab",
+        "cp-key-value-two-0123456789-0123456789-ab",
+    );
+    assert_eq!(
+        keys.put_pushed(pushed("k-1", "first", v1, "2026-03-04T10:00:00Z"))
+            .unwrap(),
+        Pushed::Applied
+    );
+    assert_eq!(
+        keys.put_pushed(pushed("k-2", "second", v2, "2026-03-04T10:00:00Z"))
+            .unwrap(),
+        Pushed::Applied
+    );
+    // "first" comes again under a new uuid, with the value "second" holds: refused.
+    let clash = pushed("k-3", "first", v2, "2026-03-04T11:00:00Z");
+    assert!(matches!(keys.put_pushed(clash), Err(KeyError::Conflict(_))));
+    let first = db
+        .get_key("orders", "first")
+        .unwrap()
+        .expect("the old key is still stored");
+    assert_eq!(first.uuid, "k-1");
+    assert_eq!(first.digest, hex(&digest_of(v1.as_bytes())));
+    assert!(allows(&index, "orders", v1));
+    // What is stored is what is enforced, after a reload too.
+    let reloaded = Arc::new(SharedIndex::default());
+    KeyStore::load(db.clone(), reloaded.clone(), 3, None).unwrap();
+    assert!(allows(&reloaded, "orders", v1) && allows(&reloaded, "orders", v2));
+}
+
+/// Issue #13: a key whose uuid another key holds (another API's, here) does not rewrite that key.
+#[test]
+fn a_uuid_of_another_key_never_rewrites_its_digest() {
+    let (db, index, keys) = setup();
+    let (mine, _) = keys
+        .create(
+            "billing",
+            "alice",
+            NewKey {
+                name: Some("mine".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let v = "cp-key-value-hijack-0123456789-0123456789";
+    let hijack = pushed(&mine.uuid, "other", v, "2026-03-04T10:00:00Z");
+    assert!(matches!(keys.put_pushed(hijack), Err(KeyError::Conflict(_))));
+    assert_eq!(db.get_key("billing", "mine").unwrap().unwrap().digest, mine.digest);
+    assert!(db.get_key("orders", "other").unwrap().is_none());
+    assert!(!allows(&index, "orders", v) && !allows(&index, "billing", v));
+
+    // The database refuses it directly too.
+    let mut row = db.get_key("billing", "mine").unwrap().unwrap();
+    row.api = "orders".into();
+    row.digest = hex(&digest_of(v.as_bytes()));
+    assert!(matches!(db.put_key(&row), Err(crate::db::DbError::Conflict(_))));
+    assert_eq!(db.get_key("billing", "mine").unwrap().unwrap().digest, mine.digest);
+}

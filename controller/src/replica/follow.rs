@@ -14,11 +14,16 @@ use tollgate_proto::pb::envoy::config::core::v3::Node;
 use tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use tollgate_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use tollgate_proto::pb::google::rpc::Status as RpcStatus;
+use tonic::transport::{Channel, Endpoint};
 use tracing::warn;
 
 use super::apply::HeldSets;
+use super::fresh::{Freshness, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 use super::token::TOKEN_HEADER;
 use super::{NODE_CLUSTER, ReplicaConfig, ReplicaStats};
+
+/// How long a new stream must stay open, unrefused, to count as contact without an answer.
+const SESSION_CONFIRM: Duration = Duration::from_secs(1);
 
 /// Why a session with the controller ended.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,7 @@ pub(super) async fn follow(
     config: ReplicaConfig,
     index: Arc<SharedIndex>,
     stats: Arc<ReplicaStats>,
+    fresh: Arc<Freshness>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut writer = IndexWriter::new(index, []);
@@ -49,7 +55,8 @@ pub(super) async fn follow(
     let mut backoff = Duration::from_millis(100);
     loop {
         stats.sessions.fetch_add(1, Ordering::Relaxed);
-        let result = session(&config, &mut writer, &mut held, &stats, &mut stop).await;
+        let result = session(&config, &mut writer, &mut held, &stats, &fresh, &mut stop).await;
+        fresh.lost();
         if *stop.borrow() {
             return;
         }
@@ -65,22 +72,33 @@ pub(super) async fn follow(
     }
 }
 
-/// One delta ADS stream; `Ok` when the controller ended it, `Err` on failure.
-async fn session(
-    config: &ReplicaConfig,
-    writer: &mut IndexWriter,
-    held: &mut HeldSets,
-    stats: &ReplicaStats,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), SessionError> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(config.xds.clone()).map_err(SessionError::Connect)?;
+/// A client of the controller's xDS port; keepalive notices a silent partition, so the staleness
+/// clock starts.
+async fn connect(config: &ReplicaConfig) -> Result<AggregatedDiscoveryServiceClient<Channel>, SessionError> {
+    let mut endpoint = Endpoint::from_shared(config.xds.clone())
+        .map_err(SessionError::Connect)?
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
     if let Some(tls) = &config.tls {
         endpoint = endpoint
             .tls_config(tls.client_config())
             .map_err(SessionError::Connect)?;
     }
     let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    Ok(AggregatedDiscoveryServiceClient::new(channel))
+}
+
+/// One delta ADS stream; `Ok` when the controller ended it, `Err` on failure.
+async fn session(
+    config: &ReplicaConfig,
+    writer: &mut IndexWriter,
+    held: &mut HeldSets,
+    stats: &ReplicaStats,
+    fresh: &Freshness,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    let mut client = connect(config).await?;
     let (tx, rx) = mpsc::channel(8);
     let first = DeltaDiscoveryRequest {
         node: Some(Node {
@@ -104,10 +122,20 @@ async fn session(
         .await
         .map_err(|s| SessionError::Stream("opening the stream", s))?
         .into_inner();
+    // A controller with nothing new answers nothing: a stream it keeps open without refusing it
+    // (a refusal comes at once) is contact too.
+    let confirm = tokio::time::sleep(SESSION_CONFIRM);
+    tokio::pin!(confirm);
+    let mut confirmed = false;
     loop {
         let response = tokio::select! {
             r = responses.message() => r.map_err(|s| SessionError::Stream("receiving", s))?,
             _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = &mut confirm, if !confirmed => {
+                confirmed = true;
+                fresh.live();
+                continue;
+            }
         };
         let Some(response) = response else {
             return Ok(());
@@ -131,6 +159,9 @@ async fn session(
                 });
             }
         }
+        // Only now is what the replica holds current.
+        confirmed = true;
+        fresh.live();
         tx.send(reply).await.map_err(|_| SessionError::Send("the ACK"))?;
     }
 }

@@ -104,6 +104,7 @@ async fn debug_of_every_type_holding_a_secret_hides_it() {
         listen: "127.0.0.1:1".parse().unwrap(),
         node_id: "n".into(),
         token: S.into(),
+        max_staleness: None,
         tls: Some(crate::replica::ReplicaTls {
             ca_pem: b"ca".to_vec(),
             server_name: "x".into(),

@@ -116,6 +116,7 @@ async fn mutual_tls_on_xds_serves_envoys_and_replicas_with_certificates_only() {
             identity: Some((replica_cert.into_bytes(), replica_key.into_bytes())),
         }),
         serve_tls: None,
+        max_staleness: None,
     })
     .await
     .unwrap();

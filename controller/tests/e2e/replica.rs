@@ -25,6 +25,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         token: token(s).into(),
         tls: None,
         serve_tls: None,
+        max_staleness: None,
     }
 }
 
@@ -134,6 +135,42 @@ async fn a_replica_keeps_serving_through_a_controller_restart_and_catches_up() {
         200
     );
     eventually(|| async { call(&s, "/steady/x", Some(&one)).await.0 == 401 }).await;
+    replica.stop().await;
+}
+
+/// Issue #13: a replica cut off from the controller for longer than its maximum staleness refuses
+/// every check (Envoy answers 403, as when no ext_authz service answers) until it syncs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_past_its_maximum_staleness_refuses_until_it_syncs() {
+    let echo = Echo::start("backend").await;
+    let authz_port = free_port();
+    let mut s = Stack::with(|c| {
+        c.server.authz_embedded = false;
+        c.server.authz_port = authz_port;
+        c.api_keys.publish_to_replicas = true;
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    s.deploy(&protected("fresh", &url, true)).await;
+    let mut config = replica_config(&s, authz_port);
+    config.max_staleness = Some(std::time::Duration::from_secs(3));
+    let replica = Replica::start(config).await.unwrap();
+    let (_, body) = create_key(&s, "fresh", json!({"name": "one"})).await;
+    let one = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
+    eventually(|| async { call(&s, "/fresh/x", Some(&one)).await.0 == 200 }).await;
+
+    let xds = s.running().xds;
+    s.running.take().unwrap().shutdown().await;
+    // Past the staleness the key is refused like every other request, not as a bad key (401).
+    eventually(|| async { call(&s, "/fresh/x", Some(&one)).await.0 == 403 }).await;
+    assert_eq!(call(&s, "/fresh/x", None).await.0, 403);
+
+    // The controller is back: the replica syncs and serves again.
+    let mut config = s.config.clone();
+    config.server.xds_port = xds.port();
+    s.running = Some(tollgate::runtime::start(&config).await.unwrap());
+    eventually(|| async { call(&s, "/fresh/x", Some(&one)).await.0 == 200 }).await;
+    assert_eq!(call(&s, "/fresh/x", Some("apip_wrong")).await.0, 401);
     replica.stop().await;
 }
 
@@ -250,17 +287,23 @@ async fn a_key_write_names_replicas_that_do_not_ack_in_time() {
 
     let stalled = stalled_subscriber(&s).await;
     eventually(|| async { !s.running().status.node("stalled").is_empty() }).await;
+    // Issue #13: a write a replica has not confirmed is not answered as a success, and the
+    // error does not carry the new key.
     let r = create("second").await.unwrap();
-    assert_eq!(r.status(), 201, "the write stands");
+    assert_eq!(r.status(), 504);
     assert_eq!(r.headers()["tollgate-replicas-behind"], "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "error", "{body}");
+    assert!(body.get("apiKey").is_none(), "{body}");
     let r = s
         .mgmt(Method::DELETE, "/rest-apis/slow/api-keys/first")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 504);
     assert_eq!(r.headers()["tollgate-replicas-behind"], "1");
-    // The embedded service already refuses the revoked key; the keys are still listed right.
+    // The writes are stored: the embedded service already refuses the revoked key, and the keys
+    // are listed right.
     let (_, list) = send(s.mgmt(Method::GET, "/rest-apis/slow/api-keys")).await;
     assert_eq!(list["totalCount"], 1, "{list}");
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 mod access;
+mod limits;
 
 use tollgate_testkit::{Echo, Envoy, envoy, get, wait_for};
 use tollgate_xds::fixtures::{PrefixRoute, cluster, endpoints, listener, route_config};
