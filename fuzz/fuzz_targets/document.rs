@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
             host: "127.0.0.1".into(),
             port: 18001,
             timeout: Duration::from_secs(1),
+            tls: None,
         }),
         ..Settings::default()
     });
