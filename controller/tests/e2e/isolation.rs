@@ -347,3 +347,26 @@ async fn pending_changes_an_envoy_rejects_later_become_failed_and_the_rest_deplo
         "a never-accepted API serves nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repro_a_regex_envoy_cannot_compile_is_a_400_naming_the_field() {
+    let s = Stack::start().await;
+    let (code, body) = s.deploy(&respond_api("repro", 201, Some("a{99999}"))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let field = body["errors"][0]["field"].as_str().unwrap_or_default();
+    assert!(
+        field.starts_with("spec.operations[0]") && field.contains("headers"),
+        "{body}"
+    );
+    // Nothing was stored, and the next API deploys and serves.
+    assert_eq!(
+        send(s.mgmt(Method::GET, "/rest-apis/repro")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (code, body) = s.deploy(&respond_api("next", 201, None)).await;
+    assert_eq!(
+        (code, body["status"]["state"].as_str()),
+        (StatusCode::CREATED, Some("deployed"))
+    );
+    assert_eq!(gw_status(&s, "/next/ping").await, 201);
+}
