@@ -27,6 +27,8 @@ pub struct AdminState {
     pub auth: Arc<Authenticator>,
     pub status: Arc<StatusRegistry>,
     pub link: Arc<crate::platform::LinkStatus>,
+    /// The xDS server's address, once it listens (for `/ready`).
+    pub xds: Option<std::net::SocketAddr>,
 }
 
 /// The admin router.
@@ -36,7 +38,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/xds_sync_status", get(xds_sync_status))
         .route("/control_plane", get(control_plane))
         .layer(middleware::from_fn_with_state(state.clone(), admin_only));
-    let routes = protected.route("/health", get(health));
+    let routes = protected
+        .route("/health", get(health))
+        .route("/ready", get(ready::ready));
     finish(routes, state)
 }
 
@@ -180,6 +184,8 @@ fn node(n: &NodeStatus) -> Value {
         "types": types,
     })
 }
+
+mod ready;
 
 #[cfg(test)]
 mod tests;

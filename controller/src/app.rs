@@ -92,6 +92,12 @@ impl App {
         self.repo.by_uuid(artifact_id)
     }
 
+    /// Whether the database answers (off the async workers).
+    pub async fn database_answers(&self) -> bool {
+        let db = self.db.clone();
+        blocking(move || db.answers()).await.unwrap_or(false)
+    }
+
     /// Every API, by handle.
     pub fn apis(&self) -> Vec<Arc<ApiEntry>> {
         self.repo.list()

@@ -182,6 +182,11 @@ impl Db {
         Ok(Db { conn: Mutex::new(conn) })
     }
 
+    /// Whether the database answers a trivial query.
+    pub fn answers(&self) -> bool {
+        self.conn().query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).is_ok()
+    }
+
     /// The connection (held for one statement or one transaction).
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

@@ -110,6 +110,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         auth,
         status: status.clone(),
         link: link.clone(),
+        xds: Some(xds),
     });
     let (management, admin, http) = serve_apis(config, management_api, admin_api, stopped).await?;
     info!(%management, %admin, %xds, "tollgate started");

@@ -18,6 +18,7 @@ async fn app() -> Router {
         auth: p.auth,
         status: Arc::new(StatusRegistry::default()),
         link: Arc::new(LinkStatus::default()),
+        xds: None,
     })
 }
 
@@ -126,6 +127,7 @@ async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
         auth: p.auth,
         status: Arc::new(StatusRegistry::default()),
         link: Arc::new(LinkStatus::default()),
+        xds: None,
     };
     let app = finish(
         Router::new().route("/boom", get(boom)).route("/health", get(health)),
@@ -136,4 +138,44 @@ async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
     assert_eq!(body, json!({"status": "error", "message": "internal server error"}));
     let (r, _) = send(&app, Method::GET, "/api/admin/v1/health", None, "").await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// `/ready` needs no credentials and says why it is not ready.
+#[tokio::test]
+async fn ready_names_what_is_missing() {
+    let p = parts().await;
+    let xds = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let link = Arc::new(LinkStatus::default());
+    let state = |xds: Option<std::net::SocketAddr>, link: &Arc<LinkStatus>| AdminState {
+        app: p.app.clone(),
+        auth: p.auth.clone(),
+        status: Arc::new(StatusRegistry::default()),
+        link: link.clone(),
+        xds,
+    };
+    // No xDS server and a link still connecting: 503 with both reasons.
+    let (r, body) = send(
+        &router(state(None, &link)),
+        Method::GET,
+        "/api/admin/v1/ready",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("xds") && reasons.contains("platform link"), "{body}");
+    // The link disabled (no control plane) and xDS listening: ready.
+    link.update(|l| l.state = crate::platform::LinkPhase::Disabled);
+    let addr = Some(xds.local_addr().unwrap());
+    let (r, body) = send(
+        &router(state(addr, &link)),
+        Method::GET,
+        "/api/admin/v1/ready",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
 }

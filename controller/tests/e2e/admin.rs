@@ -56,3 +56,25 @@ async fn health_endpoints() {
     assert_eq!(r.headers()["content-type"], "application/json");
     assert_eq!(r.text().await.unwrap(), "{\"error\":\"Not Found\"}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_open_and_says_when_the_platform_link_is_not_connected() {
+    let s = Stack::start().await;
+    let url = format!("http://{}/api/admin/v1/ready", s.running().admin);
+    let (code, body) = send(s.http.get(&url)).await;
+    assert_eq!(code, StatusCode::OK, "no credentials needed: {body}");
+    assert_eq!(body["status"], "ready");
+
+    // A control plane that never answers: the link is not connected, so not ready.
+    let dead = tollgate_testkit::free_port();
+    let s = Stack::with(|c| {
+        c.control_plane.host = format!("127.0.0.1:{dead}");
+        c.control_plane.token = "t0ken-for-a-platform-that-is-not-there".to_string().into();
+        c.control_plane.insecure_skip_verify = true;
+    })
+    .await;
+    let url = format!("http://{}/api/admin/v1/ready", s.running().admin);
+    let (code, body) = send(s.http.get(&url)).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["reasons"].to_string().contains("platform link"), "{body}");
+}
