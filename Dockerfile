@@ -33,4 +33,8 @@ VOLUME ["/var/lib/tollgate"]
 # gRPC ports are for Envoy on a private network only and are deliberately not listed here.
 EXPOSE 9090 9091 9092
 
+# Ready means: the database answers, xDS listens, and the platform link (when configured) is up.
+HEALTHCHECK --interval=10s --timeout=6s --start-period=10s --retries=3 \
+    CMD ["tollgate", "probe", "http://127.0.0.1:9092/api/admin/v1/ready"]
+
 ENTRYPOINT ["tollgate"]

@@ -4,6 +4,7 @@
 
 mod logging;
 mod password;
+pub mod probe;
 mod replica;
 mod serve;
 
@@ -16,7 +17,7 @@ pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -30,6 +31,8 @@ pub enum Command {
     Serve { config: Option<PathBuf>, envoy: bool },
     /// `hash-password`: an argon2id hash of the line on standard input.
     HashPassword,
+    /// `probe URL`: a GET that exits 0 on a 2xx (container health checks).
+    Probe(String),
     /// `authz-replica`: an ext_authz service fed by a controller over xDS.
     AuthzReplica(Box<ReplicaArgs>),
 }
@@ -77,6 +80,14 @@ impl Command {
         if command == "authz-replica" {
             return ReplicaArgs::parse(args, env).map(|a| Command::AuthzReplica(Box::new(a)));
         }
+        if command == "probe" {
+            return match (args.next(), args.next()) {
+                (Some(url), None) if url.starts_with("http://") || url.starts_with("https://") => {
+                    Ok(Command::Probe(url))
+                }
+                _ => Err(CliError::Usage),
+            };
+        }
         let mut config = None;
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {
@@ -100,6 +111,7 @@ impl Command {
             Command::Serve { config, envoy } => serve::run(config.as_deref(), envoy),
             Command::HashPassword => password::run(),
             Command::AuthzReplica(args) => replica::run(*args),
+            Command::Probe(url) => probe::run(&url),
         }
     }
 }

@@ -195,3 +195,14 @@ fn replica_tls_flags_come_in_complete_sets_and_are_read_from_files() {
     assert_eq!(err.exit_code(), 66, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn probe_takes_one_http_url() {
+    assert_eq!(
+        parse("probe http://127.0.0.1:9092/api/admin/v1/ready").unwrap(),
+        Command::Probe("http://127.0.0.1:9092/api/admin/v1/ready".into())
+    );
+    for bad in ["probe", "probe 127.0.0.1:9092", "probe http://a http://b"] {
+        assert_eq!(parse(bad).unwrap_err().exit_code(), 64, "{bad}");
+    }
+}

@@ -61,6 +61,20 @@ fn the_compose_stack_publishes_only_the_gateway_and_the_management_api() {
         ],
         "only the gateway listeners, and the plain-HTTP management API on loopback"
     );
+    let probe = services["controller"]["healthcheck"]["test"].as_sequence().unwrap();
+    assert_eq!(probe.get(1).and_then(|v| v.as_str()), Some("tollgate"), "{probe:?}");
+    assert!(
+        probe
+            .iter()
+            .any(|v| v.as_str().is_some_and(|u| u.ends_with("/api/admin/v1/ready"))),
+        "the controller is probed on /ready: {probe:?}"
+    );
+    assert_eq!(
+        services["envoy"]["depends_on"]["controller"]["condition"],
+        "service_healthy"
+    );
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/api/admin/v1/ready"));
     let password = services["controller"]["environment"]["TOLLGATE_ADMIN_PASSWORD"]
         .as_str()
         .unwrap();

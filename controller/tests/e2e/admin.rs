@@ -64,6 +64,8 @@ async fn ready_is_open_and_says_when_the_platform_link_is_not_connected() {
     let (code, body) = send(s.http.get(&url)).await;
     assert_eq!(code, StatusCode::OK, "no credentials needed: {body}");
     assert_eq!(body["status"], "ready");
+    // What the container health checks run.
+    assert!(tollgate::cli::probe::probe(&url).await.is_ok());
 
     // A control plane that never answers: the link is not connected, so not ready.
     let dead = tollgate_testkit::free_port();
@@ -77,4 +79,6 @@ async fn ready_is_open_and_says_when_the_platform_link_is_not_connected() {
     let (code, body) = send(s.http.get(&url)).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["reasons"].to_string().contains("platform link"), "{body}");
+    let err = tollgate::cli::probe::probe(&url).await.unwrap_err().to_string();
+    assert!(err.starts_with("503"), "{err}");
 }
