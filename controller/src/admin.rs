@@ -126,8 +126,8 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
 /// A failed count is a 500, never a 0 that looks like an empty store.
 async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let stored = json!({
-        "subscriptions": s.app.count_cp_objects(CpKind::Subscription).await?,
-        "subscriptionPlans": s.app.count_cp_objects(CpKind::Plan).await?,
+        "subscriptions": s.app.count_subscriptions().await?,
+        "subscriptionPlans": s.app.plans().await?.len(),
         "applications": s.app.count_cp_objects(CpKind::Application).await?,
         "revokedKeys": s.app.count_cp_objects(crate::keys::TOMBSTONE).await?,
     });

@@ -2,7 +2,10 @@
 
 mod api_keys;
 mod error;
+mod invocation;
+mod plans;
 mod rest_apis;
+mod subscriptions;
 
 use std::sync::Arc;
 
@@ -31,6 +34,9 @@ pub struct AppState {
     pub max_body: usize,
     /// Envoy's HTTP port, for invocation instructions.
     pub http_port: u16,
+    /// The gateway's public base URL (`router.public_url`), for invocation instructions; else
+    /// built from the API's virtual host and `http_port`.
+    pub public_url: Option<String>,
     /// Set when keys are published to remote authz replicas: key writes wait for their ACKs.
     pub replicas: Option<ReplicaSync>,
 }
@@ -57,7 +63,20 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/rest-apis/{handle}/api-keys/{name}",
             put(api_keys::replace).delete(api_keys::revoke),
-        );
+        )
+        .route("/subscription-plans", get(plans::list).post(plans::create))
+        .route(
+            "/subscription-plans/{id}",
+            get(plans::get).put(plans::update).delete(plans::delete),
+        )
+        .route("/subscriptions", get(subscriptions::list).post(subscriptions::create))
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::get)
+                .put(subscriptions::update)
+                .delete(subscriptions::delete),
+        )
+        .route("/subscriptions/{id}/regenerate-token", post(subscriptions::regenerate));
     finish(routes, state)
 }
 
@@ -83,6 +102,10 @@ fn allowed(pattern: &str) -> Option<&'static [Role]> {
     let rest = pattern.strip_prefix(BASE).unwrap_or(pattern);
     if rest.contains("/api-keys") {
         return Some(&[Role::Admin, Role::Consumer]);
+    }
+    // As in WSO2: plans and subscriptions are the gateway admin's.
+    if rest.starts_with("/subscription-plans") || rest.starts_with("/subscriptions") {
+        return Some(&[Role::Admin]);
     }
     if rest == "/rest-apis" || rest.starts_with("/rest-apis/") {
         return Some(&[Role::Admin, Role::Developer]);

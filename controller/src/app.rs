@@ -9,8 +9,10 @@
 mod control_plane;
 mod error;
 mod keys;
+mod pushed_subs;
 pub mod repo;
 mod serving;
+mod subscriptions;
 
 use std::sync::Arc;
 
@@ -22,10 +24,12 @@ pub use control_plane::Stored;
 pub use error::AppError;
 pub use repo::{ApiEntry, ApiRepo, Deployment, RepoParts, Written};
 pub use serving::{ApiState, Serving};
+pub use subscriptions::{PlanWrite, SubscriptionWrite};
 
-use crate::db::{CpKind, Db};
+use crate::db::Db;
 use crate::keys::Keys;
 use crate::origin::Origin;
+use crate::subs::Subs;
 use tollgate_model::RestApiDoc;
 
 /// The application: stored APIs, their keys, and what the control plane pushed.
@@ -33,6 +37,7 @@ use tollgate_model::RestApiDoc;
 pub struct App {
     repo: ApiRepo,
     keys: Arc<Keys>,
+    subs: Arc<Subs>,
     db: Arc<Db>,
 }
 
@@ -67,9 +72,9 @@ impl DeploymentState {
 // === impl App ===
 
 impl App {
-    /// The application over a loaded repository, key store and database.
-    pub fn new(repo: ApiRepo, keys: Arc<Keys>, db: Arc<Db>) -> App {
-        App { repo, keys, db }
+    /// The application over a loaded repository, key store, subscription index and database.
+    pub fn new(repo: ApiRepo, keys: Arc<Keys>, subs: Arc<Subs>, db: Arc<Db>) -> App {
+        App { repo, keys, subs, db }
     }
 
     /// The policy catalogue.
@@ -130,7 +135,18 @@ impl App {
 
     /// Creates an API through the management API.
     pub async fn create_api(&self, doc: RestApiDoc) -> Result<Written, AppError> {
-        self.repo.create(doc, Origin::GatewayApi).await
+        let w = self.repo.create(doc, Origin::GatewayApi).await?;
+        self.adopt_subscriptions(&w).await;
+        Ok(w)
+    }
+
+    /// Makes the subscriptions stored for a newly stored API (by its UUID) usable.
+    async fn adopt_subscriptions(&self, w: &Written) {
+        if let Some(e) = &w.entry
+            && let Err(err) = self.api_subscriptions_changed(&e.row.uuid).await
+        {
+            warn!(api = %e.row.handle, error = %err, "cannot load the subscriptions of a new API");
+        }
     }
 
     /// Replaces an API (also how it is undeployed through the management API).
@@ -138,13 +154,19 @@ impl App {
         self.repo.update(handle, doc).await
     }
 
-    /// Deletes an API and its keys.
+    /// Deletes an API, its keys and its subscriptions.
     pub async fn delete_api(&self, handle: &str) -> Result<Written, AppError> {
+        let uuid = self.repo.get(handle).map(|e| e.row.uuid.clone());
         let w = self.repo.delete(handle).await?;
         // The API is gone; its keys' rows are removed too (a failure leaves rows that open nothing,
         // since no route names the API any more).
         if let Err(e) = self.keys.api_deleted(handle).await {
             warn!(api = %handle, error = %e, "cannot forget the keys of a deleted API");
+        }
+        if let Some(uuid) = uuid.as_deref()
+            && let Err(e) = self.api_subscriptions_deleted(uuid).await
+        {
+            warn!(api = %handle, error = %e, "cannot delete the subscriptions of a deleted API");
         }
         Ok(w)
     }
@@ -152,6 +174,7 @@ impl App {
     /// Stores and serves an API the control plane deployed.
     pub async fn deploy_artifact(&self, doc: RestApiDoc, d: &Deployment) -> Result<Written, AppError> {
         let w = self.repo.put_deployment(doc, d, DeploymentState::Deployed).await?;
+        self.adopt_subscriptions(&w).await;
         info!(artifact = %d.artifact_id, deployment = %d.deployment_id, generation = w.generation,
               "control-plane API deployed");
         Ok(w)
@@ -176,9 +199,7 @@ impl App {
         if !old.from_control_plane() {
             return Err(AppError::NotControlPlane(old.row.handle.clone()));
         }
-        // Subscriptions first: if that fails the API stays, and a replay or the next sync retries.
-        self.replace_cp_objects(CpKind::Subscription, Some(artifact_id.to_string()), Vec::new())
-            .await?;
+        // Its keys and subscriptions go with it.
         let w = self.delete_api(&old.row.handle).await?;
         info!(artifact = artifact_id, handle = %old.row.handle, generation = w.generation,
               "control-plane API deleted");

@@ -6,6 +6,8 @@
 mod apis;
 mod cp_objects;
 mod keys;
+mod plans;
+mod subscriptions;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,6 +17,8 @@ use rusqlite::{Connection, OptionalExtension};
 pub use apis::{ApiFailure, ApiRow};
 pub use cp_objects::{CpKind, CpObject};
 pub use keys::KeyRow;
+pub use plans::PlanRow;
+pub use subscriptions::{QuotaWindow, SubscriptionFilter, SubscriptionRow};
 
 /// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -79,6 +83,47 @@ const MIGRATIONS: &[&str] = &[
         served_document TEXT,
         failed_at TEXT NOT NULL
     );",
+    // 6: subscription plans and subscriptions (tokens as SHA-256 hex only), made here or pushed by
+    // the control plane, and the quota windows of long (day, month) plans, so a spent quota
+    // survives a restart. A subscription names its API by UUID: the control plane may announce it
+    // before the API is deployed here.
+    "CREATE TABLE plans (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        handle TEXT,
+        billing_plan TEXT,
+        stop_on_quota_reach INTEGER NOT NULL,
+        limit_count INTEGER,
+        limit_unit TEXT,
+        expiry_time TEXT,
+        status TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX plans_name ON plans (name COLLATE NOCASE);
+    CREATE TABLE subscriptions (
+        id TEXT PRIMARY KEY,
+        api_uuid TEXT NOT NULL,
+        application_id TEXT,
+        token_hash TEXT,
+        previous_token_hash TEXT,
+        previous_expires_at INTEGER,
+        plan_id TEXT,
+        billing_customer_id TEXT,
+        billing_subscription_id TEXT,
+        status TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (api_uuid, token_hash)
+    );
+    CREATE INDEX subscriptions_plan ON subscriptions (plan_id);
+    CREATE TABLE quota_windows (
+        subscription TEXT PRIMARY KEY REFERENCES subscriptions (id) ON DELETE CASCADE,
+        window_start INTEGER NOT NULL,
+        count INTEGER NOT NULL
+    );",
 ];
 
 /// How SQLite syncs the WAL at a commit (`PRAGMA synchronous`).
@@ -125,6 +170,12 @@ pub enum Conflict {
     /// The API already has a key with this name, or another key has this value.
     #[error("an API key named '{0}' already exists for this API, or the value is in use")]
     Key(String),
+    /// Another plan has this name (compared without case).
+    #[error("Subscription plan already exists")]
+    Plan(String),
+    /// The API already has a subscription with this token.
+    #[error("Application already subscribed to this API")]
+    Subscription,
     /// An operation would take requests meant for another API's operation (see
     /// `tollgate_model::overlap`).
     #[error("operation {method} {path} on vhost '{vhost}' overlaps operation {method} {other_path} of API '{other}'")]

@@ -33,3 +33,4 @@ pub mod platform;
 pub mod replica;
 pub mod runtime;
 pub mod secret;
+pub mod subs;

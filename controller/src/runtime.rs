@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tollgate_policies::authz::SharedIndex;
+
+use crate::subs::{Feed, Subs};
 use tollgate_policies::{AuthzServer, Catalogue};
 use tollgate_xds::{ServerHandle, StatusRegistry, Store, XdsServer};
 use tracing::{info, warn};
@@ -103,6 +105,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         auth: auth.clone(),
         max_body: config.server.max_body_bytes,
         http_port: config.router.http_port,
+        public_url: config.router.public_url.clone(),
         replicas: replica_sync,
     });
     let admin_api = admin::router(AdminState {
@@ -165,7 +168,11 @@ async fn load_app(
         translator,
     })
     .await?;
-    Ok(Arc::new(App::new(repo, keys.clone(), db.clone())))
+    let subs = {
+        let db = db.clone();
+        Arc::new(blocking(move || Subs::load(db, Feed::default())).await??)
+    };
+    Ok(Arc::new(App::new(repo, keys.clone(), subs, db.clone())))
 }
 
 /// Binds and serves the management and admin APIs until `stopped` turns true.

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use super::invocation::{Credential, invocation};
 use super::{ApiError, AppState};
-use crate::app::{ApiEntry, AppError};
+use crate::app::AppError;
 use crate::auth::Principal;
 use crate::config::Role;
 use crate::db::KeyRow;
@@ -85,7 +86,7 @@ pub async fn create(
                 "message": message,
                 "remainingApiKeyQuota": s.app.remaining_keys(&handle, &who.username).await,
                 "apiKey": key_json(&row, plain.as_deref()),
-                "invocation": invocation(&s, &api, plain.as_deref()),
+                "invocation": invocation(&s, &api, Credential::ApiKey, plain.as_deref()),
             });
             synced(&s, (StatusCode::CREATED, Json(body)).into_response()).await
         }
@@ -141,7 +142,7 @@ pub async fn regenerate(
                 "message": "API key regenerated successfully",
                 "remainingApiKeyQuota": s.app.remaining_keys(&handle, &who.username).await,
                 "apiKey": key_json(&row, Some(&value)),
-                "invocation": invocation(&s, &api, Some(&value)),
+                "invocation": invocation(&s, &api, Credential::ApiKey, Some(&value)),
             });
             synced(&s, Json(body).into_response()).await
         }
@@ -358,39 +359,4 @@ fn key_json(k: &KeyRow, plain: Option<&str>) -> Value {
         None => v["apiKey"] = json!(k.masked),
     }
     v
-}
-
-/// Where to put the key and how to call the API with it.
-fn invocation(s: &AppState, api: &ApiEntry, plain: Option<&str>) -> Value {
-    let mut policy = api
-        .api
-        .policies
-        .iter()
-        .chain(api.api.operations.iter().flat_map(|o| o.policies.iter()));
-    let Some(p) = policy.find(|p| p.name == "api-key-auth") else {
-        return json!({"note": "this API has no api-key-auth policy: keys are not checked on its routes"});
-    };
-    let place = p.params.get("in").and_then(Value::as_str).unwrap_or("header");
-    let name = p.params.get("key").and_then(Value::as_str).unwrap_or("api-key");
-    let urls: Vec<String> = api
-        .api
-        .main_vhosts
-        .iter()
-        .map(|h| {
-            let host = if h.contains('*') {
-                "localhost".to_string()
-            } else {
-                h.clone()
-            };
-            format!("http://{host}:{}{}", s.http_port, api.api.context)
-        })
-        .collect();
-    let key = plain.unwrap_or("<your key>");
-    let first = urls.first().cloned().unwrap_or_default();
-    let curl = if place == "query" {
-        format!("curl '{first}/?{name}={key}'")
-    } else {
-        format!("curl -H '{name}: {key}' '{first}/'")
-    };
-    json!({"in": place, "name": name, "urls": urls, "curl": curl})
 }

@@ -58,7 +58,7 @@ impl IntoResponse for ApiError {
             ApiError::App(g) => match g {
                 AppError::Invalid(errors) => (StatusCode::BAD_REQUEST, Some(errors.as_slice())),
                 AppError::Rejected(message) => return rejected(message),
-                AppError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+                AppError::NotFound(_) | AppError::Missing(_) => (StatusCode::NOT_FOUND, None),
                 AppError::Mismatch { .. } => (StatusCode::BAD_REQUEST, None),
                 g if g.is_conflict() => (StatusCode::CONFLICT, None),
                 _ => return internal(g),

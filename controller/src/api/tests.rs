@@ -64,7 +64,12 @@ pub(crate) async fn parts() -> Parts {
     .unwrap();
     let keys = Arc::new(Keys::load(db.clone(), Arc::new(SharedIndex::default()), 10, None).unwrap());
     Parts {
-        app: Arc::new(App::new(repo, keys.clone(), db.clone())),
+        app: Arc::new(App::new(
+            repo,
+            keys.clone(),
+            Arc::new(crate::subs::Subs::load(db.clone(), crate::subs::Feed::default()).unwrap()),
+            db.clone(),
+        )),
         auth: Arc::new(auth),
         db,
     }
@@ -116,6 +121,7 @@ async fn app_with_limit(max_body: usize) -> Router {
         auth: p.auth,
         max_body,
         http_port: 8080,
+        public_url: None,
         replicas: None,
     })
 }
@@ -348,6 +354,7 @@ async fn with_auth_off_everyone_is_an_admin() {
         auth: Arc::new(auth),
         max_body: 1024,
         http_port: 8080,
+        public_url: None,
         replicas: None,
     });
     let (r, _) = send(&app, Method::GET, "/api/management/v1/rest-apis", None, "").await;
@@ -421,6 +428,7 @@ async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
         auth: p.auth,
         max_body: 1024,
         http_port: 8080,
+        public_url: None,
         replicas: None,
     };
     let routes = Router::new()

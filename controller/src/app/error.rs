@@ -14,6 +14,12 @@ pub enum AppError {
     /// No API has this handle.
     #[error("RestAPI with handle '{0}' not found")]
     NotFound(String),
+    /// No plan or subscription has this id (the message names it).
+    #[error("{0}")]
+    Missing(String),
+    /// The thing is still used by others (the message says by what).
+    #[error("{0}")]
+    InUse(String),
     /// A uniqueness rule was broken.
     #[error(transparent)]
     Conflict(Conflict),
@@ -64,6 +70,7 @@ impl AppError {
         matches!(
             self,
             AppError::Conflict(_)
+                | AppError::InUse(_)
                 | AppError::ArtifactMoved { .. }
                 | AppError::LocalApi(_)
                 | AppError::NotControlPlane(_)

@@ -8,7 +8,7 @@ use tollgate_policies::authz::{Decision, SharedIndex};
 use tollgate_xds::Store;
 
 use super::*;
-use crate::db::{CpObject, Db};
+use crate::db::Db;
 use crate::keys::{Keys, NewKey};
 use tollgate_model::VhostDefaults;
 use tollgate_translate::{Settings, Translator};
@@ -42,7 +42,12 @@ async fn fixture() -> Fixture {
     .await
     .unwrap();
     Fixture {
-        app: App::new(repo, keys, db.clone()),
+        app: App::new(
+            repo,
+            keys,
+            Arc::new(crate::subs::Subs::load(db.clone(), crate::subs::Feed::default()).unwrap()),
+            db.clone(),
+        ),
         db,
         index,
     }
@@ -124,17 +129,20 @@ async fn artifacts_deploy_undeploy_and_delete_with_their_subscriptions() {
     let w = f.app.undeploy_artifact(&entry, &later).await.unwrap();
     assert!(!w.entry.unwrap().api.deployed);
 
-    let sub = CpObject {
-        kind: CpKind::Subscription,
-        id: "s1".into(),
-        api: Some("art-1".into()),
-        body: "{}".into(),
-        updated_at: "t0".into(),
-    };
-    assert_eq!(f.app.put_cp_object(sub.clone()).await.unwrap(), Stored::Applied);
-    assert_eq!(f.app.put_cp_object(sub).await.unwrap(), Stored::Unchanged);
+    let sub =
+        serde_json::json!({"subscriptionId": "s1", "apiId": "art-1", "subscriptionToken": "tok", "status": "ACTIVE"});
+    assert_eq!(
+        f.app.put_pushed_subscription(sub.clone()).await.unwrap(),
+        Stored::Applied
+    );
+    assert_eq!(f.app.put_pushed_subscription(sub).await.unwrap(), Stored::Unchanged);
+    assert_eq!(f.app.count_subscriptions().await.unwrap(), 1);
     assert!(f.app.delete_artifact("art-1").await.unwrap());
     assert!(!f.app.delete_artifact("art-1").await.unwrap());
-    assert_eq!(f.app.count_cp_objects(CpKind::Subscription).await.unwrap(), 0);
+    assert_eq!(
+        f.app.count_subscriptions().await.unwrap(),
+        0,
+        "the API's subscriptions go with it"
+    );
     assert!(f.app.apis().is_empty());
 }

@@ -88,6 +88,10 @@ pub struct Router {
     /// `host:port` upstream targets allowed although they are internal: a loopback address on one of
     /// the gateway's own ports, a link-local (metadata) or an unspecified address. IPv6 in brackets.
     pub allowed_internal_upstreams: Vec<String>,
+    /// The gateway's public base URL (e.g. `https://api.example.com`), as developers are told to
+    /// call APIs in the answers that hand out keys and subscription tokens. Unset: built from the
+    /// API's virtual host (or `localhost`) and `http_port`.
+    pub public_url: Option<String>,
     pub vhosts: Vhosts,
 }
 
@@ -301,6 +305,7 @@ impl Default for Router {
             authz_timeout: Duration::from_millis(500),
             trusted_ca_path: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             allowed_internal_upstreams: vec![],
+            public_url: None,
             vhosts: Vhosts::default(),
         }
     }

@@ -14,10 +14,9 @@ use tracing::{info, warn};
 
 use super::client::RestError;
 use super::events::Dispatcher;
-use super::payload::{KeyDefaults, KeyPayload, cp_object};
+use super::payload::{KeyDefaults, KeyPayload};
 use crate::clock;
 use crate::config::ControlPlane;
-use crate::db::{CpKind, CpObject};
 use crate::keys::PushedKey;
 
 /// What a sync did.
@@ -112,13 +111,10 @@ impl Dispatcher {
 
     async fn sync_plans(&self, r: &mut SyncReport) {
         match self.client.plans().await {
-            Ok(plans) => {
-                let objects = objects(CpKind::Plan, &plans, None);
-                r.plans = objects.len();
-                if let Err(e) = self.app.replace_cp_objects(CpKind::Plan, None, objects).await {
-                    r.errors.push(e.to_string());
-                }
-            }
+            Ok(plans) => match self.app.replace_pushed_plans(plans).await {
+                Ok(n) => r.plans = n,
+                Err(e) => r.errors.push(e.to_string()),
+            },
             Err(e) => r.errors.push(e.to_string()),
         }
     }
@@ -133,15 +129,20 @@ impl Dispatcher {
             .collect();
         for api in apis {
             match self.client.subscriptions(&api).await {
+                // The listing names the API by its artifact id; entries without `apiId` belong to it.
                 Ok(subs) => {
-                    let objects = objects(CpKind::Subscription, &subs, Some(&api));
-                    r.subscriptions += objects.len();
-                    let replaced = self
-                        .app
-                        .replace_cp_objects(CpKind::Subscription, Some(api.clone()), objects)
-                        .await;
-                    if let Err(e) = replaced {
-                        r.errors.push(e.to_string());
+                    let subs = subs
+                        .into_iter()
+                        .map(|mut s| {
+                            if s.get("apiId").is_none() {
+                                s["apiId"] = serde_json::json!(api);
+                            }
+                            s
+                        })
+                        .collect();
+                    match self.app.replace_pushed_subscriptions(&api, subs).await {
+                        Ok(n) => r.subscriptions += n,
+                        Err(e) => r.errors.push(e.to_string()),
                     }
                 }
                 Err(RestError::Status { status, .. }) if status.as_u16() == 404 || status.as_u16() == 403 => {}
@@ -238,11 +239,4 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// The objects of a bulk list (ids in `id`), of artifact `api` when given.
-fn objects(kind: CpKind, list: &[Value], api: Option<&str>) -> Vec<CpObject> {
-    list.iter()
-        .filter_map(|v| cp_object(kind, v, "id", api.map(str::to_string)))
-        .collect()
 }

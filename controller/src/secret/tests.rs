@@ -95,6 +95,7 @@ async fn debug_of_every_type_holding_a_secret_hides_it() {
         auth: Arc::new(auth),
         max_body: 1,
         http_port: 1,
+        public_url: None,
         replicas: None,
     };
     hidden("AppState", format!("{state:?}"));

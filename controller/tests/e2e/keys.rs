@@ -52,8 +52,14 @@ async fn keys_open_their_api_and_revocation_bites_at_once() {
     assert_eq!(body["status"], "success");
     let key = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
     assert!(key.starts_with("apip_") && key.len() == 69);
-    assert_eq!(body["invocation"]["in"], "header");
-    assert!(body["invocation"]["curl"].as_str().unwrap().contains(&key));
+    let inv = &body["invocation"];
+    assert_eq!(inv["gatewayType"], "envoy");
+    assert_eq!(inv["credentialType"], "api-key");
+    assert_eq!(inv["credentialHeaderName"], "X-API-Key");
+    assert_eq!(inv["credentialValue"], key.as_str());
+    assert_eq!(inv["basePath"], "/orders");
+    assert!(inv["fullUrl"].as_str().unwrap().ends_with("/orders"), "{inv}");
+    assert!(inv["curlExample"].as_str().unwrap().contains(&key));
 
     let (st, _) = call(&s, "/orders/x", Some(&key)).await;
     assert_eq!(st, 200, "the key opens its API");
@@ -180,7 +186,8 @@ async fn query_keys_expiry_grace_and_no_key_in_the_logs() {
     s.wait_status("/q-api/x", None, 401).await;
     let (_, body) = create_key(&s, "q-api", json!({"name": "query-key"})).await;
     let key = body["apiKey"]["apiKey"].as_str().unwrap().to_string();
-    assert_eq!(body["invocation"]["in"], "query");
+    assert_eq!(body["invocation"]["credentialQueryParam"], "apikey");
+    assert!(body["invocation"]["credentialHeaderName"].is_null());
     assert_eq!(
         s.call(Method::GET, &format!("/q-api/x?apikey={key}"), None).await.0,
         200

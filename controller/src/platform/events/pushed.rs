@@ -65,12 +65,11 @@ impl Dispatcher {
     }
 
     pub(super) async fn subscription_put(&self, p: &Value) -> Outcome {
-        let api = p.get("apiId").and_then(Value::as_str).map(str::to_string);
-        self.store_object(CpKind::Subscription, p, "subscriptionId", api).await
+        stored(self.app.put_pushed_subscription(p.clone()).await)
     }
 
     pub(super) async fn plan_put(&self, p: &Value) -> Outcome {
-        self.store_object(CpKind::Plan, p, "planId", None).await
+        stored(self.app.put_pushed_plan(p.clone()).await)
     }
 
     pub(super) async fn application_put(&self, p: &Value) -> Outcome {
@@ -84,15 +83,17 @@ impl Dispatcher {
 
     /// `subscription.deleted` or `subscriptionPlan.deleted`.
     pub(super) async fn object_deleted(&self, event: &str, p: &Value) -> Outcome {
-        let (kind, id_field) = if event == "subscription.deleted" {
-            (CpKind::Subscription, "subscriptionId")
-        } else {
-            (CpKind::Plan, "planId")
-        };
+        let subscription = event == "subscription.deleted";
+        let id_field = if subscription { "subscriptionId" } else { "planId" };
         let Some(id) = p.get(id_field).and_then(Value::as_str) else {
-            return Outcome::Ignored(format!("{kind} event without {id_field}"));
+            return Outcome::Ignored(format!("{event} event without {id_field}"));
         };
-        match self.app.delete_cp_object(kind, id).await {
+        let gone = if subscription {
+            self.app.delete_pushed_subscription(id).await
+        } else {
+            self.app.delete_pushed_plan(id).await
+        };
+        match gone {
             Ok(true) => Outcome::Applied,
             Ok(false) => Outcome::Duplicate,
             Err(e) => Outcome::Failed(e.to_string()),
@@ -108,5 +109,16 @@ impl Dispatcher {
             Ok(Stored::Unchanged) => Outcome::Duplicate,
             Err(e) => Outcome::Failed(e.to_string()),
         }
+    }
+}
+
+/// The outcome of storing a pushed plan or subscription; an invalid payload is ignored (logged
+/// with its fields), a storage failure is a failure.
+fn stored(r: Result<Stored, crate::app::AppError>) -> Outcome {
+    match r {
+        Ok(Stored::Applied) => Outcome::Applied,
+        Ok(Stored::Unchanged) => Outcome::Duplicate,
+        Err(e @ crate::app::AppError::Invalid(_)) => Outcome::Ignored(super::describe(&e)),
+        Err(e) => Outcome::Failed(e.to_string()),
     }
 }
