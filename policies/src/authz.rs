@@ -141,10 +141,8 @@ impl AuthzService {
         };
         let mut allowed = answer::Allowed::default();
         if let Some((view, strip)) = &key {
-            allowed.upstream.push((&self.names.key_name, view.name));
-            if let Some(app) = view.application {
-                allowed.upstream.push((&self.names.application, app));
-            }
+            allowed.key_name = Some((&self.names.key_name, view.name));
+            allowed.application = view.application.map(|app| (self.names.application.as_str(), app));
             match strip {
                 Strip::Header(h) => allowed.remove_header = Some(h),
                 Strip::Query(q) => allowed.remove_query = Some(q),
@@ -159,10 +157,9 @@ impl AuthzService {
                 Err(why) => return self.forbidden(why).clone(),
             };
             let r = &entry.record;
-            allowed.upstream.push((&self.names.subscription, &r.id));
+            allowed.subscription = Some((&self.names.subscription, &r.id));
             if let Some(app) = &r.application {
-                allowed.upstream.retain(|(k, _)| *k != self.names.application);
-                allowed.upstream.push((&self.names.application, app));
+                allowed.application = Some((&self.names.application, app));
             }
             if let Some(limit) = &r.limit {
                 let take = self.subs.backend().take(&r.id, &entry.counter, limit, now);

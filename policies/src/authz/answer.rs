@@ -98,11 +98,14 @@ pub(super) fn rate_headers(take: &Take, now: u64) -> [HeaderValueOption; 5] {
     ]
 }
 
-/// What an allowed request carries.
+/// What an allowed request carries (no heap until the answer is built, so that a refusal found
+/// after the key check still allocates nothing).
 #[derive(Debug, Default)]
 pub(super) struct Allowed<'a> {
-    /// Upstream headers: (name, value).
-    pub upstream: Vec<(&'a str, &'a str)>,
+    /// Upstream identity headers, each `(name, value)`: key name, application, subscription.
+    pub key_name: Option<(&'a str, &'a str)>,
+    pub application: Option<(&'a str, &'a str)>,
+    pub subscription: Option<(&'a str, &'a str)>,
     /// Request headers and query parameters to remove (a stripped key).
     pub remove_header: Option<&'a str>,
     pub remove_query: Option<&'a str>,
@@ -113,7 +116,11 @@ pub(super) struct Allowed<'a> {
 /// The OK answer.
 pub(super) fn allow(a: &Allowed<'_>, now: u64) -> CheckResponse {
     let ok = OkHttpResponse {
-        headers: a.upstream.iter().map(|(k, v)| header(k, v)).collect(),
+        headers: [a.key_name, a.application, a.subscription]
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| header(k, v))
+            .collect(),
         headers_to_remove: a.remove_header.map(str::to_string).into_iter().collect(),
         query_parameters_to_remove: a.remove_query.map(str::to_string).into_iter().collect(),
         response_headers_to_add: a.quota.map(|t| rate_headers(&t, now).to_vec()).unwrap_or_default(),
