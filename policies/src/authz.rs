@@ -1,11 +1,16 @@
-//! The `envoy.service.auth.v3.Authorization` service: API keys checked against the [`KeyIndex`].
+//! The `envoy.service.auth.v3.Authorization` service: API keys checked against the [`KeyIndex`],
+//! subscriptions against the [`SharedSubscriptions`], and plan quotas counted exactly.
 //!
 //! Per-route facts come in the route's `context_extensions` (see [`ctx`]); Envoy sends only the
-//! headers the check needs. Every refusal is the same pre-built 401, whatever the reason, and no key
-//! or digest is ever logged.
+//! headers the check needs. A route may carry `api-key-auth`, `subscription-validation` or both:
+//! a key refusal is the one pre-built 401 whatever the reason; a subscription refusal is one of
+//! three pre-built 403s; a spent quota is a 429. No key, token or digest is ever logged.
 
+mod answer;
 pub mod index;
+pub mod quota;
 pub mod server;
+pub mod subs;
 pub mod wire;
 
 use std::sync::Arc;
@@ -13,77 +18,224 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prost::Message;
-use tollgate_proto::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
-use tollgate_proto::pb::envoy::service::auth::v3::{CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response};
-use tollgate_proto::pb::envoy::r#type::v3::{HttpStatus, StatusCode};
-use tollgate_proto::pb::google::rpc::Status as RpcStatus;
+use tollgate_proto::pb::envoy::service::auth::v3::CheckResponse;
 
+pub use answer::{DENY_BODY, EXPIRED_BODY, INVALID_BODY, MISSING_BODY, QUOTA_BODY};
 pub use index::{COMPACT_AT, Decision, IndexWriter, KeyIndex, KeyRecord, KeyView, SharedIndex, Snapshot, digest_of};
+pub use quota::{Counter, LocalQuotas, PlanLimit, QuotaBackend, QuotaState, QuotaUnit, Quotas, Take};
 pub use server::AuthzServer;
+pub use subs::{Refusal, SharedSubscriptions, SubsSnapshot, SubscriptionRecord, SubscriptionWriter};
 
 pub use crate::ctx;
 
-/// The JSON body of every refusal.
-pub const DENY_BODY: &str = "{\"error\":\"Unauthorized\",\"message\":\"Valid API key required\"}";
-/// The header naming the key that opened the request (never the key itself).
+/// The default header naming the key that opened the request (never the key itself).
 pub const KEY_NAME_HEADER: &str = "x-tollgate-key-name";
-/// The header naming the application of that key, when known.
+/// The default header naming the application of the key or subscription, when known.
 pub const APPLICATION_HEADER: &str = "x-tollgate-application";
+/// The default header naming the subscription that admitted the request.
+pub const SUBSCRIPTION_HEADER: &str = "x-tollgate-subscription";
+
+/// The names of the headers an allowed request carries upstream. They replace any header of the
+/// same name the client sent; names outside `x-tollgate-` are not also stripped by the listeners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderNames {
+    pub key_name: String,
+    pub application: String,
+    pub subscription: String,
+}
+
+impl Default for HeaderNames {
+    fn default() -> Self {
+        HeaderNames {
+            key_name: KEY_NAME_HEADER.into(),
+            application: APPLICATION_HEADER.into(),
+            subscription: SUBSCRIPTION_HEADER.into(),
+        }
+    }
+}
 
 /// The Authorization service's decisions, made on the encoded request and answered with encoded
 /// responses (see [`server`] for the gRPC side).
 #[derive(Debug)]
 pub struct AuthzService {
     index: Arc<SharedIndex>,
-    /// The encoded refusal, shared: sending it clones a reference count, nothing else.
+    subs: Arc<SharedSubscriptions>,
+    names: HeaderNames,
+    /// The encoded refusals, shared: sending one clones a reference count, nothing else.
     deny: Bytes,
+    missing: Bytes,
+    invalid: Bytes,
+    expired: Bytes,
 }
 
 // === impl AuthzService ===
 
 impl AuthzService {
+    /// Keys only: every route validating subscriptions is refused (no subscription is known).
     pub fn new(index: Arc<SharedIndex>) -> Self {
+        AuthzService::with_subscriptions(index, Arc::default())
+    }
+
+    /// Keys and subscriptions: what the controller builds, feeding `index` with an
+    /// [`IndexWriter`] and `subs` with a [`SubscriptionWriter`].
+    pub fn with_subscriptions(index: Arc<SharedIndex>, subs: Arc<SharedSubscriptions>) -> Self {
+        let encode = |r: CheckResponse| Bytes::from(r.encode_to_vec());
         AuthzService {
             index,
-            deny: Bytes::from(deny_response().encode_to_vec()),
+            subs,
+            names: HeaderNames::default(),
+            deny: encode(answer::unauthorized()),
+            missing: encode(answer::forbidden(MISSING_BODY)),
+            invalid: encode(answer::forbidden(INVALID_BODY)),
+            expired: encode(answer::forbidden(EXPIRED_BODY)),
         }
     }
 
-    /// The encoded refusal every denied check gets.
+    /// Names the upstream identity headers (lower-cased here).
+    pub fn with_header_names(mut self, names: HeaderNames) -> Self {
+        self.names = HeaderNames {
+            key_name: names.key_name.to_ascii_lowercase(),
+            application: names.application.to_ascii_lowercase(),
+            subscription: names.subscription.to_ascii_lowercase(),
+        };
+        self
+    }
+
+    /// The encoded 401 every refused key gets.
     pub fn deny(&self) -> &Bytes {
         &self.deny
     }
 
+    /// The encoded 403 for a subscription refusal.
+    pub fn forbidden(&self, why: Refusal) -> &Bytes {
+        match why {
+            Refusal::Missing => &self.missing,
+            Refusal::Invalid => &self.invalid,
+            Refusal::Expired => &self.expired,
+        }
+    }
+
     /// The encoded `CheckResponse` for an encoded `CheckRequest`. A refusal allocates nothing: the
-    /// request is read in place ([`wire`]) and the answer is the shared pre-encoded 401. Anything
-    /// malformed or missing is refused.
+    /// request is read in place ([`wire`]) and the answer is a shared pre-encoded 401 or 403 (a
+    /// 429 is encoded once per subscription and second, then shared). Anything malformed or
+    /// missing is refused.
     pub fn respond(&self, check_request: &[u8], now: u64) -> Bytes {
         let Some(facts) = wire::facts(check_request) else {
             return self.deny.clone();
         };
-        let (Some(api), Some(name), Some(http)) = (facts.api, facts.key_name, facts.http) else {
+        let (Some(api), Some(http)) = (facts.api, facts.http) else {
             return self.deny.clone();
         };
-        let (Ok(api), Ok(name)) = (std::str::from_utf8(api), std::str::from_utf8(name)) else {
+        let Ok(api) = std::str::from_utf8(api) else {
             return self.deny.clone();
         };
-        let in_query = facts.key_in == Some(b"query");
-        let presented = if in_query {
-            wire::path(http)
-                .and_then(|p| std::str::from_utf8(p).ok())
-                .and_then(|p| query_param(p, name))
-                .map(str::as_bytes)
-        } else {
-            wire::header(http, name.as_bytes()).map(<[u8]>::trim_ascii)
+        let validate = facts.sub == Some(b"true");
+        let keys = self.index.load();
+        let key = match facts.key_name {
+            Some(name) => match key_check(&keys, api, name, &facts, http, now) {
+                Some(k) => Some(k),
+                None => return self.deny.clone(),
+            },
+            None if validate => None,
+            None => return self.deny.clone(),
         };
-        let index = self.index.load();
-        match presented.map(|p| index.decide(api, p, now)) {
-            Some(Decision::Allow(record)) => {
-                let strip = facts.strip == Some(b"true");
-                Bytes::from(allow(record, strip, in_query, name).encode_to_vec())
+        let mut allowed = answer::Allowed::default();
+        if let Some((view, strip)) = &key {
+            allowed.key_name = Some((&self.names.key_name, view.name));
+            allowed.application = view.application.map(|app| (self.names.application.as_str(), app));
+            match strip {
+                Strip::Header(h) => allowed.remove_header = Some(h),
+                Strip::Query(q) => allowed.remove_query = Some(q),
+                Strip::No => {}
             }
-            _ => self.deny.clone(),
         }
+        let subs = self.subs.load();
+        if validate {
+            let key_app = key.as_ref().and_then(|(v, _)| v.application);
+            let entry = match subscription(&subs, api, &facts, http, key_app, now) {
+                Ok(e) => e,
+                Err(why) => return self.forbidden(why).clone(),
+            };
+            let r = &entry.record;
+            allowed.subscription = Some((&self.names.subscription, &r.id));
+            if let Some(app) = &r.application {
+                allowed.application = Some((&self.names.application, app));
+            }
+            if let Some(limit) = &r.limit {
+                let take = self.subs.backend().take(&r.id, &entry.counter, limit, now);
+                if !take.admitted {
+                    return entry.too_many(&take, now);
+                }
+                allowed.quota = Some(take);
+            }
+        }
+        Bytes::from(answer::allow(&allowed, now).encode_to_vec())
+    }
+}
+
+/// Where a stripped key is removed from.
+enum Strip<'a> {
+    No,
+    Header(&'a str),
+    Query(&'a str),
+}
+
+/// The key check: the key's view and what to strip, or `None` for the 401.
+fn key_check<'s, 'r>(
+    keys: &'s Snapshot,
+    api: &str,
+    name: &'r [u8],
+    facts: &wire::Facts<'r>,
+    http: &'r [u8],
+    now: u64,
+) -> Option<(KeyView<'s>, Strip<'r>)> {
+    let name = std::str::from_utf8(name).ok()?;
+    let in_query = facts.key_in == Some(b"query");
+    let presented = if in_query {
+        wire::path(http)
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| query_param(p, name))
+            .map(str::as_bytes)
+    } else {
+        wire::header(http, name.as_bytes()).map(<[u8]>::trim_ascii)
+    }?;
+    match keys.decide(api, presented, now) {
+        Decision::Allow(view) => {
+            let strip = match (facts.strip == Some(b"true"), in_query) {
+                (false, _) => Strip::No,
+                (true, true) => Strip::Query(name),
+                (true, false) => Strip::Header(name),
+            };
+            Some((view, strip))
+        }
+        Decision::Deny => None,
+    }
+}
+
+/// The subscription check: the token from the header, else the cookie, else the key's application.
+fn subscription<'s>(
+    subs: &'s SubsSnapshot,
+    api: &str,
+    facts: &wire::Facts<'_>,
+    http: &[u8],
+    key_application: Option<&str>,
+    now: u64,
+) -> Result<&'s subs::Entry, Refusal> {
+    let from_header = facts
+        .sub_header
+        .and_then(|h| wire::header(http, h))
+        .map(<[u8]>::trim_ascii);
+    let from_cookie = || {
+        let name = facts.sub_cookie.filter(|c| !c.is_empty())?;
+        wire::header(http, b"cookie").and_then(|c| wire::cookie(c, name))
+    };
+    let token = from_header
+        .filter(|t| !t.is_empty())
+        .or_else(|| from_cookie().map(<[u8]>::trim_ascii).filter(|t| !t.is_empty()));
+    match (token, key_application) {
+        (Some(t), _) => subs.by_token(api, t, now),
+        (None, Some(app)) => subs.by_application(api, app, now),
+        (None, None) => Err(Refusal::Missing),
     }
 }
 
@@ -102,61 +254,6 @@ fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
         Some((k, v)) if k == name => Some(v),
         _ => None,
     })
-}
-
-fn header(key: &str, value: &str) -> HeaderValueOption {
-    HeaderValueOption {
-        header: Some(HeaderValue {
-            key: key.into(),
-            value: value.into(),
-            ..Default::default()
-        }),
-        append_action: 2, // OVERWRITE_IF_EXISTS_OR_ADD: a client cannot forge these headers
-        ..Default::default()
-    }
-}
-
-fn allow(record: KeyView<'_>, strip: bool, in_query: bool, name: &str) -> CheckResponse {
-    let mut ok = OkHttpResponse {
-        headers: vec![header(KEY_NAME_HEADER, record.name)],
-        ..Default::default()
-    };
-    if let Some(app) = &record.application {
-        ok.headers.push(header(APPLICATION_HEADER, app));
-    }
-    if strip {
-        if in_query {
-            ok.query_parameters_to_remove.push(name.to_string());
-        } else {
-            ok.headers_to_remove.push(name.to_string());
-        }
-    }
-    CheckResponse {
-        status: Some(RpcStatus {
-            code: 0,
-            ..Default::default()
-        }),
-        http_response: Some(check_response::HttpResponse::OkResponse(ok)),
-        ..Default::default()
-    }
-}
-
-/// The one refusal: 401 with a JSON body, gRPC status UNAUTHENTICATED.
-fn deny_response() -> CheckResponse {
-    CheckResponse {
-        status: Some(RpcStatus {
-            code: 16,
-            ..Default::default()
-        }),
-        http_response: Some(check_response::HttpResponse::DeniedResponse(DeniedHttpResponse {
-            status: Some(HttpStatus {
-                code: StatusCode::Unauthorized as i32,
-            }),
-            headers: vec![header("content-type", "application/json")],
-            body: DENY_BODY.into(),
-        })),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

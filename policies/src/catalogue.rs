@@ -71,6 +71,8 @@ enum StrRule {
     HeaderValue,
     /// At most this many bytes (Envoy's limit on a direct response body is 4,096).
     MaxBytes(usize),
+    /// Empty (meaning "none"), or a cookie name: an RFC 9110 token (RFC 6265 §4.1.1).
+    CookieName,
 }
 
 const fn required(name: &'static str, schema: Schema) -> Param {
@@ -95,6 +97,18 @@ const API_KEY_AUTH_V1: &[Param] = &[
     optional("stripKey", Schema::Bool),
 ];
 
+/// WSO2's `subscription-validation` parameters (its definition gives types and defaults only:
+/// `enabled` true, `subscriptionKeyHeader` `Subscription-Key`, `subscriptionKeyCookie` empty for
+/// none). The header name must be one Envoy can send to ext_authz, as `api-key-auth`'s `key`.
+const SUBSCRIPTION_VALIDATION_V1: &[Param] = &[
+    optional("enabled", Schema::Bool),
+    optional("subscriptionKeyHeader", Schema::Str(StrRule::Token)),
+    optional("subscriptionKeyCookie", Schema::Str(StrRule::CookieName)),
+];
+
+/// The default of `subscriptionKeyHeader`.
+pub const SUBSCRIPTION_KEY_HEADER: &str = "Subscription-Key";
+
 const RESPOND_HEADER: Schema = Schema::Object(&[
     required("name", Schema::Str(StrRule::ResponseHeaderName)),
     required("value", Schema::Str(StrRule::HeaderValue)),
@@ -113,7 +127,7 @@ const RESPOND_V1: &[Param] = &[
 // === impl Catalogue ===
 
 impl Catalogue {
-    /// The policies Tollgate ships: `api-key-auth` v1 and `respond` v1.
+    /// The policies Tollgate ships: `api-key-auth` v1, `respond` v1 and `subscription-validation` v1.
     pub fn builtin() -> Catalogue {
         let mut defs = vec![
             PolicyDef {
@@ -125,6 +139,11 @@ impl Catalogue {
                 name: "respond",
                 version: "v1",
                 params: RESPOND_V1,
+            },
+            PolicyDef {
+                name: "subscription-validation",
+                version: "v1",
+                params: SUBSCRIPTION_VALIDATION_V1,
             },
         ];
         defs.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
@@ -239,11 +258,13 @@ fn check_str(rule: &StrRule, s: &str, path: &str, out: &mut Vec<ParamError>) {
                 out.push(error(path, msg));
             }
         }
+        StrRule::CookieName => {
+            if !s.is_empty() && !is_token(s) {
+                out.push(error(path, format!("Invalid cookie name '{}'", s.escape_debug())));
+            }
+        }
         StrRule::ResponseHeaderName => {
-            let token = !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
-            if !token {
+            if !is_token(s) {
                 out.push(error(path, format!("Invalid header name '{}'", s.escape_debug())));
             } else if s.eq_ignore_ascii_case("host") {
                 out.push(error(path, "The host header cannot be set on a response".to_string()));
@@ -271,6 +292,13 @@ fn check_str(rule: &StrRule, s: &str, path: &str, out: &mut Vec<ParamError>) {
             }
         }
     }
+}
+
+/// An RFC 9110 token: one or more of letters, digits and ``!#$%&'*+-.^_`|~``.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 fn join(path: &str, name: &str) -> String {

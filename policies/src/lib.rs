@@ -18,14 +18,21 @@ pub use catalogue::Catalogue;
 /// `x-tollgate-application`): the listeners remove every header in it that a client sends.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-tollgate-";
 
-/// The `context_extensions` keys a protected route carries.
+/// The `context_extensions` keys a protected route carries: [`API`](ctx::API) always, the key
+/// facts when it has `api-key-auth`, the subscription facts when it has `subscription-validation`.
 pub mod ctx {
     /// The API the route belongs to.
     pub const API: &str = "tollgate.api";
-    /// Where the key is: `header` or `query`.
+    /// Where the key is: `header` or `query` (absent: no key check).
     pub const KEY_IN: &str = "tollgate.key_in";
-    /// The header (lower-case) or query parameter name.
+    /// The header (lower-case) or query parameter name (absent: no key check).
     pub const KEY_NAME: &str = "tollgate.key_name";
     /// `true` to remove the key before the request goes upstream.
     pub const STRIP: &str = "tollgate.strip";
+    /// `true` when the route validates subscriptions.
+    pub const SUB: &str = "tollgate.sub";
+    /// The header (lower-case) carrying the subscription token.
+    pub const SUB_HEADER: &str = "tollgate.sub_header";
+    /// The cookie carrying the subscription token, when one is configured.
+    pub const SUB_COOKIE: &str = "tollgate.sub_cookie";
 }

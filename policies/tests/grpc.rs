@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tollgate_policies::AuthzServer;
 use tollgate_policies::authz::{
-    APPLICATION_HEADER, DENY_BODY, KEY_NAME_HEADER, KeyIndex, KeyRecord, SharedIndex, ctx, digest_of,
+    APPLICATION_HEADER, AuthzService, DENY_BODY, KEY_NAME_HEADER, KeyIndex, KeyRecord, PlanLimit, QuotaUnit,
+    SharedIndex, SharedSubscriptions, SubscriptionRecord, SubscriptionWriter, ctx, digest_of,
 };
 use tollgate_proto::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context, check_response};
@@ -35,11 +36,15 @@ fn request(api: &str, key: Option<&str>) -> CheckRequest {
 }
 
 async fn serve(index: Arc<SharedIndex>) -> String {
+    serve_service(AuthzServer::new(index)).await
+}
+
+async fn serve_service(server: AuthzServer) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(AuthzServer::new(index))
+            .add_service(server)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
             .unwrap();
@@ -111,6 +116,58 @@ async fn check_over_grpc_allows_the_right_key_and_refuses_everything_else_alike(
         .unwrap()
         .into_inner();
     assert_eq!(after, answers[0]);
+}
+
+#[tokio::test]
+async fn subscriptions_over_grpc_are_403_then_200_then_429() {
+    let subs = Arc::new(SharedSubscriptions::default());
+    let mut writer = SubscriptionWriter::new(subs.clone());
+    let service = AuthzService::with_subscriptions(Arc::new(SharedIndex::default()), subs);
+    let mut client = AuthorizationClient::connect(serve_service(AuthzServer::from_service(service)).await)
+        .await
+        .unwrap();
+    let mut req = request("orders", None);
+    let attrs = req.attributes.as_mut().unwrap();
+    attrs.context_extensions = [
+        (ctx::API, "orders"),
+        (ctx::SUB, "true"),
+        (ctx::SUB_HEADER, "subscription-key"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let http = attrs.request.as_mut().unwrap().http.as_mut().unwrap();
+    http.headers
+        .insert("subscription-key".into(), "mock-subscription-token".into());
+    let status = |r: &tollgate_proto::pb::envoy::service::auth::v3::CheckResponse| {
+        let http = match &r.http_response {
+            Some(check_response::HttpResponse::DeniedResponse(d)) => d.status.as_ref().unwrap().code,
+            _ => 200,
+        };
+        (r.status.as_ref().unwrap().code, http)
+    };
+    let before = client.check(req.clone()).await.unwrap().into_inner();
+    assert_eq!(status(&before), (7, 403), "before the subscription exists");
+    writer.upsert(
+        Some(digest_of(b"mock-subscription-token")),
+        SubscriptionRecord {
+            id: "sub-1".into(),
+            api: "orders".into(),
+            application: None,
+            plan_expires_at: None,
+            limit: Some(PlanLimit {
+                count: 3,
+                unit: QuotaUnit::Month,
+                stop_on_reach: true,
+            }),
+        },
+    );
+    for _ in 0..3 {
+        let ok = client.check(req.clone()).await.unwrap().into_inner();
+        assert_eq!(status(&ok), (0, 200));
+    }
+    let over = client.check(req).await.unwrap().into_inner();
+    assert_eq!(status(&over), (8, 429));
 }
 
 #[tokio::test]

@@ -7,11 +7,14 @@
 //!   carry pre-encoded resources as shared [`bytes::Bytes`], so one encoding serves every stream.
 //! - [`keys`] is our own resource: the API keys of one API, as digests, for remote authz replicas,
 //!   with its codec (set names, shards, validation).
+//! - [`subs`] is the usable subscriptions of one API (token digests only, plan limits), for
+//!   remote authz replicas, with its codec.
 //! - [`hex`] is the one lower-case hex encoder.
 
 pub mod canonical;
 pub mod hex;
 pub mod keys;
+pub mod subs;
 pub mod wire;
 
 pub use envoy_types;

@@ -120,7 +120,8 @@ struct Fragment {
     /// Sorted, without duplicates. (Boxed slices, not sets or vectors: one fragment per API is
     /// held, and a set's node or a vector's spare capacity would cost more than the contents.)
     clusters: Box<[ClusterSpec]>,
-    /// Header names its `api-key-auth` policies read (Envoy must send them to ext_authz).
+    /// Header names its `api-key-auth` and `subscription-validation` policies read (Envoy must
+    /// send them to ext_authz; `cookie` when a token may come in a cookie).
     key_headers: Box<[String]>,
     /// `(virtual host, route)` in operation order.
     routes: Box<[(String, SortableRoute)]>,
@@ -237,11 +238,8 @@ impl Translator {
     fn fragment(&self, api: &Api) -> Fragment {
         let mut key_headers = BTreeSet::new();
         for i in 0..api.operations.len() {
-            if let Some(p) = api.policies_of(i).filter(|p| p.name == "api-key-auth").last() {
-                let header = p.params.get("in").and_then(|v| v.as_str()) != Some("query");
-                if let (true, Some(name)) = (header, p.params.get("key").and_then(|v| v.as_str())) {
-                    key_headers.insert(name.to_ascii_lowercase());
-                }
+            if let Some(checks) = routes::authz_policies(api, i) {
+                key_headers.extend(checks.headers());
             }
         }
         let mut targets = vec![(api.main_vhosts.clone(), &api.main)];

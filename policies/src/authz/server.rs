@@ -29,10 +29,14 @@ pub struct AuthzServer {
 }
 
 impl AuthzServer {
+    /// Keys only (see [`AuthzService::new`]).
     pub fn new(index: Arc<SharedIndex>) -> Self {
-        AuthzServer {
-            authz: Arc::new(AuthzService::new(index)),
-        }
+        AuthzServer::from_service(AuthzService::new(index))
+    }
+
+    /// Serves `authz` (e.g. [`AuthzService::with_subscriptions`] with its header names).
+    pub fn from_service(authz: AuthzService) -> Self {
+        AuthzServer { authz: Arc::new(authz) }
     }
 }
 

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
+use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context, check_response};
 
 use super::*;
 
@@ -120,9 +120,9 @@ fn every_refusal_is_the_same_401() {
     for (i, c) in cases.iter().enumerate() {
         let r = s.respond(&c.encode_to_vec(), 100);
         assert_eq!(r, s.deny(), "case {i}");
-        assert_eq!(CheckResponse::decode(r).unwrap(), deny_response(), "case {i}");
+        assert_eq!(CheckResponse::decode(r).unwrap(), answer::unauthorized(), "case {i}");
     }
-    let Some(check_response::HttpResponse::DeniedResponse(d)) = deny_response().http_response else {
+    let Some(check_response::HttpResponse::DeniedResponse(d)) = answer::unauthorized().http_response else {
         panic!()
     };
     assert_eq!(d.status.unwrap().code, 401);
@@ -161,4 +161,7 @@ fn identity_headers_are_in_the_namespace_the_listeners_strip() {
     for h in [KEY_NAME_HEADER, APPLICATION_HEADER] {
         assert!(h.starts_with(crate::IDENTITY_HEADER_PREFIX), "{h}");
     }
+    assert!(SUBSCRIPTION_HEADER.starts_with(crate::IDENTITY_HEADER_PREFIX));
 }
+
+mod subs_checks;

@@ -139,6 +139,12 @@ pub struct Facts<'a> {
     pub key_name: Option<&'a [u8]>,
     /// `tollgate.strip`.
     pub strip: Option<&'a [u8]>,
+    /// `tollgate.sub`.
+    pub sub: Option<&'a [u8]>,
+    /// `tollgate.sub_header`.
+    pub sub_header: Option<&'a [u8]>,
+    /// `tollgate.sub_cookie`.
+    pub sub_cookie: Option<&'a [u8]>,
     /// The encoded `HttpRequest`.
     pub http: Option<&'a [u8]>,
 }
@@ -159,6 +165,9 @@ pub fn facts(check_request: &[u8]) -> Option<Facts<'_>> {
                     b"tollgate.key_in" => &mut facts.key_in,
                     b"tollgate.key_name" => &mut facts.key_name,
                     b"tollgate.strip" => &mut facts.strip,
+                    b"tollgate.sub" => &mut facts.sub,
+                    b"tollgate.sub_header" => &mut facts.sub_header,
+                    b"tollgate.sub_cookie" => &mut facts.sub_cookie,
                     _ => return,
                 };
                 *slot = Some(v);
@@ -206,6 +215,23 @@ pub fn header<'a>(http: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         }
     })?;
     if malformed { None } else { found }
+}
+
+/// The value of cookie `name` in a `Cookie` header (`a=1; b="2"`), unquoted; names compare
+/// exactly, as RFC 6265 says.
+pub fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let (k, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+        if k != name {
+            return None;
+        }
+        Some(match v {
+            [b'"', inner @ .., b'"'] => inner,
+            v => v,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -332,6 +358,18 @@ mod tests {
             facts(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
             None
         );
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name_and_unquoted() {
+        let h = b"a=1; sub=tok_1 ;q=\"tok 2\"; empty=; novalue";
+        assert_eq!(cookie(h, b"sub"), Some(&b"tok_1"[..]));
+        assert_eq!(cookie(h, b"q"), Some(&b"tok 2"[..]));
+        assert_eq!(cookie(h, b"empty"), Some(&b""[..]));
+        assert_eq!(cookie(h, b"Sub"), None, "names are case-sensitive");
+        assert_eq!(cookie(h, b"su"), None);
+        assert_eq!(cookie(h, b"novalue"), None);
+        assert_eq!(cookie(b"", b"sub"), None);
     }
 
     #[test]

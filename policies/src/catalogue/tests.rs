@@ -35,7 +35,11 @@ fn lookup_distinguishes_unknown_name_from_unknown_version() {
 fn list_is_sorted_and_complete() {
     assert_eq!(
         Catalogue::builtin().list(),
-        vec![("api-key-auth", "v1"), ("respond", "v1")]
+        vec![
+            ("api-key-auth", "v1"),
+            ("respond", "v1"),
+            ("subscription-validation", "v1")
+        ]
     );
     assert!(Catalogue::default().list().is_empty());
 }
@@ -198,4 +202,42 @@ fn respond_params_are_what_envoy_accepts() {
         assert_eq!(e[0].0, "headers[0].value");
     }
     assert!(one(json!({"statusCode": 200, "headers": [{"name": "X-Discount", "value": "50%"}]})).is_empty());
+}
+
+#[test]
+fn subscription_validation_takes_wso2s_parameters_all_optional() {
+    let sv = |params: Value| errors("subscription-validation", params);
+    assert!(sv(json!({})).is_empty(), "every parameter has a default");
+    assert!(
+        Catalogue::builtin()
+            .lookup("subscription-validation", "v1")
+            .unwrap()
+            .validate_params(None)
+            .is_empty()
+    );
+    assert!(sv(json!({"enabled": false, "subscriptionKeyHeader": "Subscription-Key"})).is_empty());
+    assert!(sv(json!({"subscriptionKeyCookie": ""})).is_empty(), "empty: no cookie");
+    assert!(sv(json!({"subscriptionKeyCookie": "sub_key.v1"})).is_empty());
+    assert_eq!(
+        sv(json!({"enabled": "yes", "subscriptionKeyHeader": "", "subscriptionKeyCookie": "a b"})),
+        vec![
+            pair("enabled", "Invalid type: expected boolean, got string"),
+            pair("subscriptionKeyHeader", "Value must not be empty"),
+            pair("subscriptionKeyCookie", "Invalid cookie name 'a b'"),
+        ]
+    );
+    assert_eq!(
+        sv(json!({"subscriptionKeyHeader": "Sub Key", "subscriptionKeyCookie": 1, "key": "x"})),
+        vec![
+            pair(
+                "subscriptionKeyHeader",
+                "Invalid value 'Sub Key' (must contain only letters, digits, '-' and '_')"
+            ),
+            pair("subscriptionKeyCookie", "Invalid type: expected string, got integer"),
+            pair("key", "Unknown parameter 'key'"),
+        ]
+    );
+    for bad in ["a;b", "a=b", "a,b", "\"q\""] {
+        assert_eq!(sv(json!({"subscriptionKeyCookie": bad})).len(), 1, "{bad}");
+    }
 }
