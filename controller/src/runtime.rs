@@ -9,9 +9,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tollgate_policies::authz::SharedIndex;
+use tollgate_policies::authz::{AuthzService, SharedIndex, SharedSubscriptions};
 
-use crate::subs::{Feed, Subs};
+use crate::subs::{Feed, Subs, persist};
 use tollgate_policies::{AuthzServer, Catalogue};
 use tollgate_xds::{ServerHandle, StatusRegistry, Store, XdsServer};
 use tracing::{info, warn};
@@ -50,6 +50,8 @@ pub struct Running {
     http: Vec<JoinHandle<()>>,
     /// Settles pending APIs and quarantines rejected ones (see `app::serving`).
     settler: JoinHandle<()>,
+    /// Writes quota counts to the database every second.
+    quotas: persist::Persister,
     grace: Duration,
 }
 
@@ -76,9 +78,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let publisher = publishing.as_ref().map(|p| p.publisher.clone());
         Arc::new(blocking(move || Keys::load(db, index, quota, publisher)).await??)
     };
-    let authz = authz_service(config, index)?;
+    let subs = shared_subscriptions(&db).await?;
+    let authz = authz_service(config, AuthzService::with_subscriptions(index, subs.clone()))?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
-    let app = load_app(config, &db, &keys, (&store, &status), authz_port).await?;
+    let app = load_app(config, &db, &keys, (&store, &status), authz_port, &subs).await?;
+    let quotas = persist::Persister::start(db.clone(), subs);
     let settler = tokio::spawn(app.clone().settle_forever());
 
     let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
@@ -130,8 +134,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         stop,
         http,
         settler,
+        quotas,
         grace: config.server.shutdown_timeout,
     })
+}
+
+/// The hot path's subscriptions, with the quota counts stored before a restart put back.
+async fn shared_subscriptions(db: &Arc<Db>) -> anyhow::Result<Arc<SharedSubscriptions>> {
+    let subs = Arc::new(SharedSubscriptions::default());
+    let (db, shared) = (db.clone(), subs.clone());
+    blocking(move || persist::restore(&db, &shared)).await??;
+    Ok(subs)
 }
 
 /// Runs start-up work that touches SQLite or the CPU on the blocking pool.
@@ -156,6 +169,7 @@ async fn load_app(
     keys: &Arc<Keys>,
     xds: (&Arc<Store>, &Arc<StatusRegistry>),
     authz_port: u16,
+    shared_subs: &Arc<SharedSubscriptions>,
 ) -> anyhow::Result<Arc<App>> {
     let translator = Translator::new(settings(config, authz_port)?);
     let repo = ApiRepo::load(RepoParts {
@@ -169,8 +183,8 @@ async fn load_app(
     })
     .await?;
     let subs = {
-        let db = db.clone();
-        Arc::new(blocking(move || Subs::load(db, Feed::default())).await??)
+        let (db, feed) = (db.clone(), Feed::new(shared_subs.clone()));
+        Arc::new(blocking(move || Subs::load(db, feed)).await??)
     };
     Ok(Arc::new(App::new(repo, keys.clone(), subs, db.clone())))
 }
@@ -227,7 +241,7 @@ fn authenticator(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
 }
 
 /// The embedded ext_authz service, unless Envoy is sent to remote replicas.
-fn authz_service(config: &Config, index: Arc<SharedIndex>) -> anyhow::Result<Option<Authz>> {
+fn authz_service(config: &Config, service: AuthzService) -> anyhow::Result<Option<Authz>> {
     if config.server.authz_embedded {
         let tls = config
             .authz_tls
@@ -237,7 +251,7 @@ fn authz_service(config: &Config, index: Arc<SharedIndex>) -> anyhow::Result<Opt
         return Ok(Some(Authz::start(
             &config.server.grpc_bind,
             config.server.authz_port,
-            index,
+            service,
             tls,
         )?));
     }
@@ -306,6 +320,7 @@ impl Running {
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
         self.settler.abort();
+        self.quotas.stop().await;
         self.link_task.stopped(self.grace).await;
         if let Some(a) = self.authz {
             a.stop();
@@ -333,7 +348,7 @@ impl Authz {
     fn start(
         host: &str,
         port: u16,
-        index: Arc<SharedIndex>,
+        service: AuthzService,
         tls: Option<tonic::transport::ServerTlsConfig>,
     ) -> anyhow::Result<Authz> {
         if let Some(t) = &tls {
@@ -360,7 +375,7 @@ impl Authz {
                 let Ok(listener) = TcpListener::from_std(listener) else {
                     return;
                 };
-                let svc = AuthzServer::new(index);
+                let svc = AuthzServer::from_service(service);
                 // Checks are on Envoy's request path: no Nagle delay on their answers.
                 let incoming = tollgate_xds::nodelay_incoming(listener);
                 let mut builder = tonic::transport::Server::builder();

@@ -8,6 +8,7 @@
 
 pub mod bodies;
 mod feed;
+pub mod persist;
 pub mod plans;
 pub mod rules;
 

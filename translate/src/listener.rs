@@ -47,8 +47,10 @@ pub fn listeners(settings: &Settings, key_headers: &BTreeSet<String>) -> Result<
     Ok(out)
 }
 
-/// Key headers Envoy always passes to ext_authz.
-const COMMON_KEY_HEADERS: [&str; 4] = ["api-key", "apikey", "x-api-key", "x-apikey"];
+/// Key and subscription-token headers Envoy always passes to ext_authz (WSO2's defaults among
+/// them), so the first API using one does not change the listener: connections opened before such
+/// a change keep the old filter configuration, which would not send the header.
+const COMMON_KEY_HEADERS: [&str; 5] = ["api-key", "apikey", "x-api-key", "x-apikey", "subscription-key"];
 
 /// The ext_authz filter: off unless a route turns it on, fail closed, sent only the key headers.
 fn ext_authz_filter(a: &AuthzTarget, key_headers: &BTreeSet<String>) -> HttpFilter {

@@ -67,7 +67,7 @@ pub(crate) async fn parts() -> Parts {
         app: Arc::new(App::new(
             repo,
             keys.clone(),
-            Arc::new(crate::subs::Subs::load(db.clone(), crate::subs::Feed::default()).unwrap()),
+            Arc::new(crate::subs::Subs::load(db.clone(), crate::subs::Feed::new(Default::default())).unwrap()),
             db.clone(),
         )),
         auth: Arc::new(auth),

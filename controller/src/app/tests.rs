@@ -45,7 +45,7 @@ async fn fixture() -> Fixture {
         app: App::new(
             repo,
             keys,
-            Arc::new(crate::subs::Subs::load(db.clone(), crate::subs::Feed::default()).unwrap()),
+            Arc::new(crate::subs::Subs::load(db.clone(), crate::subs::Feed::new(Default::default())).unwrap()),
             db.clone(),
         ),
         db,

@@ -208,7 +208,12 @@ impl Quotas {
         map.iter()
             .filter_map(|(id, c)| {
                 let (start, count) = c.load();
-                let (_, end) = window(c.unit()?, start);
+                // A restored count not yet taken from has no unit: kept as long as the longest
+                // window, so a second restart before the next request does not lose it.
+                let end = match c.unit() {
+                    Some(u) => window(u, start).1,
+                    None => start + 31 * 86_400,
+                };
                 (count > 0 && end > now).then(|| QuotaState {
                     subscription: id.to_string(),
                     window_start: start,
