@@ -57,12 +57,7 @@ pub struct Running {
 
 /// Starts everything `config` describes. Ports of 0 bind ephemeral ports (tests).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    let cp = config.control_plane.clone().with_env();
-    if cp.enabled() && cp.token.expose().is_empty() {
-        anyhow::bail!(
-            "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN"
-        );
-    }
+    let cp = control_plane(config)?;
     let db = open_db(config).await?;
     // SQLite reads and password hashing at start run on the blocking pool too.
     let auth = {
@@ -137,6 +132,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         quotas,
         grace: config.server.shutdown_timeout,
     })
+}
+
+/// The control-plane settings, with the environment applied; a host without a token is refused.
+fn control_plane(config: &Config) -> anyhow::Result<crate::config::ControlPlane> {
+    let cp = config.control_plane.clone().with_env();
+    if cp.enabled() && cp.token.expose().is_empty() {
+        anyhow::bail!(
+            "control_plane.host is set but there is no gateway token: set control_plane.token or TOLLGATE_CONTROL_PLANE_TOKEN"
+        );
+    }
+    Ok(cp)
 }
 
 /// The hot path's subscriptions, with the quota counts stored before a restart put back.
