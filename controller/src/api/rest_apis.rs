@@ -133,6 +133,8 @@ fn resource(e: &ApiEntry, resolve_context: bool) -> Value {
     }
     doc["status"] = json!({
         "id": e.row.handle,
+        // What subscriptions and the control plane name the API by (`apiId`).
+        "uuid": e.row.uuid,
         "state": e.state().as_str(),
         "origin": e.row.origin,
         "createdAt": e.row.created_at,

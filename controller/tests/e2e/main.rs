@@ -13,6 +13,7 @@ mod keys;
 mod managed_envoy;
 mod management;
 mod platform;
+mod platform_subs;
 mod replica;
 mod routing;
 mod stack;
