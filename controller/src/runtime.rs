@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tollgate_policies::authz::{AuthzService, SharedIndex, SharedSubscriptions};
+use tollgate_policies::authz::{AuthzService, HeaderNames, SharedIndex, SharedSubscriptions};
 
 use crate::subs::{Feed, Subs, persist};
 use tollgate_policies::{AuthzServer, Catalogue};
@@ -74,7 +74,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         Arc::new(blocking(move || Keys::load(db, index, quota, publisher)).await??)
     };
     let subs = shared_subscriptions(&db).await?;
-    let authz = authz_service(config, AuthzService::with_subscriptions(index, subs.clone()))?;
+    let authz = authz_service(config, authz_decisions(config, index, &subs))?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
     let app = load_app(config, &db, &keys, (&store, &status), authz_port, &subs).await?;
     let quotas = persist::Persister::start(db.clone(), subs);
@@ -143,6 +143,16 @@ fn control_plane(config: &Config) -> anyhow::Result<crate::config::ControlPlane>
         );
     }
     Ok(cp)
+}
+
+/// The ext_authz decisions over the key index and the subscriptions, with the upstream header
+/// names the configuration gives.
+fn authz_decisions(config: &Config, index: Arc<SharedIndex>, subs: &Arc<SharedSubscriptions>) -> AuthzService {
+    AuthzService::with_subscriptions(index, subs.clone()).with_header_names(HeaderNames {
+        key_name: tollgate_policies::authz::KEY_NAME_HEADER.into(),
+        application: config.api_keys.application_header.clone(),
+        subscription: config.api_keys.subscription_header.clone(),
+    })
 }
 
 /// The hot path's subscriptions, with the quota counts stored before a restart put back.

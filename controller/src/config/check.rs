@@ -32,6 +32,14 @@ impl Config {
     }
 
     fn check_server_and_router(&self) -> Result<(), ConfigError> {
+        if let Some(u) = &self.router.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return invalid(
+                "router.public_url",
+                format!("{u:?} must start with http:// or https://"),
+            );
+        }
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes", "must be greater than 0");
         }
@@ -86,6 +94,23 @@ impl Config {
         }
         if self.api_keys.per_user_per_api == 0 {
             return invalid("api_keys.per_user_per_api", "must be at least 1");
+        }
+        for (key, name) in [
+            ("api_keys.subscription_header", &self.api_keys.subscription_header),
+            ("api_keys.application_header", &self.api_keys.application_header),
+        ] {
+            let suffix = name.to_ascii_lowercase();
+            let ok = suffix
+                .strip_prefix(tollgate_policies::IDENTITY_HEADER_PREFIX)
+                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if !ok {
+                return invalid(
+                    key,
+                    format!(
+                        "{name:?} must be x-tollgate- followed by letters, digits or '-' (clients' copies are removed)"
+                    ),
+                );
+            }
         }
         if !self.server.authz_embedded && !self.api_keys.publish_to_replicas {
             return invalid(

@@ -153,6 +153,11 @@ pub struct ApiKeys {
     /// yet in force on that replica. `0s`: writes do not wait and answer as if confirmed.
     #[serde(with = "duration")]
     pub replica_sync_timeout: Duration,
+    /// The request header naming, upstream, the subscription that admitted a request. Must start
+    /// with `x-tollgate-`, so the listeners remove any copy a client sends.
+    pub subscription_header: String,
+    /// The request header naming, upstream, the application of the key or subscription. Same rule.
+    pub application_header: String,
 }
 
 /// Log output.
@@ -337,6 +342,8 @@ impl Default for ApiKeys {
             per_user_per_api: 10,
             publish_to_replicas: false,
             replica_sync_timeout: Duration::from_secs(2),
+            subscription_header: tollgate_policies::authz::SUBSCRIPTION_HEADER.into(),
+            application_header: tollgate_policies::authz::APPLICATION_HEADER.into(),
         }
     }
 }

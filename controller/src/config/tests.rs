@@ -349,3 +349,15 @@ fn allowed_internal_upstreams_are_host_port_and_reach_the_validator() {
         assert!(err.contains("router.allowed_internal_upstreams"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn identity_header_names_stay_in_the_stripped_namespace() {
+    let ok = Config::parse("[api_keys]\nsubscription_header = \"X-Tollgate-Sub-Id\"\n").unwrap();
+    assert_eq!(ok.api_keys.subscription_header, "X-Tollgate-Sub-Id");
+    for bad in ["x-subscription", "x-tollgate-", "x-tollgate-a b"] {
+        let err = Config::parse(&format!("[api_keys]\napplication_header = {bad:?}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_keys.application_header"), "{bad}: {err}");
+    }
+}
