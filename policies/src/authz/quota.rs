@@ -99,7 +99,11 @@ impl Counter {
         let (start, end) = window(limit.unit, now);
         let minute = start / 60;
         let cap = limit.count.min(MAX_COUNT);
-        self.unit.store(unit_code(limit.unit), Ordering::Relaxed);
+        let code = unit_code(limit.unit);
+        // Written only when it changes, so refused requests under a flood only read shared lines.
+        if self.unit.load(Ordering::Relaxed) != code {
+            self.unit.store(code, Ordering::Relaxed);
+        }
         let mut current = self.word.load(Ordering::Acquire);
         loop {
             let used = match unpack(current) {
