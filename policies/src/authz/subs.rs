@@ -5,11 +5,12 @@
 //! removes every other one, so "not in the index" is the refusal. Reads are lock-free and allocate
 //! nothing: a check loads the current [`SubsSnapshot`] and looks a digest up.
 //!
-//! Writes follow the key index's layering ([`super::index`]): each lookup map is a large base built
-//! now and then plus a small layer of the changes since; a write copies only the small layer, and
-//! the layer is merged into a new base past [`COMPACT_AT`] changes, so a write's cost does not grow
-//! with the number of subscriptions. (Persistent maps such as `imbl` or `rpds` would do the same job
-//! but are MPL-2.0, which `deny.toml` does not allow.)
+//! Writes follow the key index's layering ([`super::index`]), per shard: each lookup map is 256
+//! shards, each a base plus a small layer of the changes since; a write copies one shard's small
+//! layer (and 256 pointers), and a shard's layer is merged into a new base of that shard alone
+//! past [`COMPACT_AT`] changes, so a write's cost grows with neither the number of subscriptions
+//! nor the time since the last merge. (Persistent maps such as `imbl` or `rpds` would do the same
+//! job but are MPL-2.0, which `deny.toml` does not allow.)
 
 mod layer;
 mod writer;
@@ -26,8 +27,8 @@ use layer::Layer;
 
 pub use writer::SubscriptionWriter;
 
-/// Changes held in a layer before it is merged into a new base.
-pub const COMPACT_AT: usize = 4096;
+/// Changes one shard's layer holds before it is merged into a new base of that shard.
+pub const COMPACT_AT: usize = 64;
 
 /// A usable subscription, as the controller describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
