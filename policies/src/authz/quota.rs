@@ -206,13 +206,20 @@ impl Quotas {
         map.entry(id.clone()).or_default().clone()
     }
 
-    /// Every non-empty count in a window that has not ended at `now`, for persistence.
-    pub fn snapshot(&self, now: u64) -> Vec<QuotaState> {
+    /// Every non-empty count in a window that has not ended yet, for persistence.
+    pub fn snapshot(&self) -> Vec<QuotaState> {
+        self.snapshot_where(super::unix_now(), |_| true)
+    }
+
+    /// The non-empty counts of the units `keep` accepts (e.g. only days and months, the windows
+    /// worth persisting) whose window has not ended at `now`.
+    pub fn snapshot_where(&self, now: u64, keep: impl Fn(QuotaUnit) -> bool) -> Vec<QuotaState> {
         let map = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         map.iter()
             .filter_map(|(id, c)| {
+                let unit = c.unit().filter(|u| keep(*u))?;
                 let (start, count) = c.load();
-                let (_, end) = window(c.unit()?, start);
+                let (_, end) = window(unit, start);
                 (count > 0 && end > now).then(|| QuotaState {
                     subscription: id.to_string(),
                     window_start: start,
