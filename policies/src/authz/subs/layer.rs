@@ -44,7 +44,8 @@ pub(super) struct Layer<V> {
 pub(super) struct LayerWriter<V> {
     parts: Vec<Part<V>>,
     published: Vec<Arc<Part<V>>>,
-    dirty: Vec<usize>,
+    /// Shards changed since the last view.
+    dirty: Vec<bool>,
     /// Changes a shard holds before they are merged into its base.
     merge_at: usize,
     merges: usize,
@@ -134,7 +135,7 @@ impl<V: Clone> LayerWriter<V> {
         LayerWriter {
             parts: (0..SHARDS).map(|_| Part::default()).collect(),
             published,
-            dirty: Vec::new(),
+            dirty: vec![false; SHARDS],
             merge_at,
             merges: 0,
         }
@@ -142,8 +143,8 @@ impl<V: Clone> LayerWriter<V> {
 
     fn part_mut(&mut self, d: &Digest) -> Option<&mut Part<V>> {
         let s = shard(d);
-        if !self.dirty.contains(&s) {
-            self.dirty.push(s);
+        if let Some(flag) = self.dirty.get_mut(s) {
+            *flag = true;
         }
         self.parts.get_mut(s)
     }
@@ -184,7 +185,7 @@ impl<V: Clone> LayerWriter<V> {
 
     /// Merges every shard's layer into its base now. O(entries).
     pub(super) fn merge_all(&mut self) {
-        self.dirty = (0..SHARDS).collect();
+        self.dirty.fill(true);
         for p in &mut self.parts {
             p.merge();
         }
@@ -194,10 +195,14 @@ impl<V: Clone> LayerWriter<V> {
     /// The view to publish: the changed shards copied (merged first if their layer is past
     /// `merge_at`), the others shared.
     pub(super) fn view(&mut self) -> Layer<V> {
-        for s in std::mem::take(&mut self.dirty) {
-            let (Some(part), Some(slot)) = (self.parts.get_mut(s), self.published.get_mut(s)) else {
+        let changed = self
+            .dirty
+            .iter_mut()
+            .zip(self.parts.iter_mut().zip(self.published.iter_mut()));
+        for (dirty, (part, slot)) in changed {
+            if !std::mem::take(dirty) {
                 continue;
-            };
+            }
             if part.layered() > self.merge_at {
                 part.merge();
                 self.merges += 1;
