@@ -22,7 +22,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::index::{Digest, digest_of};
-use super::quota::{Counter, LocalQuotas, PlanLimit, QuotaBackend, Quotas, Take};
+use super::quota::{Counter, LocalQuotas, PlanLimit, QuotaBackend, QuotaUnit, Quotas, Take};
 use layer::Layer;
 
 pub use writer::SubscriptionWriter;
@@ -88,6 +88,60 @@ pub enum Refusal {
     Invalid,
     /// The subscription's plan has expired.
     Expired,
+}
+
+/// A subscription received as `tollgate.subs.v1` (by a remote replica): its token digest, its
+/// record and its grace digest, for [`SubscriptionWriter`]. Decode sets with
+/// `SubscriptionSet::decode_named`, which refuses malformed digests and quota units.
+pub fn from_wire(
+    api: &str,
+    s: &tollgate_proto::subs::SubscriptionDigest,
+) -> (Option<Digest>, SubscriptionRecord, Option<(Digest, u64)>) {
+    use tollgate_proto::subs::QuotaUnit as Wire;
+    let limit = s.limit().map(|(count, unit, stop_on_reach)| PlanLimit {
+        count,
+        unit: match unit {
+            Wire::Minute | Wire::Unspecified => QuotaUnit::Minute,
+            Wire::Hour => QuotaUnit::Hour,
+            Wire::Day => QuotaUnit::Day,
+            Wire::Month => QuotaUnit::Month,
+        },
+        stop_on_reach,
+    });
+    let record = SubscriptionRecord {
+        id: s.id.as_str().into(),
+        api: api.into(),
+        application: s.application().map(Into::into),
+        plan_expires_at: s.expiry(),
+        limit,
+    };
+    (s.token(), record, s.grace())
+}
+
+/// The wire form of a subscription, for the publisher of `tollgate.subs.v1` sets.
+pub fn to_wire(
+    token: Option<&Digest>,
+    record: &SubscriptionRecord,
+    grace: Option<(&Digest, u64)>,
+) -> tollgate_proto::subs::SubscriptionDigest {
+    use tollgate_proto::subs::QuotaUnit as Wire;
+    let limit = record.limit.map(|l| {
+        let unit = match l.unit {
+            QuotaUnit::Minute => Wire::Minute,
+            QuotaUnit::Hour => Wire::Hour,
+            QuotaUnit::Day => Wire::Day,
+            QuotaUnit::Month => Wire::Month,
+        };
+        (l.count, unit, l.stop_on_reach)
+    });
+    tollgate_proto::subs::SubscriptionDigest::new(
+        &record.id,
+        token,
+        record.application.as_deref(),
+        record.plan_expires_at,
+        limit,
+        grace,
+    )
 }
 
 // === impl Entry ===

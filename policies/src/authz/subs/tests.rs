@@ -226,3 +226,20 @@ fn writer_changes_agree_with_a_plain_map() {
     }
     assert!(w.merges() >= 10, "the layers were merged ({} times)", w.merges());
 }
+
+#[test]
+fn records_round_trip_through_the_replica_wire_form() {
+    let mut r = record("s", "orders", Some("shop"));
+    r.plan_expires_at = Some(77);
+    for unit in [QuotaUnit::Minute, QuotaUnit::Hour, QuotaUnit::Day, QuotaUnit::Month] {
+        r.limit = Some(PlanLimit {
+            count: 9,
+            unit,
+            stop_on_reach: false,
+        });
+        let wire = to_wire(d("t").as_ref(), &r, Some((&[3; 32], 40)));
+        assert_eq!(from_wire("orders", &wire), (d("t"), r.clone(), Some(([3; 32], 40))));
+    }
+    let bare = record("b", "orders", None);
+    assert_eq!(from_wire("orders", &to_wire(None, &bare, None)), (None, bare, None));
+}
