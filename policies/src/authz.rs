@@ -91,7 +91,7 @@ impl AuthzService {
         }
     }
 
-    /// Names the upstream identity headers (lower-cased here).
+    /// Names the upstream identity headers (lower-cased here); an empty name turns that header off.
     pub fn with_header_names(mut self, names: HeaderNames) -> Self {
         self.names = HeaderNames {
             key_name: names.key_name.to_ascii_lowercase(),
