@@ -91,7 +91,7 @@ impl AuthzService {
         }
     }
 
-    /// Names the upstream identity headers (lower-cased here).
+    /// Names the upstream identity headers (lower-cased here); an empty name turns that header off.
     pub fn with_header_names(mut self, names: HeaderNames) -> Self {
         self.names = HeaderNames {
             key_name: names.key_name.to_ascii_lowercase(),
@@ -149,8 +149,10 @@ impl AuthzService {
                 Strip::No => {}
             }
         }
-        let subs = self.subs.load();
+        // Loaded only on routes that validate subscriptions; lives as long as `allowed` borrows it.
+        let subs;
         if validate {
+            subs = self.subs.load();
             let key_app = key.as_ref().and_then(|(v, _)| v.application);
             let entry = match subscription(&subs, api, &facts, http, key_app, now) {
                 Ok(e) => e,

@@ -1,9 +1,11 @@
-//! Tollgate's policy catalogue and the ext_authz API-key service (the hot path).
+//! Tollgate's policy catalogue and the ext_authz service for API keys, subscriptions and plan
+//! quotas (the hot path).
 //!
 //! - [`catalogue`]: the policies documents may name, with their parameter schemas; no I/O and no
 //!   protobuf, so the API model can depend on it.
-//! - [`authz`] (feature `authz`, on by default): the gRPC `Check` service and its key index. It runs on
-//!   its own threads and never touches SQLite, REST or xDS; the controller feeds it.
+//! - [`authz`] (feature `authz`, on by default): the gRPC `Check` service, its key index, its
+//!   subscription index and quota counters. It runs on its own threads and never touches SQLite,
+//!   REST or xDS; the controller feeds it.
 //! - [`ctx`]: the per-route facts the translator puts in routes and the service reads back.
 
 #[cfg(feature = "authz")]
@@ -14,8 +16,9 @@ pub mod catalogue;
 pub use authz::{AuthzServer, AuthzService};
 pub use catalogue::Catalogue;
 
-/// The namespace of the request headers ext_authz adds for the upstream (`x-tollgate-key-name`,
-/// `x-tollgate-application`): the listeners remove every header in it that a client sends.
+/// The namespace of the request headers ext_authz adds for the upstream by default
+/// (`x-tollgate-key-name`, `x-tollgate-application`, `x-tollgate-subscription`): the listeners
+/// remove every header in it that a client sends.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-tollgate-";
 
 /// The `context_extensions` keys a protected route carries: [`API`](ctx::API) always, the key

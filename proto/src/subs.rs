@@ -135,6 +135,29 @@ pub fn parse_set_name(name: &str) -> Result<(&str, u8), SubSetError> {
 // === impl SubscriptionDigest ===
 
 impl SubscriptionDigest {
+    /// One subscription as an index holds it; `None`s are written as the message's empty values.
+    pub fn new(
+        id: &str,
+        token: Option<&Digest>,
+        application: Option<&str>,
+        plan_expires_at: Option<u64>,
+        limit: Option<(u64, QuotaUnit, bool)>,
+        grace: Option<(&Digest, u64)>,
+    ) -> Self {
+        let (limit_count, unit, stop_on_reach) = limit.unwrap_or((0, QuotaUnit::Unspecified, false));
+        SubscriptionDigest {
+            id: id.to_string(),
+            token_sha256: token.map(|d| d.to_vec()).unwrap_or_default(),
+            application: application.unwrap_or_default().to_string(),
+            plan_expires_at: plan_expires_at.unwrap_or(0),
+            limit_count,
+            limit_unit: unit as i32,
+            stop_on_reach,
+            grace_sha256: grace.map(|(d, _)| d.to_vec()).unwrap_or_default(),
+            grace_until: grace.map_or(0, |(_, t)| t),
+        }
+    }
+
     /// The token digest, `None` for none (or a malformed one, which decoding refuses).
     pub fn token(&self) -> Option<Digest> {
         self.token_sha256.as_slice().try_into().ok()

@@ -31,7 +31,7 @@ pub fn flush(db: &Db, shared: &SharedSubscriptions, last: &[QuotaWindow]) -> Res
     let now = crate::clock::unix_secs().max(0) as u64;
     let mut windows: Vec<QuotaWindow> = shared
         .quotas()
-        .snapshot(now)
+        .snapshot_where(now, |_| true)
         .into_iter()
         .map(|s| QuotaWindow {
             subscription: s.subscription,

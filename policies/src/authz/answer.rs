@@ -119,6 +119,7 @@ pub(super) fn allow(a: &Allowed<'_>, now: u64) -> CheckResponse {
         headers: [a.key_name, a.application, a.subscription]
             .into_iter()
             .flatten()
+            .filter(|(k, _)| !k.is_empty())
             .map(|(k, v)| header(k, v))
             .collect(),
         headers_to_remove: a.remove_header.map(str::to_string).into_iter().collect(),

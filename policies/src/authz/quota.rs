@@ -99,7 +99,11 @@ impl Counter {
         let (start, end) = window(limit.unit, now);
         let minute = start / 60;
         let cap = limit.count.min(MAX_COUNT);
-        self.unit.store(unit_code(limit.unit), Ordering::Relaxed);
+        let code = unit_code(limit.unit);
+        // Written only when it changes, so refused requests under a flood only read shared lines.
+        if self.unit.load(Ordering::Relaxed) != code {
+            self.unit.store(code, Ordering::Relaxed);
+        }
         let mut current = self.word.load(Ordering::Acquire);
         loop {
             let used = match unpack(current) {
@@ -202,15 +206,23 @@ impl Quotas {
         map.entry(id.clone()).or_default().clone()
     }
 
-    /// Every non-empty count in a window that has not ended at `now`, for persistence.
-    pub fn snapshot(&self, now: u64) -> Vec<QuotaState> {
+    /// Every non-empty count in a window that has not ended yet, for persistence.
+    pub fn snapshot(&self) -> Vec<QuotaState> {
+        self.snapshot_where(super::unix_now(), |_| true)
+    }
+
+    /// The non-empty counts of the units `keep` accepts (e.g. only days and months, the windows
+    /// worth persisting) whose window has not ended at `now`.
+    pub fn snapshot_where(&self, now: u64, keep: impl Fn(QuotaUnit) -> bool) -> Vec<QuotaState> {
         let map = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         map.iter()
             .filter_map(|(id, c)| {
                 let (start, count) = c.load();
-                // A restored count not yet taken from has no unit: kept as long as the longest
-                // window, so a second restart before the next request does not lose it.
+                // A restored count not yet taken from has no unit: kept (whatever `keep` says) as
+                // long as the longest window, so a second restart before the next request does
+                // not lose it.
                 let end = match c.unit() {
+                    Some(u) if !keep(u) => return None,
                     Some(u) => window(u, start).1,
                     None => start + 31 * 86_400,
                 };

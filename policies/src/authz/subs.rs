@@ -5,11 +5,12 @@
 //! removes every other one, so "not in the index" is the refusal. Reads are lock-free and allocate
 //! nothing: a check loads the current [`SubsSnapshot`] and looks a digest up.
 //!
-//! Writes follow the key index's layering ([`super::index`]): each lookup map is a large base built
-//! now and then plus a small layer of the changes since; a write copies only the small layer, and
-//! the layer is merged into a new base past [`COMPACT_AT`] changes, so a write's cost does not grow
-//! with the number of subscriptions. (Persistent maps such as `imbl` or `rpds` would do the same job
-//! but are MPL-2.0, which `deny.toml` does not allow.)
+//! Writes follow the key index's layering ([`super::index`]), per shard: each lookup map is 256
+//! shards, each a base plus a small layer of the changes since; a write copies one shard's small
+//! layer (and 256 pointers), and a shard's layer is merged into a new base of that shard alone
+//! past [`COMPACT_AT`] changes, so a write's cost grows with neither the number of subscriptions
+//! nor the time since the last merge. (Persistent maps such as `imbl` or `rpds` would do the same
+//! job but are MPL-2.0, which `deny.toml` does not allow.)
 
 mod layer;
 mod writer;
@@ -21,13 +22,13 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::index::{Digest, digest_of};
-use super::quota::{Counter, LocalQuotas, PlanLimit, QuotaBackend, Quotas, Take};
+use super::quota::{Counter, LocalQuotas, PlanLimit, QuotaBackend, QuotaUnit, Quotas, Take};
 use layer::Layer;
 
 pub use writer::SubscriptionWriter;
 
-/// Changes held in a layer before it is merged into a new base.
-pub const COMPACT_AT: usize = 4096;
+/// Changes one shard's layer holds before it is merged into a new base of that shard.
+pub const COMPACT_AT: usize = 64;
 
 /// A usable subscription, as the controller describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +88,60 @@ pub enum Refusal {
     Invalid,
     /// The subscription's plan has expired.
     Expired,
+}
+
+/// A subscription received as `tollgate.subs.v1` (by a remote replica): its token digest, its
+/// record and its grace digest, for [`SubscriptionWriter`]. Decode sets with
+/// `SubscriptionSet::decode_named`, which refuses malformed digests and quota units.
+pub fn from_wire(
+    api: &str,
+    s: &tollgate_proto::subs::SubscriptionDigest,
+) -> (Option<Digest>, SubscriptionRecord, Option<(Digest, u64)>) {
+    use tollgate_proto::subs::QuotaUnit as Wire;
+    let limit = s.limit().map(|(count, unit, stop_on_reach)| PlanLimit {
+        count,
+        unit: match unit {
+            Wire::Minute | Wire::Unspecified => QuotaUnit::Minute,
+            Wire::Hour => QuotaUnit::Hour,
+            Wire::Day => QuotaUnit::Day,
+            Wire::Month => QuotaUnit::Month,
+        },
+        stop_on_reach,
+    });
+    let record = SubscriptionRecord {
+        id: s.id.as_str().into(),
+        api: api.into(),
+        application: s.application().map(Into::into),
+        plan_expires_at: s.expiry(),
+        limit,
+    };
+    (s.token(), record, s.grace())
+}
+
+/// The wire form of a subscription, for the publisher of `tollgate.subs.v1` sets.
+pub fn to_wire(
+    token: Option<&Digest>,
+    record: &SubscriptionRecord,
+    grace: Option<(&Digest, u64)>,
+) -> tollgate_proto::subs::SubscriptionDigest {
+    use tollgate_proto::subs::QuotaUnit as Wire;
+    let limit = record.limit.map(|l| {
+        let unit = match l.unit {
+            QuotaUnit::Minute => Wire::Minute,
+            QuotaUnit::Hour => Wire::Hour,
+            QuotaUnit::Day => Wire::Day,
+            QuotaUnit::Month => Wire::Month,
+        };
+        (l.count, unit, l.stop_on_reach)
+    });
+    tollgate_proto::subs::SubscriptionDigest::new(
+        &record.id,
+        token,
+        record.application.as_deref(),
+        record.plan_expires_at,
+        limit,
+        grace,
+    )
 }
 
 // === impl Entry ===

@@ -279,6 +279,9 @@ mod tests {
                 ("tollgate.api", "orders"),
                 ("tollgate.key_in", "header"),
                 ("tollgate.key_name", "x-api-key"),
+                ("tollgate.sub", "true"),
+                ("tollgate.sub_header", "subscription-key"),
+                ("tollgate.sub_cookie", "sk"),
                 ("other", "ignored"),
             ],
             http(&[("x-api-key", "apip_1"), ("accept", "*/*")], "/orders?x=1"),
@@ -288,6 +291,10 @@ mod tests {
         assert_eq!(f.key_in, Some(&b"header"[..]));
         assert_eq!(f.key_name, Some(&b"x-api-key"[..]));
         assert_eq!(f.strip, None);
+        assert_eq!(
+            (f.sub, f.sub_header, f.sub_cookie),
+            (Some(&b"true"[..]), Some(&b"subscription-key"[..]), Some(&b"sk"[..]))
+        );
         let h = f.http.unwrap();
         assert_eq!(path(h), Some(&b"/orders?x=1"[..]));
         assert_eq!(header(h, b"x-api-key"), Some(&b"apip_1"[..]));

@@ -131,3 +131,26 @@ fn malformed_sets_are_refused() {
     let s = &back.subscriptions[0];
     assert_eq!((s.token(), s.limit(), s.grace()), (None, None, Some(([5; 32], 99))));
 }
+
+#[test]
+fn new_writes_nones_as_empty_values_and_reads_back() {
+    let s = SubscriptionDigest::new("s", None, None, None, None, None);
+    assert_eq!(
+        (s.token(), s.application(), s.expiry(), s.limit(), s.grace()),
+        (None, None, None, None, None)
+    );
+    assert!(s.check().is_ok());
+    let s = SubscriptionDigest::new(
+        "s",
+        Some(&[1; 32]),
+        Some("shop"),
+        Some(99),
+        Some((5, QuotaUnit::Month, false)),
+        Some((&[2; 32], 50)),
+    );
+    assert_eq!(s.token(), Some([1; 32]));
+    assert_eq!(s.application(), Some("shop"));
+    assert_eq!(s.expiry(), Some(99));
+    assert_eq!(s.limit(), Some((5, QuotaUnit::Month, false)));
+    assert_eq!(s.grace(), Some(([2; 32], 50)));
+}

@@ -113,7 +113,7 @@ fn snapshots_hold_current_non_empty_windows_and_restore_them() {
     }
     q.counter(&b).take(&minute, JAN_2026 + 100);
     let _empty = q.counter(&c);
-    let mut snap = q.snapshot(JAN_2026 + 200);
+    let mut snap = q.snapshot_where(JAN_2026 + 200, |_| true);
     snap.sort_by(|x, y| x.subscription.cmp(&y.subscription));
     assert_eq!(
         snap,
@@ -123,6 +123,11 @@ fn snapshots_hold_current_non_empty_windows_and_restore_them() {
             count: 3
         }],
         "b's minute is over, c is empty"
+    );
+    assert_eq!(
+        q.snapshot_where(JAN_2026 + 30, |u| u == QuotaUnit::Minute).len(),
+        1,
+        "b only"
     );
     // A fresh process: restored before the subscription is indexed, picked up after.
     let fresh = Quotas::default();
@@ -140,6 +145,15 @@ fn snapshots_hold_current_non_empty_windows_and_restore_them() {
     assert_eq!(counter.load(), (JAN_2026, 5));
     // A restored window that has ended is harmless: the next day starts at zero.
     assert_eq!(counter.take(&day, JAN_2026 + 86_400).used, 1);
+}
+
+#[test]
+fn snapshot_reads_the_clock() {
+    let q = Quotas::default();
+    let id: Arc<str> = "a".into();
+    q.counter(&id)
+        .take(&limit(5, QuotaUnit::Month, true), super::super::unix_now());
+    assert_eq!(q.snapshot().len(), 1);
 }
 
 #[test]

@@ -1,5 +1,10 @@
-//! A digest-keyed map as a large immutable base plus a small layer of changes: the structure
+//! A digest-keyed map as 256 shards, each a base plus a small layer of changes: the structure
 //! behind both lookups of the subscription index.
+//!
+//! A write changes one shard; publishing copies that shard's small layer and 256 pointers, and a
+//! shard's layer is merged into a new base of that shard alone (about 1/256 of the entries) past
+//! a few changes. So neither a write nor a merge costs O(entries), and no write stalls on a
+//! full rebuild.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -10,9 +15,17 @@ use super::super::index::{Digest, DigestHasher};
 type Map<V> = HashMap<Digest, V, BuildHasherDefault<DigestHasher>>;
 type Set = HashSet<Digest, BuildHasherDefault<DigestHasher>>;
 
-/// The read side: a published, immutable view.
+const SHARDS: usize = 256;
+
+/// The shard of a digest: its last byte (the hasher uses the first eight, which must vary
+/// within a shard).
+fn shard(d: &Digest) -> usize {
+    usize::from(d[31])
+}
+
+/// One shard: the base and the changes since, as published.
 #[derive(Debug)]
-pub(super) struct Layer<V> {
+struct Part<V> {
     base: Arc<Map<V>>,
     /// Added or replaced since `base`; wins over it.
     added: Map<V>,
@@ -20,17 +33,27 @@ pub(super) struct Layer<V> {
     removed: Set,
 }
 
-/// The write side: the same shape, changed in place and copied into a [`Layer`] to publish.
+/// The read side: a published, immutable view.
 #[derive(Debug)]
-pub(super) struct LayerWriter<V> {
-    base: Arc<Map<V>>,
-    added: Map<V>,
-    removed: Set,
+pub(super) struct Layer<V> {
+    parts: Box<[Arc<Part<V>>]>,
 }
 
-impl<V> Default for Layer<V> {
+/// The write side: every shard's state, the last published parts and which shards changed.
+#[derive(Debug)]
+pub(super) struct LayerWriter<V> {
+    parts: Vec<Part<V>>,
+    published: Vec<Arc<Part<V>>>,
+    /// Shards changed since the last view.
+    dirty: Vec<bool>,
+    /// Changes a shard holds before they are merged into its base.
+    merge_at: usize,
+    merges: usize,
+}
+
+impl<V> Default for Part<V> {
     fn default() -> Self {
-        Layer {
+        Part {
             base: Arc::default(),
             added: Map::default(),
             removed: Set::default(),
@@ -38,9 +61,8 @@ impl<V> Default for Layer<V> {
     }
 }
 
-impl<V> Layer<V> {
-    /// The value of `d`; allocates nothing.
-    pub(super) fn get(&self, d: &Digest) -> Option<&V> {
+impl<V> Part<V> {
+    fn get(&self, d: &Digest) -> Option<&V> {
         if let Some(v) = self.added.get(d) {
             return Some(v);
         }
@@ -50,73 +72,145 @@ impl<V> Layer<V> {
         self.base.get(d)
     }
 
-    pub(super) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         let shadowed = self.added.keys().filter(|d| self.base.contains_key(*d)).count();
         self.base.len() - self.removed.len() - shadowed + self.added.len()
     }
 
-    pub(super) fn layered(&self) -> usize {
+    fn layered(&self) -> usize {
         self.added.len() + self.removed.len()
     }
 }
 
-impl<V: Clone> LayerWriter<V> {
-    /// A writer whose base holds `entries`.
-    pub(super) fn new(entries: impl IntoIterator<Item = (Digest, V)>) -> Self {
-        LayerWriter {
-            base: Arc::new(entries.into_iter().collect()),
-            added: Map::default(),
-            removed: Set::default(),
+impl<V: Clone> Part<V> {
+    fn copy(&self) -> Part<V> {
+        Part {
+            base: self.base.clone(),
+            added: self.added.clone(),
+            removed: self.removed.clone(),
         }
     }
 
-    pub(super) fn insert(&mut self, d: Digest, v: V) {
-        self.removed.remove(&d);
-        self.added.insert(d, v);
-    }
-
-    pub(super) fn remove(&mut self, d: &Digest) {
-        self.added.remove(d);
-        if self.base.contains_key(d) {
-            self.removed.insert(*d);
-        }
-    }
-
-    pub(super) fn get(&self, d: &Digest) -> Option<&V> {
-        if let Some(v) = self.added.get(d) {
-            return Some(v);
-        }
-        if self.removed.contains(d) {
-            return None;
-        }
-        self.base.get(d)
-    }
-
-    /// Changes held over the base.
-    pub(super) fn layered(&self) -> usize {
-        self.added.len() + self.removed.len()
-    }
-
-    /// Merges the layer into a new base, keeping only what `keep` accepts. O(entries).
-    pub(super) fn compact(&mut self, keep: impl Fn(&V) -> bool) {
+    fn merge(&mut self) {
         let added = std::mem::take(&mut self.added);
         let removed = std::mem::take(&mut self.removed);
         let mut base: Map<V> = Map::with_capacity_and_hasher(self.base.len() + added.len(), Default::default());
         for (d, v) in self.base.iter() {
-            if !removed.contains(d) && !added.contains_key(d) && keep(v) {
+            if !removed.contains(d) && !added.contains_key(d) {
                 base.insert(*d, v.clone());
             }
         }
-        base.extend(added.into_iter().filter(|(_, v)| keep(v)));
+        base.extend(added);
         self.base = Arc::new(base);
     }
+}
 
-    /// The view to publish: the base shared, the layer copied (O(layer)).
-    pub(super) fn view(&self) -> Layer<V> {
+impl<V> Default for Layer<V> {
+    fn default() -> Self {
         Layer {
-            base: self.base.clone(),
-            added: self.added.clone(),
-            removed: self.removed.clone(),
+            parts: (0..SHARDS).map(|_| Arc::new(Part::default())).collect(),
+        }
+    }
+}
+
+impl<V> Layer<V> {
+    /// The value of `d`; allocates nothing.
+    pub(super) fn get(&self, d: &Digest) -> Option<&V> {
+        self.parts.get(shard(d)).and_then(|p| p.get(d))
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.len()).sum()
+    }
+
+    pub(super) fn layered(&self) -> usize {
+        self.parts.iter().map(|p| p.layered()).sum()
+    }
+}
+
+impl<V: Clone> LayerWriter<V> {
+    /// An empty writer merging a shard's layer past `merge_at` changes.
+    pub(super) fn new(merge_at: usize) -> Self {
+        let published: Vec<Arc<Part<V>>> = (0..SHARDS).map(|_| Arc::new(Part::default())).collect();
+        LayerWriter {
+            parts: (0..SHARDS).map(|_| Part::default()).collect(),
+            published,
+            dirty: vec![false; SHARDS],
+            merge_at,
+            merges: 0,
+        }
+    }
+
+    fn part_mut(&mut self, d: &Digest) -> Option<&mut Part<V>> {
+        let s = shard(d);
+        if let Some(flag) = self.dirty.get_mut(s) {
+            *flag = true;
+        }
+        self.parts.get_mut(s)
+    }
+
+    pub(super) fn insert(&mut self, d: Digest, v: V) {
+        if let Some(p) = self.part_mut(&d) {
+            p.removed.remove(&d);
+            p.added.insert(d, v);
+        }
+    }
+
+    pub(super) fn remove(&mut self, d: &Digest) {
+        if let Some(p) = self.part_mut(d) {
+            p.added.remove(d);
+            if p.base.contains_key(d) {
+                p.removed.insert(*d);
+            }
+        }
+    }
+
+    pub(super) fn get(&self, d: &Digest) -> Option<&V> {
+        self.parts.get(shard(d)).and_then(|p| p.get(d))
+    }
+
+    pub(super) fn merge_at(&self) -> usize {
+        self.merge_at
+    }
+
+    pub(super) fn set_merge_at(&mut self, n: usize) {
+        self.merge_at = n;
+    }
+
+    /// How many shard layers have been merged so far.
+    #[cfg(test)]
+    pub(super) fn merges(&self) -> usize {
+        self.merges
+    }
+
+    /// Merges every shard's layer into its base now. O(entries).
+    pub(super) fn merge_all(&mut self) {
+        self.dirty.fill(true);
+        for p in &mut self.parts {
+            p.merge();
+        }
+        self.merges += SHARDS;
+    }
+
+    /// The view to publish: the changed shards copied (merged first if their layer is past
+    /// `merge_at`), the others shared.
+    pub(super) fn view(&mut self) -> Layer<V> {
+        let changed = self
+            .dirty
+            .iter_mut()
+            .zip(self.parts.iter_mut().zip(self.published.iter_mut()));
+        for (dirty, (part, slot)) in changed {
+            if !std::mem::take(dirty) {
+                continue;
+            }
+            if part.layered() > self.merge_at {
+                part.merge();
+                self.merges += 1;
+            }
+            *slot = Arc::new(part.copy());
+        }
+        Layer {
+            parts: self.published.iter().cloned().collect(),
         }
     }
 }

@@ -20,7 +20,6 @@ pub struct SubscriptionWriter {
     /// Token digest → the subscriptions it opens (one per API; a token may serve several APIs).
     tokens: LayerWriter<Arc<[TokenSlot]>>,
     apps: LayerWriter<Arc<Entry>>,
-    compact_at: usize,
 }
 
 /// One subscription as the writer holds it.
@@ -35,21 +34,21 @@ struct Held {
 impl SubscriptionWriter {
     /// A writer of `shared`, starting empty (and publishing that).
     pub fn new(shared: Arc<SharedSubscriptions>) -> Self {
-        let w = SubscriptionWriter {
+        let mut w = SubscriptionWriter {
             shared,
             subs: HashMap::new(),
             app_ids: HashMap::default(),
-            tokens: LayerWriter::new([]),
-            apps: LayerWriter::new([]),
-            compact_at: COMPACT_AT,
+            tokens: LayerWriter::new(COMPACT_AT),
+            apps: LayerWriter::new(COMPACT_AT),
         };
-        w.shared.publish(w.snapshot());
+        w.publish();
         w
     }
 
-    /// Merges the layers once they hold more than `n` changes (default [`COMPACT_AT`]).
+    /// Merges a shard's layer once it holds more than `n` changes (default [`COMPACT_AT`]).
     pub fn compact_at(mut self, n: usize) -> Self {
-        self.compact_at = n;
+        self.tokens.set_merge_at(n);
+        self.apps.set_merge_at(n);
         self
     }
 
@@ -59,8 +58,8 @@ impl SubscriptionWriter {
     pub fn replace_all(&mut self, entries: impl IntoIterator<Item = (Option<Digest>, SubscriptionRecord)>) {
         self.subs.clear();
         self.app_ids.clear();
-        self.tokens = LayerWriter::new([]);
-        self.apps = LayerWriter::new([]);
+        self.tokens = LayerWriter::new(self.tokens.merge_at());
+        self.apps = LayerWriter::new(self.apps.merge_at());
         for (token, record) in entries {
             self.detach(&record.id);
             let entry = self.entry(record);
@@ -143,7 +142,8 @@ impl SubscriptionWriter {
     }
 
     /// Merges the layers into new bases now, drops grace digests whose deadline is at or before
-    /// `now`, and purges counters of subscriptions gone whose window is over.
+    /// `now`, and purges counters of subscriptions gone whose window is over. O(subscriptions):
+    /// for a periodic sweep (a minute, say), not for every write.
     pub fn compact(&mut self, now: u64) {
         let ended: Vec<Arc<str>> = self
             .subs
@@ -157,9 +157,9 @@ impl SubscriptionWriter {
                 self.attach(held);
             }
         }
-        self.tokens.compact(|_| true);
-        self.apps.compact(|_| true);
-        self.shared.publish(self.snapshot());
+        self.tokens.merge_all();
+        self.apps.merge_all();
+        self.publish();
         self.shared.quotas().purge(now);
     }
 
@@ -243,17 +243,17 @@ impl SubscriptionWriter {
         }
     }
 
-    fn publish(&mut self) {
-        if self.tokens.layered() + self.apps.layered() > self.compact_at {
-            return self.compact(super::super::unix_now());
-        }
-        self.shared.publish(self.snapshot());
+    /// How many shard layers have been merged (for tests).
+    #[cfg(test)]
+    pub(super) fn merges(&self) -> usize {
+        self.tokens.merges() + self.apps.merges()
     }
 
-    fn snapshot(&self) -> SubsSnapshot {
-        SubsSnapshot {
+    fn publish(&mut self) {
+        let snapshot = SubsSnapshot {
             tokens: self.tokens.view(),
             apps: self.apps.view(),
-        }
+        };
+        self.shared.publish(snapshot);
     }
 }

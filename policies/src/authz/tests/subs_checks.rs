@@ -308,6 +308,18 @@ fn upstream_header_names_are_configurable() {
     assert_eq!(value(&up, "x-app").as_deref(), Some("shop"));
     assert_eq!(value(&up, "x-sub").as_deref(), Some("s1"));
     assert_eq!(up.len(), 3, "the application once: {up:?}");
+    let (s, _w) = service();
+    let s = s.with_header_names(HeaderNames {
+        application: String::new(),
+        ..HeaderNames::default()
+    });
+    let r = answer(&s, &request(SUB_ROUTE, &[("subscription-key", "sub_good")], "/"), NOW);
+    let up = pairs(&ok(r).headers);
+    assert_eq!(
+        up,
+        vec![(SUBSCRIPTION_HEADER.to_string(), "s1".to_string())],
+        "an empty name is no header"
+    );
 }
 
 #[test]
