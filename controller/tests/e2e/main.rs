@@ -16,6 +16,7 @@ mod platform;
 mod replica;
 mod routing;
 mod stack;
+mod survival;
 mod tls;
 
 /// A minimal RestApi document with the given context and operations, upstream `url`.
