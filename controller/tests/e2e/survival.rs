@@ -274,9 +274,16 @@ async fn keep_running_on_exit_leaves_envoy_for_the_next_start() {
     let mut second = s.start(2).await;
     assert_eq!(s.envoy_pid(), Some(pid), "adopted");
     assert_eq!(envoys_under(&s.data()), [pid]);
-    second.start_kill().unwrap();
-    second.wait().await.unwrap();
-    assert!(runs_in(pid, &s.data()));
+    // The adopted Envoy is watched like a child: when it dies, the controller stops as well.
+    let envoy = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(envoy, rustix::process::Signal::KILL).unwrap();
+    let stopped = tokio::time::timeout(LIMIT, second.wait()).await;
+    assert!(
+        stopped.is_ok(),
+        "the controller notices its adopted Envoy died\n{}",
+        s.logs()
+    );
+    assert_eq!(s.envoy_pid(), None, "a dead Envoy leaves no record");
 }
 
 /// SIGTERM, as `kill` and service managers send it.
