@@ -12,7 +12,7 @@
 //! - [`platform`]: the link to a WSO2 API Platform control plane (WebSocket events, REST sync).
 //! - [`keys`]: per-API keys (rules, store, index, control-plane pushes).
 //! - [`replica`]: the remote ext_authz replica feature, both sides (serving, publishing, token).
-//! - [`managed_envoy`]: the managed Envoy child process of `tollgate run`.
+//! - [`managed_envoy`]: the managed Envoy of `tollgate run`, which outlives the controller.
 //! - [`runtime`]: wiring of it all, and shutdown.
 //! - [`cli`]: the `tollgate` command line, its commands and exit codes.
 //! - [`secret`]: random secrets and owner-only files (admin password, replica token).

@@ -1,16 +1,32 @@
 //! The managed Envoy of `tollgate run`: renders a bootstrap from the template in `envoy/` and runs
-//! Envoy as a child process that dies with the controller. The child starts with a cleared
-//! environment plus the few variables it needs ([`child_env`]), so the admin password and the
-//! tokens the controller was given never reach it.
+//! Envoy so that it outlives the controller. A controller that crashes or is upgraded leaves Envoy
+//! serving its last configuration; the next start on the same data dir adopts it (see `adopt`)
+//! instead of starting a second one. Envoy starts with a cleared environment plus the few
+//! variables it needs ([`child_env`]), so the admin password and the tokens the controller was
+//! given never reach it.
+//!
+//! Envoy runs with hot restart off: in hot-restart mode Envoy asks the kernel for SIGTERM when its
+//! parent dies (it expects a restarter wrapper as parent), which is what made it exit with a
+//! killed controller. A configuration change is therefore handed over by stopping the old Envoy
+//! and starting a new one, not by `--restart-epoch`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+use tracing::{info, warn};
 
 use crate::config;
+
+#[cfg(target_os = "linux")]
+mod adopt;
+mod process;
+mod record;
+
+pub use process::{ManagedEnvoy, STOP_GRACE};
+pub use record::Record;
 
 /// Why the managed Envoy could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +37,8 @@ pub enum ManagedEnvoyError {
         .0.display()
     )]
     NotFound(PathBuf),
-    /// The bootstrap template could not be read, or the rendered bootstrap written.
+    /// The bootstrap template could not be read, or the rendered bootstrap (or the record of the
+    /// running Envoy, or its log file) written.
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,
@@ -51,7 +68,25 @@ pub struct EnvoySpec {
     pub args: Vec<String>,
     /// TLS to the xDS port, when it serves TLS.
     pub xds_tls: Option<config::XdsTls>,
+    /// Where Envoy's standard output and error go (appended); `None`: the controller's.
+    pub log_file: Option<PathBuf>,
 }
+
+/// A bootstrap rendered for one data dir, and the identity of the Envoy it would start.
+struct Prepared {
+    /// `<dir>/envoy-bootstrap.yaml`.
+    file: PathBuf,
+    bootstrap: String,
+    /// Envoy's arguments after the binary.
+    args: Vec<OsString>,
+    /// A digest of everything that shapes the Envoy process: binary, arguments, bootstrap, log file.
+    identity: String,
+}
+
+/// The name of the bootstrap file in the managed Envoy's directory.
+const BOOTSTRAP: &str = "envoy-bootstrap.yaml";
+/// The name of the record of the running Envoy, next to its bootstrap.
+pub const RECORD: &str = "managed-envoy.json";
 
 // === impl EnvoySpec ===
 
@@ -70,6 +105,7 @@ impl EnvoySpec {
             admin_port: c.admin_port,
             args: c.args.clone(),
             xds_tls: tls.enabled().then(|| tls.clone()),
+            log_file: c.log_file.clone(),
         }
     }
 
@@ -88,49 +124,153 @@ impl EnvoySpec {
             .replace("${ADMIN_PORT}", &self.admin_port.to_string())
     }
 
-    /// Writes the bootstrap into `dir` and starts Envoy; it is killed when the handle drops.
-    pub fn spawn(&self, dir: &Path) -> Result<Child, ManagedEnvoyError> {
-        self.spawn_with_env(dir, std::env::vars_os())
+    /// Envoy's arguments: the bootstrap, the drain time, hot restart off (see the module doc),
+    /// then the configured ones.
+    pub fn command_args(&self, bootstrap: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["-c".into(), bootstrap.into(), "--drain-time-s".into(), "5".into()];
+        if !self.args.iter().any(|a| a == "--disable-hot-restart") {
+            args.push("--disable-hot-restart".into());
+        }
+        args.extend(self.args.iter().map(OsString::from));
+        args
     }
 
-    /// [`EnvoySpec::spawn`] with the controller's environment given (tests pass their own); Envoy
-    /// gets only [`child_env`] of it.
-    pub fn spawn_with_env(
+    /// Starts Envoy with its bootstrap in `dir`, or adopts the one a previous controller left
+    /// running there when it is still ours and its configuration is unchanged. One that is ours
+    /// but configured differently is stopped first.
+    pub async fn launch(&self, dir: &Path) -> Result<ManagedEnvoy, ManagedEnvoyError> {
+        self.launch_with_env(dir, std::env::vars_os()).await
+    }
+
+    /// [`EnvoySpec::launch`] with the controller's environment given (tests pass their own); a
+    /// started Envoy gets only [`child_env`] of it.
+    pub async fn launch_with_env(
         &self,
         dir: &Path,
         parent_env: impl IntoIterator<Item = (OsString, OsString)>,
-    ) -> Result<Child, ManagedEnvoyError> {
+    ) -> Result<ManagedEnvoy, ManagedEnvoyError> {
         if !self.binary.is_file() {
             return Err(ManagedEnvoyError::NotFound(self.binary.clone()));
         }
-        let file_error = |what, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ManagedEnvoyError::File { what, path, source }
-        };
+        let prepared = self.prepare(dir)?;
+        let record_path = dir.join(RECORD);
+        if let Some(found) = Record::read(&record_path)
+            && let Some(envoy) = self.take_over(&found, &prepared, &record_path).await
+        {
+            return Ok(envoy);
+        }
+        self.spawn(dir, &prepared, &record_path, parent_env)
+    }
+
+    /// Adopts the recorded Envoy, or stops it when its configuration changed; `None` when a new
+    /// one is to be started.
+    #[cfg(target_os = "linux")]
+    async fn take_over(&self, found: &Record, want: &Prepared, record_path: &Path) -> Option<ManagedEnvoy> {
+        match adopt::check(found, &want.identity, record_path).await {
+            adopt::Verdict::Adopt(envoy) => {
+                info!(
+                    pid = envoy.pid(),
+                    "adopted the managed envoy a previous controller left running"
+                );
+                Some(envoy)
+            }
+            adopt::Verdict::Replace(envoy, why) => {
+                warn!(
+                    pid = envoy.pid(),
+                    why, "stopping the running managed envoy to start a new one"
+                );
+                envoy.stop(process::STOP_GRACE).await;
+                None
+            }
+            adopt::Verdict::Gone => None,
+        }
+    }
+
+    /// Adoption needs Linux (`/proc`, pidfds): elsewhere a new Envoy is always started.
+    #[cfg(not(target_os = "linux"))]
+    async fn take_over(&self, _: &Record, _: &Prepared, _: &Path) -> Option<ManagedEnvoy> {
+        None
+    }
+
+    fn prepare(&self, dir: &Path) -> Result<Prepared, ManagedEnvoyError> {
         let template = std::fs::read_to_string(&self.bootstrap_template)
             .map_err(file_error("reading bootstrap template", &self.bootstrap_template))?;
-        std::fs::create_dir_all(dir).map_err(file_error("creating", dir))?;
-        let file = dir.join("envoy-bootstrap.yaml");
+        let file = dir.join(BOOTSTRAP);
         let mut bootstrap = self.render(&template);
         if let Some(tls) = &self.xds_tls {
             bootstrap = with_xds_tls(&bootstrap, tls)?;
         }
-        std::fs::write(&file, bootstrap).map_err(file_error("writing", &file))?;
-        Command::new(&self.binary)
-            .arg("-c")
-            .arg(&file)
-            .args(["--drain-time-s", "5"])
-            .args(&self.args)
+        let args = self.command_args(&file);
+        let identity = record::identity(&self.binary, &args, &bootstrap, self.log_file.as_deref());
+        Ok(Prepared {
+            file,
+            bootstrap,
+            args,
+            identity,
+        })
+    }
+
+    /// Writes the bootstrap, starts Envoy in a process group of its own (a Ctrl-C meant for the
+    /// controller does not reach it; the controller decides) and records it for adoption.
+    fn spawn(
+        &self,
+        dir: &Path,
+        prepared: &Prepared,
+        record_path: &Path,
+        parent_env: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<ManagedEnvoy, ManagedEnvoyError> {
+        std::fs::create_dir_all(dir).map_err(file_error("creating", dir))?;
+        std::fs::write(&prepared.file, &prepared.bootstrap).map_err(file_error("writing", &prepared.file))?;
+        let (stdout, stderr) = self.output()?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(&prepared.args)
             .env_clear()
             .envs(child_env(parent_env))
             .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| ManagedEnvoyError::Spawn {
-                binary: self.binary.clone(),
-                source,
-            })
+            .stdout(stdout)
+            .stderr(stderr);
+        #[cfg(unix)]
+        command.process_group(0);
+        let child = command.spawn().map_err(|source| ManagedEnvoyError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        let envoy = ManagedEnvoy::started(child, record_path.to_path_buf());
+        let record = Record {
+            pid: envoy.pid(),
+            admin_port: self.admin_port,
+            binary: self.binary.clone(),
+            config_path: prepared.file.clone(),
+            identity: prepared.identity.clone(),
+        };
+        record.write(record_path)?;
+        Ok(envoy)
     }
+
+    /// Envoy's standard output and error: the log file (appended) or the controller's own. Both
+    /// survive the controller: no pipe runs through it.
+    fn output(&self) -> Result<(Stdio, Stdio), ManagedEnvoyError> {
+        let Some(path) = &self.log_file else {
+            return Ok((Stdio::inherit(), Stdio::inherit()));
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(file_error("creating", parent))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(file_error("opening envoy log", path))?;
+        let copy = file.try_clone().map_err(file_error("opening envoy log", path))?;
+        Ok((Stdio::from(file), Stdio::from(copy)))
+    }
+}
+
+/// A [`ManagedEnvoyError::File`] for `path`, to hand to `map_err`.
+fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ManagedEnvoyError {
+    let path = path.to_path_buf();
+    move |source| ManagedEnvoyError::File { what, path, source }
 }
 
 /// `bootstrap` with TLS (and, with a client certificate, mutual TLS) on its `xds_cluster`: Envoy
@@ -187,61 +327,4 @@ pub fn child_env(parent: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_child_keeps_only_what_envoy_needs() {
-        let parent = [
-            ("PATH", "/usr/bin"),
-            ("HOME", "/home/t"),
-            ("ENVOY_LOG_LEVEL", "info"),
-            ("TOLLGATE_ADMIN_PASSWORD", "hunter2"),
-            ("TOLLGATE_CONTROL_PLANE_TOKEN", "cp-token"),
-            ("TOLLGATE_REPLICA_TOKEN", "r-token"),
-            ("AWS_SECRET_ACCESS_KEY", "aws"),
-        ]
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        let kept: Vec<String> = child_env(parent)
-            .into_iter()
-            .map(|(k, _)| k.into_string().unwrap())
-            .collect();
-        assert_eq!(kept, ["PATH", "HOME", "ENVOY_LOG_LEVEL"]);
-    }
-
-    #[test]
-    fn render_fills_every_placeholder() {
-        let spec = EnvoySpec {
-            binary: PathBuf::from("envoy"),
-            bootstrap_template: PathBuf::new(),
-            node_id: "n".into(),
-            node_cluster: "c".into(),
-            xds: "0.0.0.0:18000".parse().unwrap(),
-            admin_port: 9901,
-            xds_tls: None,
-            args: vec![],
-        };
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        for t in ["envoy/bootstrap-delta.yaml", "envoy/bootstrap-sotw.yaml"] {
-            let out = spec.render(&std::fs::read_to_string(root.join(t)).unwrap());
-            assert!(!out.contains("${"), "{t} left a placeholder");
-            assert!(out.contains("127.0.0.1") && out.contains("18000") && out.contains("9901"));
-        }
-    }
-
-    #[test]
-    fn a_missing_binary_says_how_to_install() {
-        let spec = EnvoySpec {
-            binary: PathBuf::from("/nonexistent/envoy"),
-            bootstrap_template: PathBuf::new(),
-            node_id: "n".into(),
-            node_cluster: "c".into(),
-            xds: "127.0.0.1:1".parse().unwrap(),
-            admin_port: 1,
-            args: vec![],
-            xds_tls: None,
-        };
-        let err = spec.spawn(&std::env::temp_dir()).unwrap_err().to_string();
-        assert!(err.contains("make envoy"), "{err}");
-    }
-}
+mod tests;

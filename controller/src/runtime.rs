@@ -297,28 +297,39 @@ fn replica_publishing(
     )?))
 }
 
-/// Runs until SIGINT/SIGTERM; with `envoy`, also runs a managed Envoy and stops if it exits.
+/// Runs until SIGINT/SIGTERM; with `envoy`, also runs a managed Envoy (or adopts the one a
+/// previous controller left running) and stops if it exits. A signal stops Envoy too unless
+/// `envoy.keep_running_on_exit`; a crash never does (see `managed_envoy`).
 pub async fn run(config: Config, envoy: bool) -> anyhow::Result<()> {
     let running = start(&config).await?;
-    let mut child = if envoy {
+    let mut managed = if envoy {
         let spec = EnvoySpec::from_config(&config.envoy, running.xds, &config.xds_tls);
-        let child = spec.spawn(&config.server.data_dir.join("envoy"))?;
-        info!(binary = %spec.binary.display(), admin_port = spec.admin_port, "managed envoy started");
-        Some(child)
+        let e = spec.launch(&config.server.data_dir.join("envoy")).await?;
+        let (pid, adopted) = (e.pid(), e.adopted());
+        info!(binary = %spec.binary.display(), admin_port = spec.admin_port, pid, adopted, "managed envoy running");
+        Some(e)
     } else {
         None
     };
     let reason = tokio::select! {
         _ = signal() => "signal",
-        status = async { match child.as_mut() { Some(c) => c.wait().await.ok(), None => std::future::pending().await } } => {
+        status = async { match managed.as_mut() { Some(e) => e.exited().await, None => std::future::pending().await } } => {
             warn!(?status, "managed envoy exited");
             "envoy exited"
         }
     };
     info!(reason, "shutting down");
-    if let Some(mut c) = child {
-        let _ = c.start_kill();
-        let _ = c.wait().await;
+    match managed {
+        Some(e) if reason == "envoy exited" => drop(e),
+        Some(e) if config.envoy.keep_running_on_exit => {
+            info!(
+                pid = e.pid(),
+                "leaving the managed envoy running (envoy.keep_running_on_exit)"
+            );
+            e.release();
+        }
+        Some(e) => e.stop(crate::managed_envoy::STOP_GRACE).await,
+        None => {}
     }
     running.shutdown().await;
     Ok(())

@@ -189,6 +189,12 @@ pub struct Envoy {
     pub admin_port: u16,
     /// Extra command-line arguments.
     pub args: Vec<String>,
+    /// Leave Envoy serving when `tollgate run` stops on SIGTERM/Ctrl-C (the next start adopts it);
+    /// off: a graceful stop stops Envoy too. A crash never stops it.
+    pub keep_running_on_exit: bool,
+    /// Envoy's standard output and error are appended to this file; unset, Envoy shares the
+    /// controller's (the terminal of `make run`), which it keeps when the controller dies.
+    pub log_file: Option<PathBuf>,
 }
 
 /// The link to a WSO2 API Platform control plane (`platform-api`). Off while `host` is empty.
@@ -366,6 +372,8 @@ impl Default for Envoy {
             node_cluster: "default".into(),
             admin_port: 9901,
             args: vec![],
+            keep_running_on_exit: false,
+            log_file: None,
         }
     }
 }

@@ -18,6 +18,7 @@ mod replica;
 mod routing;
 mod stack;
 mod subscriptions;
+mod survival;
 mod tls;
 
 /// A minimal RestApi document with the given context and operations, upstream `url`.
