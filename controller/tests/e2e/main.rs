@@ -4,6 +4,7 @@
 
 mod admin;
 mod bypass;
+mod config_env;
 mod deploy;
 mod grpc_tls;
 mod hostile;
