@@ -10,6 +10,7 @@ use tollgate_proto::pb::envoy::config::route::v3::RouteConfiguration;
 use tollgate_proto::pb::google::protobuf::Any;
 use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind, Update};
 
+mod access_log;
 mod stable;
 
 use super::*;

@@ -88,6 +88,10 @@ pub struct Router {
     /// `host:port` upstream targets allowed although they are internal: a loopback address on one of
     /// the gateway's own ports, a link-local (metadata) or an unspecified address. IPv6 in brackets.
     pub allowed_internal_upstreams: Vec<String>,
+    /// Envoy's access log for the gateway listeners, one JSON object per request (never the API
+    /// key): `"stdout"` (Envoy's standard output), `"off"`, or an absolute file path on the
+    /// Envoy's host.
+    pub access_log: String,
     pub vhosts: Vhosts,
 }
 
@@ -245,6 +249,17 @@ impl ControlPlane {
     }
 }
 
+impl Router {
+    /// Where Envoy writes the access log, in the translator's terms (checked by `check`).
+    pub fn access_log_sink(&self) -> tollgate_translate::AccessLog {
+        match self.access_log.as_str() {
+            "stdout" => tollgate_translate::AccessLog::Stdout,
+            "off" => tollgate_translate::AccessLog::Off,
+            path => tollgate_translate::AccessLog::File(path.to_string()),
+        }
+    }
+}
+
 impl Server {
     /// The bounds of the xDS server.
     pub fn xds_limits(&self) -> tollgate_xds::Limits {
@@ -301,6 +316,7 @@ impl Default for Router {
             authz_timeout: Duration::from_millis(500),
             trusted_ca_path: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             allowed_internal_upstreams: vec![],
+            access_log: "stdout".into(),
             vhosts: Vhosts::default(),
         }
     }

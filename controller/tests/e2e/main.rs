@@ -2,6 +2,7 @@
 //! They reproduce the WSO2 gateway integration scenarios (reference §8) in our own code.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed set-up step should panic
 
+mod access_log;
 mod admin;
 mod bypass;
 mod config_env;

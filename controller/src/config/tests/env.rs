@@ -202,3 +202,23 @@ fn a_file_mistake_keeps_the_toml_message() {
     assert!(err.contains("invalid config file") && err.contains("line 2"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_access_log_is_stdout_off_or_an_absolute_file() {
+    use tollgate_translate::AccessLog;
+    assert_eq!(Config::default().router.access_log_sink(), AccessLog::Stdout);
+    let off = Config::load_with(None, &env_of(&[("TOLLGATE_ROUTER_ACCESS_LOG", "off")])).unwrap();
+    assert_eq!(off.router.access_log_sink(), AccessLog::Off);
+    let file = Config::parse("[router]\naccess_log = \"/var/log/envoy/access.json\"\n").unwrap();
+    assert_eq!(
+        file.router.access_log_sink(),
+        AccessLog::File("/var/log/envoy/access.json".into())
+    );
+    let err = Config::load_with(None, &env_of(&[("TOLLGATE_ROUTER_ACCESS_LOG", "access.json")])).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "router.access_log (from env TOLLGATE_ROUTER_ACCESS_LOG): must be \"stdout\", \"off\" or an absolute"
+        ),
+        "{err}"
+    );
+}
