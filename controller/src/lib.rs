@@ -31,5 +31,6 @@ pub mod managed_envoy;
 pub mod origin;
 pub mod platform;
 pub mod replica;
+pub mod request_log;
 pub mod runtime;
 pub mod secret;
