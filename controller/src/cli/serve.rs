@@ -20,6 +20,13 @@ pub(super) fn run(config_path: Option<&Path>, envoy: bool) -> ExitCode {
     let sources: serde_json::Map<String, serde_json::Value> =
         origins.iter().map(|(k, o)| (k.clone(), o.to_string().into())).collect();
     tracing::info!(config = %config.redacted(), sources = %serde_json::Value::Object(sources), "configuration");
+    let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    for var in crate::config::env::unknown(names) {
+        tracing::warn!(
+            var,
+            "no configuration key has this variable; it is ignored (see the README)"
+        );
+    }
     let runtime = match super::runtime() {
         Ok(r) => r,
         Err(code) => return code,

@@ -132,6 +132,34 @@ pub(super) fn convert(kind: Kind, raw: &str) -> Result<toml::Value, String> {
     }
 }
 
+/// Variables other parts of Tollgate read, which are not configuration keys.
+const OTHERS: &[&str] = &[
+    CONFIG,
+    "TOLLGATE_ADMIN_PASSWORD",
+    "TOLLGATE_REPLICA_TOKEN",
+    // The command-line client's.
+    "TOLLGATE_URL",
+    "TOLLGATE_USERNAME",
+    "TOLLGATE_PASSWORD",
+];
+
+/// The `TOLLGATE_*` names among `names` that nothing reads: most likely a misspelt key, which
+/// would otherwise be ignored without a word.
+pub fn unknown(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let known: Vec<String> = keys()
+        .iter()
+        .map(|k| var_name(&k.path))
+        .chain(ALIASES.iter().map(|(v, _)| v.to_string()))
+        .chain(OTHERS.iter().map(|v| v.to_string()))
+        .collect();
+    let mut out: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.starts_with("TOLLGATE_") && !known.contains(n))
+        .collect();
+    out.sort();
+    out
+}
+
 fn nonblank(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }

@@ -59,6 +59,7 @@ fn tollgate_data_dir_decides_where_the_database_is_created() {
             ("TOLLGATE_SERVER_XDS_PORT", "0"),
             ("TOLLGATE_SERVER_AUTHZ_PORT", "0"),
             ("TOLLGATE_LOGGING_FORMAT", "json"),
+            ("TOLLGATE_ROUTER_HTTP_PROT", "1"),
         ],
     )
     .stdout(log)
@@ -84,4 +85,8 @@ fn tollgate_data_dir_decides_where_the_database_is_created() {
         "the log names the source: {logged}"
     );
     assert!(!logged.contains(password), "no secret in the log");
+    assert!(
+        logged.contains("TOLLGATE_ROUTER_HTTP_PROT") && logged.contains("WARN"),
+        "a misspelt variable is named: {logged}"
+    );
 }

@@ -222,3 +222,19 @@ fn the_access_log_is_stdout_off_or_an_absolute_file() {
         "{err}"
     );
 }
+
+#[test]
+fn misspelt_variables_are_told_apart_from_known_ones() {
+    let names = [
+        "TOLLGATE_ROUTER_HTTP_PROT",
+        "TOLLGATE_ROUTER_HTTP_PORT",
+        "TOLLGATE_DATA_DIR",
+        "TOLLGATE_ADMIN_PASSWORD",
+        "TOLLGATE_CONFIG",
+        "PATH",
+    ];
+    assert_eq!(
+        super::super::env::unknown(names.iter().map(|n| n.to_string())),
+        ["TOLLGATE_ROUTER_HTTP_PROT"]
+    );
+}
