@@ -172,16 +172,10 @@ impl Config {
         }
     }
 
-    /// The configuration as loggable JSON, with passwords and the control-plane token replaced.
+    /// The configuration as loggable JSON, every [`Secret`](crate::secret::Secret) (passwords,
+    /// tokens) replaced by `[redacted]`.
     pub fn redacted(&self) -> serde_json::Value {
-        let mut c = self.clone();
-        for u in &mut c.auth.users {
-            u.password = "[redacted]".into();
-        }
-        if !c.control_plane.token.expose().is_empty() {
-            c.control_plane.token = "[redacted]".into();
-        }
-        serde_json::to_value(&c).unwrap_or_default()
+        crate::secret::redacting(|| serde_json::to_value(self)).unwrap_or_default()
     }
 }
 
