@@ -39,9 +39,13 @@ pub struct Config {
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The file could not be read; `via` names `TOLLGATE_CONFIG` when that variable named it.
+    #[error("cannot read config file {path}{via}: {source}")]
+    Read {
+        path: PathBuf,
+        via: &'static str,
+        source: std::io::Error,
+    },
     /// The file is not valid TOML for this schema (the message names the key).
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },

@@ -61,9 +61,14 @@ pub(super) fn merge(
     flags: &[FlagValue],
 ) -> Result<(Config, Origins), ConfigError> {
     let from_env = env(env::CONFIG).filter(|p| !p.trim().is_empty()).map(PathBuf::from);
+    let via = if path.is_none() && from_env.is_some() {
+        " (from env TOLLGATE_CONFIG)"
+    } else {
+        ""
+    };
     let path = path.map(Path::to_path_buf).or(from_env);
     let file = match &path {
-        Some(path) => read(path)?,
+        Some(path) => read(path, via)?,
         None => toml::Table::new(),
     };
     let mut origins = Origins::new();
@@ -87,9 +92,10 @@ pub(super) fn merge(
 
 /// Reads and parses the file. Parsing it alone into the schema first keeps TOML's own messages
 /// for the file's mistakes (line, column, and the key).
-fn read(path: &Path) -> Result<toml::Table, ConfigError> {
+fn read(path: &Path, via: &'static str) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
+        via,
         source,
     })?;
     let parse = |message: String| ConfigError::Parse {

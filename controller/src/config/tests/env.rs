@@ -238,3 +238,18 @@ fn misspelt_variables_are_told_apart_from_known_ones() {
         ["TOLLGATE_ROUTER_HTTP_PROT"]
     );
 }
+
+#[test]
+fn a_missing_file_named_by_a_variable_names_the_variable() {
+    let env = env_of(&[
+        ("TOLLGATE_SERVER_TLS_CERT_PATH", "/nonexistent/tollgate/api.crt"),
+        ("TOLLGATE_SERVER_TLS_KEY_PATH", "/nonexistent/tollgate/api.key"),
+    ]);
+    let err = Config::load_with(None, &env).unwrap_err();
+    assert_eq!(err.key(), Some("server.tls_cert_path"));
+    let text = err.to_string();
+    assert!(
+        text.contains("(from env TOLLGATE_SERVER_TLS_CERT_PATH)") && text.contains("/nonexistent/tollgate/api.crt"),
+        "{text}"
+    );
+}
