@@ -166,10 +166,10 @@ fn leaves(table: &toml::Table, prefix: &str, each: &mut dyn FnMut(String)) {
     }
 }
 
-/// The setting whose value the schema refuses: the file parsed on its own, so the first setting
-/// that fails over it alone is at fault.
+/// The setting whose value the schema refuses: the file parsed on its own, so a setting that
+/// fails over it alone is at fault. The last ones (flags) are tried first: they override the rest.
 fn blame(file: &toml::Table, settings: &[Setting], path: Option<&Path>, e: toml::de::Error) -> ConfigError {
-    for s in settings {
+    for s in settings.iter().rev() {
         let mut alone = file.clone();
         insert(&mut alone, &s.key, s.value.clone());
         if let Err(e) = alone.try_into::<Config>() {
