@@ -29,6 +29,10 @@ COPY --from=builder /out/tollgate /usr/local/bin/tollgate
 RUN mkdir -p /var/lib/tollgate /etc/tollgate
 VOLUME ["/var/lib/tollgate"]
 
+# Every configuration key can be set as TOLLGATE_<SECTION>_<KEY> (see the README); a file is
+# optional (TOLLGATE_CONFIG or --config). The database and generated secrets go to the volume.
+ENV TOLLGATE_DATA_DIR=/var/lib/tollgate
+
 # Tollgate's HTTP ports: management API, metrics, admin API. The xDS (18000) and ext_authz (18001)
 # gRPC ports are for Envoy on a private network only and are deliberately not listed here.
 EXPOSE 9090 9091 9092
@@ -38,3 +42,4 @@ HEALTHCHECK --interval=10s --timeout=6s --start-period=10s --retries=3 \
     CMD ["tollgate", "probe", "http://127.0.0.1:9092/api/admin/v1/ready"]
 
 ENTRYPOINT ["tollgate"]
+CMD ["serve"]

@@ -54,6 +54,7 @@ fn finish(routes: Router<AdminState>, state: AdminState) -> Router {
         .merge(legacy)
         .fallback(|| async { ApiError::NoRoute })
         .layer(crate::api::catch_panics())
+        .layer(middleware::from_fn(crate::request_log::log))
         .with_state(state)
 }
 

@@ -94,6 +94,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
         // Checked while reading, so an oversized body is refused without buffering it whole.
         .layer(DefaultBodyLimit::max(state.max_body))
         .layer(catch_panics())
+        .layer(middleware::from_fn(crate::request_log::log))
         .with_state(state)
 }
 

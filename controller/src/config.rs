@@ -1,10 +1,12 @@
-//! The typed configuration: a TOML file over documented defaults, then the environment overlay,
-//! then validation of the values and of the files they point at. Every problem is a
-//! [`ConfigError`] that names the key; `main` exits 64 on it.
+//! The typed configuration: documented defaults, under a TOML file, under the environment
+//! (`TOLLGATE_<SECTION>_<KEY>`), under command-line flags; the merged result is validated once,
+//! values and the files they point at. Every problem is a [`ConfigError`] that names the key
+//! (and where its value came from); `main` exits 64 on it.
 
 mod check;
 mod duration;
-mod env;
+pub mod env;
+mod load;
 mod sections;
 mod tls;
 
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use tollgate_model::{UpstreamGuard, VhostDefaults};
 
+pub use load::{FlagValue, Origins, Source};
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
 pub use tls::{PortTls, XdsTls};
 
@@ -36,20 +39,24 @@ pub struct Config {
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The file could not be read; `via` names `TOLLGATE_CONFIG` when that variable named it.
+    #[error("cannot read config file {path}{via}: {source}")]
+    Read {
+        path: PathBuf,
+        via: &'static str,
+        source: std::io::Error,
+    },
     /// The file is not valid TOML for this schema (the message names the key).
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     /// A value is out of range.
     #[error("invalid config: {key}: {message}")]
     Invalid { key: &'static str, message: String },
-    /// A value set by an environment variable is out of range.
-    #[error("invalid config: {key} (from {var}): {message}")]
-    Env {
-        key: &'static str,
-        var: &'static str,
+    /// A value is out of range, or not of the key's type; `origin` says who set it.
+    #[error("invalid config: {key} (from {origin}): {message}")]
+    From {
+        key: String,
+        origin: Source,
         message: String,
     },
     /// A file the configuration names cannot be read.
@@ -63,11 +70,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// The configuration key at fault, when there is one.
-    pub fn key(&self) -> Option<&'static str> {
+    pub fn key(&self) -> Option<&str> {
         match self {
-            ConfigError::Invalid { key, .. } | ConfigError::Env { key, .. } | ConfigError::File { key, .. } => {
-                Some(key)
-            }
+            ConfigError::Invalid { key, .. } | ConfigError::File { key, .. } => Some(key),
+            ConfigError::From { key, .. } => Some(key),
             ConfigError::Read { .. } | ConfigError::Parse { .. } => None,
         }
     }
@@ -76,34 +82,29 @@ impl ConfigError {
 // === impl Config ===
 
 impl Config {
-    /// Reads `path` (or starts from the defaults when `path` is `None`), applies the environment
-    /// overlay, and checks the values and the files they name.
+    /// Reads `path` (else the file `TOLLGATE_CONFIG` names, else none), applies the environment,
+    /// and checks the values and the files they name.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         Config::load_with(path, &|var| std::env::var(var).ok())
     }
 
     /// [`Config::load`] with the environment given as a lookup (tests pass their own).
     pub fn load_with(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut config = match path {
-            None => Config::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                Config::from_toml(&text).map_err(|e| match e {
-                    ConfigError::Parse { message, .. } => ConfigError::Parse {
-                        path: path.to_path_buf(),
-                        message,
-                    },
-                    other => other,
-                })?
-            }
-        };
-        let overlaid = config.overlay(env);
-        config.check().map_err(|e| env::attribute(e, &overlaid))?;
-        config.check_files()?;
-        Ok(config)
+        Config::load_from(path, env, &[]).map(|(config, _)| config)
+    }
+
+    /// Merges the defaults, the file, the environment and `flags` (each overriding the ones
+    /// before), checks the result once, and returns it with the origin of every key set.
+    pub fn load_from(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &[FlagValue],
+    ) -> Result<(Config, Origins), ConfigError> {
+        let (config, origins) = load::merge(path, env, flags)?;
+        let attribute = |e| load::attribute(e, &origins);
+        config.check().map_err(attribute)?;
+        config.check_files().map_err(attribute)?;
+        Ok((config, origins))
     }
 
     /// Parses TOML text and checks the values (no environment, no files).
@@ -175,16 +176,10 @@ impl Config {
         }
     }
 
-    /// The configuration as loggable JSON, with passwords and the control-plane token replaced.
+    /// The configuration as loggable JSON, every [`Secret`](crate::secret::Secret) (passwords,
+    /// tokens) replaced by `[redacted]`.
     pub fn redacted(&self) -> serde_json::Value {
-        let mut c = self.clone();
-        for u in &mut c.auth.users {
-            u.password = "[redacted]".into();
-        }
-        if !c.control_plane.token.expose().is_empty() {
-            c.control_plane.token = "[redacted]".into();
-        }
-        serde_json::to_value(&c).unwrap_or_default()
+        crate::secret::redacting(|| serde_json::to_value(self)).unwrap_or_default()
     }
 }
 

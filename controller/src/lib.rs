@@ -31,6 +31,7 @@ pub mod managed_envoy;
 pub mod origin;
 pub mod platform;
 pub mod replica;
+pub mod request_log;
 pub mod runtime;
 pub mod secret;
 pub mod subs;

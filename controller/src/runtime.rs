@@ -469,6 +469,7 @@ fn settings(config: &Config, authz_port: u16) -> anyhow::Result<Settings> {
             timeout: r.authz_timeout,
             tls: envoy_authz_tls(&config.authz_tls)?,
         }),
+        access_log: r.access_log_sink(),
     })
 }
 

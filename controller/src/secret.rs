@@ -10,11 +10,31 @@ use serde::{Deserialize, Serialize};
 
 /// A password, token or key that must never be printed: `Debug` shows `[redacted]` (or `""` when
 /// empty, so a missing secret can still be told from a present one). Serde sees the plain value,
-/// because the config file holds it; `Config::redacted` replaces it before the config is logged.
-/// The value is reached only through [`Secret::expose`], so each use is deliberate.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// because the config file holds it, except inside [`redacting`], where it serializes as
+/// `[redacted]` too: so whatever holds a `Secret` can be logged through serde without a list of
+/// its secret fields. The value is reached only through [`Secret::expose`], so each use is
+/// deliberate.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret<T>(T);
+
+thread_local! {
+    /// Set while [`redacting`] runs on this thread.
+    static REDACTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a serialization) with every non-empty [`Secret`] it meets written as `[redacted]`.
+pub fn redacting<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the flag back however `f` ends (a panic included).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            REDACTING.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(REDACTING.with(|r| r.replace(true)));
+    f()
+}
 
 /// `N` bytes from the OS random source, as hex; `None` if the source fails.
 pub fn random_hex<const N: usize>() -> Option<String> {
@@ -70,6 +90,16 @@ impl<T> From<T> for Secret<T> {
 impl From<&str> for Secret<String> {
     fn from(value: &str) -> Secret<String> {
         Secret(value.to_string())
+    }
+}
+
+impl<T: Serialize + AsRef<[u8]>> Serialize for Secret<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if REDACTING.with(std::cell::Cell::get) && !self.0.as_ref().is_empty() {
+            s.serialize_str("[redacted]")
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 

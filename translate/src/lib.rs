@@ -5,6 +5,7 @@
 //! This crate does no I/O and holds no state beyond the translator's fragments: it does not validate
 //! (that is `tollgate-model`'s job), store or publish anything.
 
+mod access_log;
 mod cluster;
 mod listener;
 mod routes;
@@ -19,6 +20,7 @@ use tollgate_proto::pb::envoy::config::core::v3::{DataSource, HeaderValue, Heade
 use tollgate_proto::pb::envoy::config::route::v3::{DirectResponseAction, Route, RouteMatch, route, route_match};
 use tollgate_xds::{Dep, Resource, TypeKind, Update};
 
+pub use access_log::AccessLog;
 pub use cluster::ClusterSpec;
 pub use routes::RouteDefaults;
 pub use tollgate_model::path::full_path;
@@ -89,11 +91,13 @@ pub struct Settings {
     pub vhosts: VhostDefaults,
     /// API-key checks; without it `api-key-auth` routes are not protected (tests of translation only).
     pub authz: Option<AuthzTarget>,
+    /// Where the listeners log requests.
+    pub access_log: AccessLog,
 }
 
 /// The configuration file's defaults: listeners on all addresses at 8080 (HTTP) and 8443 (HTTPS,
 /// without a certificate), 60 s route and 300 s idle timeouts, 5 s upstream connect timeout, the
-/// Debian CA bundle, default vhosts, and no ext_authz service.
+/// Debian CA bundle, default vhosts, no ext_authz service, and the access log on standard output.
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -110,6 +114,7 @@ impl Default for Settings {
             trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
             vhosts: VhostDefaults::default(),
             authz: None,
+            access_log: AccessLog::Stdout,
         }
     }
 }

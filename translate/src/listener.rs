@@ -191,6 +191,7 @@ fn listener(
         generate_request_id: Some(BoolValue { value: true }),
         stream_idle_timeout: Some(duration(std::time::Duration::from_secs(300))),
         server_name: "tollgate".into(),
+        access_log: super::access_log::access_logs(&settings.access_log),
         ..Default::default()
     };
     let transport_socket = tls.map(downstream_tls);

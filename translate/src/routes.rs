@@ -96,6 +96,8 @@ pub fn operation_route(
                 action: Some(action),
                 response_headers_to_add: response_headers,
                 typed_per_filter_config: per_filter.clone(),
+                // The API's handle, for the access log.
+                metadata: Some(super::access_log::route_metadata(&api.handle)),
                 ..Default::default()
             };
             let rank = Rank {

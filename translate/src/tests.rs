@@ -11,6 +11,7 @@ use tollgate_proto::pb::google::protobuf::Any;
 use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind, Update};
 
 mod authz;
+mod access_log;
 mod stable;
 
 use super::*;

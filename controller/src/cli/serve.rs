@@ -10,12 +10,23 @@ use super::CliError;
 
 /// Runs the controller; with `envoy`, a managed Envoy too.
 pub(super) fn run(config_path: Option<&Path>, envoy: bool) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
+    let env = |var: &str| std::env::var(var).ok();
+    let (config, origins) = match Config::load_from(config_path, &env, &[]) {
+        Ok(loaded) => loaded,
         Err(e) => return CliError::from(e).report(),
     };
     init_logging(&config);
-    tracing::info!(config = %config.redacted(), "configuration");
+    // Where each key not left at its default came from: variable and file names, never values.
+    let sources: serde_json::Map<String, serde_json::Value> =
+        origins.iter().map(|(k, o)| (k.clone(), o.to_string().into())).collect();
+    tracing::info!(config = %config.redacted(), sources = %serde_json::Value::Object(sources), "configuration");
+    let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    for var in crate::config::env::unknown(names) {
+        tracing::warn!(
+            var,
+            "no configuration key has this variable; it is ignored (see the README)"
+        );
+    }
     let runtime = match super::runtime() {
         Ok(r) => r,
         Err(code) => return code,

@@ -76,6 +76,13 @@ impl Config {
                 "tls_cert_path and tls_key_path must be set together",
             );
         }
+        let log = self.router.access_log.as_str();
+        if !matches!(log, "stdout" | "off") && !Path::new(log).is_absolute() {
+            return invalid(
+                "router.access_log",
+                "must be \"stdout\", \"off\" or an absolute file path (Envoy opens it on its host)",
+            );
+        }
         if self.router.vhosts.main.is_empty() {
             return invalid("router.vhosts.main", "must not be empty");
         }

@@ -92,6 +92,10 @@ pub struct Router {
     /// call APIs in the answers that hand out keys and subscription tokens. Unset: built from the
     /// API's virtual host (or `localhost`) and `http_port`.
     pub public_url: Option<String>,
+    /// Envoy's access log for the gateway listeners, one JSON object per request (never the API
+    /// key): `"stdout"` (Envoy's standard output), `"off"`, or an absolute file path on the
+    /// Envoy's host.
+    pub access_log: String,
     pub vhosts: Vhosts,
 }
 
@@ -260,6 +264,17 @@ impl ControlPlane {
     }
 }
 
+impl Router {
+    /// Where Envoy writes the access log, in the translator's terms (checked by `check`).
+    pub fn access_log_sink(&self) -> tollgate_translate::AccessLog {
+        match self.access_log.as_str() {
+            "stdout" => tollgate_translate::AccessLog::Stdout,
+            "off" => tollgate_translate::AccessLog::Off,
+            path => tollgate_translate::AccessLog::File(path.to_string()),
+        }
+    }
+}
+
 impl Server {
     /// The bounds of the xDS server.
     pub fn xds_limits(&self) -> tollgate_xds::Limits {
@@ -317,6 +332,7 @@ impl Default for Router {
             trusted_ca_path: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             allowed_internal_upstreams: vec![],
             public_url: None,
+            access_log: "stdout".into(),
             vhosts: Vhosts::default(),
         }
     }

@@ -23,15 +23,40 @@ fn the_example_file_documents_exactly_the_defaults() {
     );
 }
 
+/// Issue #19: the compose stack configures the controller through the environment alone, and
+/// changes only where the data lives and where Envoy finds xDS and ext_authz.
 #[test]
-fn the_compose_file_changes_only_where_envoy_finds_ext_authz() {
-    let c = Config::parse(include_str!("../../tollgate.compose.toml")).unwrap();
-    assert_eq!(c.server.authz_advertise, "controller");
+fn the_compose_environment_changes_only_the_data_dir_and_where_envoy_finds_ext_authz() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let compose: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let controller = &compose["services"]["controller"];
+    assert_eq!(controller["command"][0].as_str(), Some("serve"));
+    assert!(
+        controller["command"].as_sequence().unwrap().len() == 1 && controller["volumes"][1].is_null(),
+        "no config file: {controller:?}"
+    );
+    let vars: Vec<(String, String)> = controller["environment"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap().to_string()))
+        // Values compose takes from the host's environment (empty by default).
+        .filter(|(_, v)| !v.starts_with("${"))
+        .collect();
+    let env = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let c = Config::load_with(None, &env).unwrap();
     let mut d = Config::default();
+    d.server.data_dir = "/var/lib/tollgate".into();
     d.server.authz_advertise = "controller".into();
     // Envoy is in another container: xDS and ext_authz listen on the compose network.
     d.server.grpc_bind = "0.0.0.0".into();
     assert_eq!(c, d);
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("ENV TOLLGATE_DATA_DIR=/var/lib/tollgate"),
+        "{dockerfile}"
+    );
 }
 
 /// Issue #13: the shipped compose stack has no default password, publishes only Envoy's listeners
@@ -361,3 +386,4 @@ fn identity_header_names_stay_in_the_stripped_namespace() {
         assert!(err.contains("api_keys.application_header"), "{bad}: {err}");
     }
 }
+mod env;

@@ -20,6 +20,9 @@ fn debug_never_shows_the_value() {
         json, "\"hunter2\"",
         "serde sees the plain value (the config file holds it)"
     );
+    let logged = redacting(|| serde_json::to_string(&(&s, Secret::new(String::new())))).unwrap();
+    assert_eq!(logged, "[\"[redacted]\",\"\"]", "except while redacting");
+    assert_eq!(serde_json::to_string(&s).unwrap(), "\"hunter2\"", "and only then");
 }
 
 /// Issue #13: a symbolic link where a secret goes is refused; the file it points at is untouched.

@@ -2,8 +2,10 @@
 //! They reproduce the WSO2 gateway integration scenarios (reference §8) in our own code.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed set-up step should panic
 
+mod access_log;
 mod admin;
 mod bypass;
+mod config_env;
 mod deploy;
 mod grpc_tls;
 mod hostile;
