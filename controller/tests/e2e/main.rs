@@ -4,6 +4,7 @@
 
 mod admin;
 mod bypass;
+mod cli;
 mod deploy;
 mod grpc_tls;
 mod hostile;
