@@ -26,7 +26,7 @@ struct Ran {
     stderr: String,
 }
 
-/// Runs `tollgate ARGS` as user `ops` against `management`/`admin`, with nothing from this
+/// Runs `tollgate ARGS` as user `ops` against the `management` and `admin` URLs, with nothing from this
 /// machine's environment or home folder; asserts the password shows nowhere in what it printed.
 async fn tollgate_at(management: &str, admin: &str, args: &[&str], stdin: Option<&str>, password: &str) -> Ran {
     let home = std::env::temp_dir().join(format!("tollgate-cli-home-{}", std::process::id()));
@@ -35,8 +35,8 @@ async fn tollgate_at(management: &str, admin: &str, args: &[&str], stdin: Option
     cmd.args(args)
         .env_clear()
         .env("HOME", &home)
-        .env("TOLLGATE_URL", format!("http://{management}"))
-        .env("TOLLGATE_ADMIN_URL", format!("http://{admin}"))
+        .env("TOLLGATE_URL", management)
+        .env("TOLLGATE_ADMIN_URL", admin)
         .env("TOLLGATE_USERNAME", "ops")
         .env("TOLLGATE_PASSWORD", password)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -61,21 +61,22 @@ async fn tollgate_at(management: &str, admin: &str, args: &[&str], stdin: Option
     ran
 }
 
+/// The management and admin URLs of a controller.
+fn urls(r: &tollgate::runtime::Running, scheme: &str) -> (String, String) {
+    (
+        format!("{scheme}://{}", r.management),
+        format!("{scheme}://{}", r.admin),
+    )
+}
+
 async fn tollgate(s: &Stack, args: &[&str]) -> Ran {
-    let r = s.running();
-    tollgate_at(&r.management.to_string(), &r.admin.to_string(), args, None, PASSWORD).await
+    let (m, a) = urls(s.running(), "http");
+    tollgate_at(&m, &a, args, None, PASSWORD).await
 }
 
 async fn tollgate_stdin(s: &Stack, args: &[&str], stdin: &str) -> Ran {
-    let r = s.running();
-    tollgate_at(
-        &r.management.to_string(),
-        &r.admin.to_string(),
-        args,
-        Some(stdin),
-        PASSWORD,
-    )
-    .await
+    let (m, a) = urls(s.running(), "http");
+    tollgate_at(&m, &a, args, Some(stdin), PASSWORD).await
 }
 
 /// Runs and expects exit 0.
@@ -284,13 +285,13 @@ async fn cli_status_and_refusals_with_exit_codes() {
     assert!(ran.stderr.contains("409 Conflict"), "{ran:?}");
 
     // A wrong password: refused, and neither password is printed.
-    let r = s.running();
-    let (m, a) = (r.management.to_string(), r.admin.to_string());
+    let (m, a) = urls(s.running(), "http");
     let ran = tollgate_at(&m, &a, &["get", "apis"], None, "Wrong-Pw-31c9").await;
     assert_eq!(ran.code, 1, "{ran:?}");
     assert!(ran.stderr.contains("401 Unauthorized"), "{ran:?}");
     // Nothing listening: exit 5.
-    let ran = tollgate_at("127.0.0.1:1", "127.0.0.1:1", &["get", "apis"], None, PASSWORD).await;
+    let nowhere = "http://127.0.0.1:1";
+    let ran = tollgate_at(nowhere, nowhere, &["get", "apis"], None, PASSWORD).await;
     assert_eq!(ran.code, 5, "{ran:?}");
     assert!(ran.stderr.contains("cannot connect"), "{ran:?}");
     // Usage and input errors.
@@ -311,7 +312,7 @@ async fn cli_apply_wait_waits_until_an_envoy_serves_it() {
     with_ops(&mut config);
     // The controller alone: no Envoy to ACK anything yet.
     let running = tollgate::runtime::start(&config).await.expect("controller starts");
-    let (m, a) = (running.management.to_string(), running.admin.to_string());
+    let (m, a) = urls(&running, "http");
     let doc = open_api("later", "/later", &url);
     let ran = tollgate_at(
         &m,
@@ -345,4 +346,28 @@ async fn cli_apply_wait_waits_until_an_envoy_serves_it() {
     assert_eq!(resp.status(), StatusCode::OK);
     running.shutdown().await;
     drop(envoy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_speaks_https_trusting_the_given_ca() {
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-https-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = TempDir(dir.clone());
+    let (cert, key) = tollgate_testkit::tls::self_signed(&["127.0.0.1", "localhost"]);
+    std::fs::write(dir.join("api.crt"), &cert).unwrap();
+    std::fs::write(dir.join("api.key"), &key).unwrap();
+    let mut config = test_config(dir.join("data"));
+    with_ops(&mut config);
+    config.server.tls_cert_path = Some(dir.join("api.crt"));
+    config.server.tls_key_path = Some(dir.join("api.key"));
+    let running = tollgate::runtime::start(&config).await.expect("controller starts");
+    let (m, a) = urls(&running, "https");
+    let ca = dir.join("api.crt");
+    let ran = tollgate_at(&m, &a, &["get", "apis", "--ca", ca.to_str().unwrap()], None, PASSWORD).await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.starts_with("NAME"), "{ran:?}");
+    let ran = tollgate_at(&m, &a, &["get", "apis"], None, PASSWORD).await;
+    assert_eq!(ran.code, 5, "an unknown certificate is not trusted: {ran:?}");
+    running.shutdown().await;
 }

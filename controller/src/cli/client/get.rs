@@ -82,10 +82,13 @@ pub(super) async fn delete_api(c: &Client, name: &str, out: Output) -> Result<Ex
 pub fn apis_table(apis: &[Value]) -> Table {
     let mut t = Table::new(&["NAME", "VERSION", "CONTEXT", "STATE", "ORIGIN", "UPDATED"]);
     for a in apis {
+        let version = cell(&a["spec"]["version"]);
+        // A list answer resolves `$version` in the context; one API's answer is its document as stored.
+        let context = cell(&a["spec"]["context"]).replace("$version", &version);
         t.row(vec![
             cell(&a["metadata"]["name"]),
-            cell(&a["spec"]["version"]),
-            cell(&a["spec"]["context"]),
+            version,
+            context,
             cell(&a["status"]["state"]),
             cell(&a["status"]["origin"]),
             cell(&a["status"]["updatedAt"]),

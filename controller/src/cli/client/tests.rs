@@ -224,6 +224,7 @@ fn tables_align_columns_and_show_dashes_for_nothing() {
         json!({"metadata": {"name": "files-v1"}, "spec": {"version": "v1", "context": "/files/v1"},
                "status": {"state": "deployed", "origin": "gateway_api", "updatedAt": "2026-01-01T00:00:00Z"}}),
         json!({"metadata": {"name": "x"}, "spec": {"version": "v10"}, "status": {"state": "pending"}}),
+        json!({"metadata": {"name": "y"}, "spec": {"version": "v2", "context": "/y/$version"}}),
     ];
     let text = apis_table(&apis).render();
     let lines: Vec<&str> = text.lines().collect();
@@ -236,6 +237,7 @@ fn tables_align_columns_and_show_dashes_for_nothing() {
         "files-v1   v1        /files/v1   deployed   gateway_api   2026-01-01T00:00:00Z"
     );
     assert_eq!(lines[2], "x          v10       -           pending    -             -");
+    assert_eq!(lines[3], "y          v2        /y/v2       -          -             -");
 
     let plans = [
         json!({"id": "p1", "planName": "Gold", "throttleLimitCount": 100, "throttleLimitUnit": "Min",
