@@ -86,10 +86,15 @@ fn shown_once(answer: &Value, api: &str, done: &str, quiet: bool, out: Output) -
          This is the only time its value is shown; store it now:\n\n    {value}\n"
     );
     let invocation = &answer["invocation"];
-    if let Some(curl) = invocation["curl"].as_str() {
-        text.push_str(&format!("\nCall the API with it:\n\n    {curl}\n"));
-    } else if let Some(note) = invocation["note"].as_str() {
-        text.push_str(&format!("\nNote: {note}\n"));
+    // `curlExample` is WSO2's name for it (the invocation object of newer controllers), `curl` ours before.
+    let curl = invocation["curlExample"].as_str().or(invocation["curl"].as_str());
+    match invocation["note"].as_str() {
+        Some(note) => text.push_str(&format!("\nNote: {note}\n")),
+        None => {
+            if let Some(curl) = curl {
+                text.push_str(&format!("\nCall the API with it:\n\n    {curl}\n"));
+            }
+        }
     }
     emit(&text);
     Ok(ExitCode::SUCCESS)
