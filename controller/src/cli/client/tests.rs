@@ -288,19 +288,22 @@ fn status_sums_up_each_envoy() {
 
 #[test]
 fn completion_covers_every_command() {
-    let mut out = Vec::new();
-    clap_complete::generate(clap_complete::Shell::Bash, &mut command(), "tollgate", &mut out);
-    let script = String::from_utf8(out).unwrap();
-    for word in [
-        "apply",
-        "get",
-        "keys",
-        "regenerate",
-        "status",
-        "serve",
-        "authz-replica",
-        "--output",
-    ] {
-        assert!(script.contains(word), "{word}");
+    use clap_complete::Shell;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut command(), "tollgate", &mut out);
+        let script = String::from_utf8(out).unwrap();
+        for word in [
+            "apply",
+            "get",
+            "keys",
+            "regenerate",
+            "status",
+            "serve",
+            "authz-replica",
+            "output",
+        ] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
     }
 }
