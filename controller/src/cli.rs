@@ -1,7 +1,8 @@
 //! The command line: the arguments parsed into a [`Command`], and each command run with the exit
 //! codes scripts rely on: 64 for a usage or configuration error, 66 for an input file that cannot
-//! be read, 1 for a failure at run time.
+//! be read, 1 for a failure at run time (the client commands add a few, see [`client`]).
 
+pub mod client;
 mod logging;
 mod password;
 pub mod probe;
@@ -17,7 +18,7 @@ pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -35,6 +36,8 @@ pub enum Command {
     Probe(String),
     /// `authz-replica`: an ext_authz service fed by a controller over xDS.
     AuthzReplica(Box<ReplicaArgs>),
+    /// `apply`, `get`, `delete`, `keys`, `status`, `completion`: a client of the management API.
+    Client(Box<client::ClientArgs>),
 }
 
 /// Why the command line cannot be run.
@@ -65,6 +68,9 @@ pub enum CliError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A client command line clap refused, or a request for help or the version.
+    #[error("{0}")]
+    Client(Box<clap::Error>),
 }
 
 // === impl Command ===
@@ -77,6 +83,11 @@ impl Command {
     ) -> Result<Command, CliError> {
         let mut args = args.into_iter();
         let command = args.next().unwrap_or_default();
+        if client::is_client(&command) {
+            return client::parse(std::iter::once(command).chain(args))
+                .map(|a| Command::Client(Box::new(a)))
+                .map_err(|e| CliError::Client(Box::new(e)));
+        }
         if command == "authz-replica" {
             return ReplicaArgs::parse(args, env).map(|a| Command::AuthzReplica(Box::new(a)));
         }
@@ -112,6 +123,7 @@ impl Command {
             Command::HashPassword => password::run(),
             Command::AuthzReplica(args) => replica::run(*args),
             Command::Probe(url) => probe::run(&url),
+            Command::Client(args) => client::run(*args),
         }
     }
 }
@@ -123,11 +135,14 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::TokenFile { .. } | CliError::InputFile { .. } => EXIT_NO_INPUT,
+            // Help and the version go to standard output and are no error.
+            CliError::Client(e) if !e.use_stderr() => 0,
             CliError::Usage
             | CliError::NoToken
             | CliError::Listen(_)
             | CliError::Staleness(_)
-            | CliError::Config(_) => EXIT_USAGE,
+            | CliError::Config(_)
+            | CliError::Client(_) => EXIT_USAGE,
         }
     }
 
@@ -135,6 +150,9 @@ impl CliError {
     pub fn report(&self) -> ExitCode {
         match self {
             CliError::Usage => eprintln!("{USAGE}"),
+            CliError::Client(e) => {
+                let _ = e.print();
+            }
             other => eprintln!("tollgate: {other}"),
         }
         ExitCode::from(self.exit_code())

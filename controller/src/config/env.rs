@@ -139,8 +139,12 @@ const OTHERS: &[&str] = &[
     "TOLLGATE_REPLICA_TOKEN",
     // The command-line client's.
     "TOLLGATE_URL",
+    "TOLLGATE_ADMIN_URL",
     "TOLLGATE_USERNAME",
     "TOLLGATE_PASSWORD",
+    "TOLLGATE_PASSWORD_FILE",
+    "TOLLGATE_CA",
+    "TOLLGATE_CLI_CONFIG",
 ];
 
 /// The `TOLLGATE_*` names among `names` that nothing reads: most likely a misspelt key, which

@@ -5,6 +5,7 @@
 mod access_log;
 mod admin;
 mod bypass;
+mod cli;
 mod config_env;
 mod deploy;
 mod grpc_tls;
