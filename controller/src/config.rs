@@ -129,6 +129,7 @@ impl Config {
         c.server.grpc_bind = "127.0.0.1".into();
         c.server.management_port = 0;
         c.server.admin_port = 0;
+        c.server.metrics_port = 0;
         c.server.xds_port = 0;
         c.server.authz_port = 0;
         c.server.data_dir = data_dir;
@@ -180,6 +181,9 @@ impl Config {
         let mut c = self.clone();
         for u in &mut c.auth.users {
             u.password = "[redacted]".into();
+        }
+        if !c.server.metrics_password.expose().is_empty() {
+            c.server.metrics_password = "[redacted]".into();
         }
         if !c.control_plane.token.expose().is_empty() {
             c.control_plane.token = "[redacted]".into();

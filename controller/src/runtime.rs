@@ -23,6 +23,7 @@ use crate::db::Db;
 use crate::https::TlsListener;
 use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
+use crate::metrics::{self, http::Server as HttpServer};
 use crate::platform::{Link, LinkStatus};
 use crate::replica::Publishing;
 use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
@@ -35,6 +36,8 @@ use tls::{envoy_authz_tls, envoy_path, server_tls};
 pub struct Running {
     pub management: SocketAddr,
     pub admin: SocketAddr,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: SocketAddr,
     pub xds: SocketAddr,
     /// The application layer.
     pub app: Arc<App>,
@@ -74,21 +77,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let publisher = publishing.as_ref().map(|p| p.publisher.clone());
         Arc::new(blocking(move || Keys::load(db, index, quota, publisher)).await??)
     };
+    let authz_counters = Arc::new(metrics::AuthzCounters::default()); // see metrics::authz
     let authz = authz_service(config, index)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
     let app = load_app(config, &db, &keys, (&store, &status), authz_port).await?;
     let settler = tokio::spawn(app.clone().settle_forever());
 
-    let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
-    let xds = xds_listener.local_addr()?;
-    let mut xds_server = XdsServer::new(store, status.clone()).with_limits(config.server.xds_limits());
-    if config.xds_tls.enabled() {
-        xds_server = xds_server.with_tls(server_tls(&config.xds_tls, "xds_tls")?);
-    }
-    if let Some(p) = &publishing {
-        xds_server = p.guard(xds_server);
-    }
-    let xds_server = xds_server.serve(xds_listener)?;
+    let (xds, xds_server) = serve_xds(config, store, &status, publishing.as_ref()).await?;
     let replica_sync = publishing.map(|p| p.sync);
 
     let (stop, stopped) = watch::channel(false);
@@ -112,11 +107,21 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         link: link.clone(),
         xds: Some(xds),
     });
-    let (management, admin, http) = serve_apis(config, management_api, admin_api, stopped).await?;
-    info!(%management, %admin, %xds, "tollgate started");
+    let sources = metrics::Sources {
+        status: status.clone(),
+        app: app.clone(),
+        db,
+        link: link.clone(),
+        authz: authz_counters,
+        http: metrics::HttpMetrics::default(),
+    };
+    let ([management, admin, metrics], http) =
+        serve_apis(config, [management_api, admin_api], sources, stopped).await?;
+    info!(%management, %admin, %metrics, %xds, "tollgate started");
     Ok(Running {
         management,
         admin,
+        metrics,
         xds,
         app,
         status,
@@ -129,6 +134,25 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         settler,
         grace: config.server.shutdown_timeout,
     })
+}
+
+/// Binds and serves xDS over `store`, with the configured limits, TLS and replica guard.
+async fn serve_xds(
+    config: &Config,
+    store: Arc<Store>,
+    status: &Arc<StatusRegistry>,
+    publishing: Option<&Publishing>,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
+    let addr = listener.local_addr()?;
+    let mut server = XdsServer::new(store, status.clone()).with_limits(config.server.xds_limits());
+    if config.xds_tls.enabled() {
+        server = server.with_tls(server_tls(&config.xds_tls, "xds_tls")?);
+    }
+    if let Some(p) = publishing {
+        server = p.guard(server);
+    }
+    Ok((addr, server.serve(listener)?))
 }
 
 /// Runs start-up work that touches SQLite or the CPU on the blocking pool.
@@ -168,31 +192,44 @@ async fn load_app(
     Ok(Arc::new(App::new(repo, keys.clone(), db.clone())))
 }
 
-/// Binds and serves the management and admin APIs until `stopped` turns true.
+/// Binds and serves the management and admin APIs (their requests counted) and the metrics
+/// endpoint over `sources` until `stopped` turns true; returns their addresses in that order.
 async fn serve_apis(
     config: &Config,
-    management_api: axum::Router,
-    admin_api: axum::Router,
+    [management, admin]: [axum::Router; 2],
+    sources: metrics::Sources,
     stopped: watch::Receiver<bool>,
-) -> anyhow::Result<(SocketAddr, SocketAddr, Vec<JoinHandle<()>>)> {
-    let m = bind(&config.server.bind, config.server.management_port).await?;
-    let a = bind(&config.server.bind, config.server.admin_port).await?;
-    let (management, admin) = (m.local_addr()?, a.local_addr()?);
-    let http = match (&config.server.tls_cert_path, &config.server.tls_key_path) {
+) -> anyhow::Result<([SocketAddr; 3], Vec<JoinHandle<()>>)> {
+    let routers = [
+        sources.http.instrument(HttpServer::Management, management),
+        sources.http.instrument(HttpServer::Admin, admin),
+        metrics::endpoint(&config.server, sources),
+    ];
+    let s = &config.server;
+    let mut listeners = Vec::new();
+    for port in [s.management_port, s.admin_port, s.metrics_port] {
+        listeners.push(bind(&s.bind, port).await?);
+    }
+    let addrs = [
+        listeners[0].local_addr()?,
+        listeners[1].local_addr()?,
+        listeners[2].local_addr()?,
+    ];
+    let tls = match (&s.tls_cert_path, &s.tls_key_path) {
         (Some(cert), Some(key)) => {
-            let tls = crate::https::acceptor(cert, key)?;
-            info!("management and admin APIs serve HTTPS");
-            vec![
-                serve_http(TlsListener::new(m, tls.clone())?, management_api, stopped.clone()),
-                serve_http(TlsListener::new(a, tls)?, admin_api, stopped),
-            ]
+            info!("management, admin and metrics APIs serve HTTPS");
+            Some(crate::https::acceptor(cert, key)?)
         }
-        _ => vec![
-            serve_http(m, management_api, stopped.clone()),
-            serve_http(a, admin_api, stopped),
-        ],
+        _ => None,
     };
-    Ok((management, admin, http))
+    let mut http = Vec::new();
+    for (listener, router) in listeners.into_iter().zip(routers) {
+        http.push(match &tls {
+            Some(tls) => serve_http(TlsListener::new(listener, tls.clone())?, router, stopped.clone()),
+            None => serve_http(listener, router, stopped.clone()),
+        });
+    }
+    Ok((addrs, http))
 }
 
 /// The management API's users; a bootstrapped admin password is shown once, on the terminal.

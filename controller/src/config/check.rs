@@ -68,6 +68,12 @@ impl Config {
                 "tls_cert_path and tls_key_path must be set together",
             );
         }
+        if self.server.metrics_username.is_empty() != self.server.metrics_password.expose().is_empty() {
+            return invalid(
+                "server.metrics_username",
+                "metrics_username and metrics_password must be set together",
+            );
+        }
         if self.router.vhosts.main.is_empty() {
             return invalid("router.vhosts.main", "must not be empty");
         }

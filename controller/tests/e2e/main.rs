@@ -12,6 +12,7 @@ mod isolation;
 mod keys;
 mod managed_envoy;
 mod management;
+mod metrics;
 mod platform;
 mod replica;
 mod routing;
