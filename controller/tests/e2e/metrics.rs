@@ -101,3 +101,36 @@ async fn metrics_move_with_real_traffic_and_hold_no_secret() {
         assert!(!text.contains(secret), "{secret} appears in the scrape");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_link_events_and_syncs_are_counted_by_closed_labels() {
+    use crate::platform::{TOKEN, WAIT, artifact, link_to};
+    use tollgate_testkit::platform::FakePlatform;
+
+    let echo = Echo::start("backend").await;
+    let fake = FakePlatform::start(TOKEN).await;
+    let s = Stack::with(|c| link_to(&fake, c)).await;
+    eventually(|| async { !fake.manifests().is_empty() }).await;
+    let id = "44444444-aaaa-4bbb-8ccc-000000000001";
+    let d = fake.deploy(
+        id,
+        &artifact("meter-cp-api", &format!("http://127.0.0.1:{}", echo.port), ""),
+    );
+    fake.push(&fake.deployed_event(&d));
+    fake.wait_acks(1, WAIT).await;
+    fake.push(&json!({"type": "made.up-event-7f3a", "payload": {}}));
+
+    let other = "tollgate_platform_events_total{type=\"other\",outcome=\"ignored\"}";
+    eventually(|| async { value(&scrape(&s, None).await.1, other) == Some(1.0) }).await;
+    let (_, text) = scrape(&s, None).await;
+    let applied = "tollgate_platform_events_total{type=\"api.deployed\",outcome=\"applied\"}";
+    assert_eq!(value(&text, applied), Some(1.0), "{text}");
+    assert_eq!(
+        value(&text, "tollgate_platform_link_state{state=\"connected\"}"),
+        Some(1.0)
+    );
+    assert!(value(&text, "tollgate_platform_sync_duration_seconds_count").is_some_and(|n| n >= 1.0));
+    for raw in ["made.up-event-7f3a", id, "meter-cp-api", TOKEN] {
+        assert!(!text.contains(raw), "{raw} appears in the scrape");
+    }
+}
