@@ -2,8 +2,9 @@
 //! received per type, and how long each connected Envoy took to ACK a change. Plain atomics,
 //! bumped by the stream tasks and read at scrape time, so this crate needs no metrics library.
 //!
-//! [`Histogram`] is a fixed-bucket histogram of atomics: an observation is two or three relaxed
-//! atomic adds, cheap enough for any hot path.
+//! [`Histogram`] is a fixed-bucket histogram of atomics: an observation is a scan of a dozen bounds
+//! and two relaxed atomic adds (its bucket and the sum; the count is the buckets' total), cheap
+//! enough for any hot path.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,7 +23,6 @@ pub struct Histogram {
     bounds: &'static [f64],
     /// One per bound, then the overflow (`+Inf`) bucket; not cumulative.
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
     /// The sum of the observations, in nanoseconds (584 years before it wraps).
     sum_nanos: AtomicU64,
 }
@@ -55,7 +55,6 @@ impl Histogram {
         Histogram {
             bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
         }
     }
@@ -70,11 +69,10 @@ impl Histogram {
         }
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The current counts. Read without a lock, so a concurrent observation may show in the
-    /// buckets and not yet in the count: Prometheus tolerates such skew within one scrape.
+    /// The current counts. Read without a lock, so a concurrent observation may show in its
+    /// bucket and not yet in the sum: Prometheus tolerates such skew within one scrape.
     pub fn snapshot(&self) -> HistogramSnapshot {
         let bounds = self.bounds.iter().copied().chain(std::iter::once(f64::INFINITY));
         let buckets: Vec<(f64, u64)> = bounds
