@@ -229,3 +229,14 @@ async fn the_sample_dashboard_names_only_metrics_that_exist() {
     let parsed: serde_json::Value = serde_json::from_str(dashboard).unwrap();
     assert!(parsed["panels"].as_array().is_some_and(|p| p.len() >= 4));
 }
+
+#[test]
+fn metrics_credentials_are_set_together_and_never_logged() {
+    let half = crate::config::Config::parse("[server]\nmetrics_username = \"prom\"\n").unwrap_err();
+    assert_eq!(half.key(), Some("server.metrics_username"));
+    let both = "[server]\nmetrics_username = \"prom\"\nmetrics_password = \"s3cret-pw\"\n";
+    let config = crate::config::Config::parse(both).unwrap();
+    assert!(Credentials::of(&config.server).basic.is_some());
+    assert!(!config.redacted().to_string().contains("s3cret-pw"));
+    assert!(!format!("{config:?}").contains("s3cret-pw"));
+}
