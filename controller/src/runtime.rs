@@ -20,15 +20,16 @@ use crate::app::{ApiRepo, App, RepoParts};
 use crate::auth::{Authenticator, Bootstrap};
 use crate::config::Config;
 use crate::db::Db;
-use crate::https::TlsListener;
 use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
-use crate::metrics::{self, http::Server as HttpServer};
+use crate::metrics;
 use crate::platform::{Link, LinkStatus};
 use crate::replica::Publishing;
 use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
+mod apis;
 mod tls;
+use apis::serve_apis;
 use tls::{envoy_authz_tls, envoy_path, server_tls};
 
 /// A running controller.
@@ -190,46 +191,6 @@ async fn load_app(
     })
     .await?;
     Ok(Arc::new(App::new(repo, keys.clone(), db.clone())))
-}
-
-/// Binds and serves the management and admin APIs (their requests counted) and the metrics
-/// endpoint over `sources` until `stopped` turns true; returns their addresses in that order.
-async fn serve_apis(
-    config: &Config,
-    [management, admin]: [axum::Router; 2],
-    sources: metrics::Sources,
-    stopped: watch::Receiver<bool>,
-) -> anyhow::Result<([SocketAddr; 3], Vec<JoinHandle<()>>)> {
-    let routers = [
-        sources.http.instrument(HttpServer::Management, management),
-        sources.http.instrument(HttpServer::Admin, admin),
-        metrics::endpoint(&config.server, sources),
-    ];
-    let s = &config.server;
-    let mut listeners = Vec::new();
-    for port in [s.management_port, s.admin_port, s.metrics_port] {
-        listeners.push(bind(&s.bind, port).await?);
-    }
-    let addrs = [
-        listeners[0].local_addr()?,
-        listeners[1].local_addr()?,
-        listeners[2].local_addr()?,
-    ];
-    let tls = match (&s.tls_cert_path, &s.tls_key_path) {
-        (Some(cert), Some(key)) => {
-            info!("management, admin and metrics APIs serve HTTPS");
-            Some(crate::https::acceptor(cert, key)?)
-        }
-        _ => None,
-    };
-    let mut http = Vec::new();
-    for (listener, router) in listeners.into_iter().zip(routers) {
-        http.push(match &tls {
-            Some(tls) => serve_http(TlsListener::new(listener, tls.clone())?, router, stopped.clone()),
-            None => serve_http(listener, router, stopped.clone()),
-        });
-    }
-    Ok((addrs, http))
 }
 
 /// The management API's users; a bootstrapped admin password is shown once, on the terminal.

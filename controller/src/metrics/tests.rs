@@ -240,3 +240,11 @@ fn metrics_credentials_are_set_together_and_never_logged() {
     assert!(!config.redacted().to_string().contains("s3cret-pw"));
     assert!(!format!("{config:?}").contains("s3cret-pw"));
 }
+
+/// Unauthenticated by default, so on loopback unless configured (the rule of the gRPC ports).
+#[test]
+fn the_endpoint_listens_on_loopback_by_default() {
+    let c = crate::config::Config::default();
+    assert_eq!(c.server.metrics_bind, "127.0.0.1");
+    assert!(Credentials::of(&c.server).basic.is_none());
+}
