@@ -176,7 +176,7 @@ impl Snapshot {
         histogram(
             e,
             "tollgate_authz_check_duration_seconds",
-            "ext_authz check latency",
+            "ext_authz check latency, of one check in SAMPLE_EVERY (64); the count of checks is tollgate_authz_checks_total",
             &authz.latency().snapshot(),
         )
     }
