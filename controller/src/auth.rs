@@ -394,6 +394,14 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     LENIENT.decode(s).ok()
 }
 
+/// The user name and password of an `Authorization: Basic` header value.
+pub(crate) fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let decoded = base64_decode(header.strip_prefix("Basic ")?.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,7 @@ impl Config {
         c.server.grpc_bind = "127.0.0.1".into();
         c.server.management_port = 0;
         c.server.admin_port = 0;
+        c.server.metrics_port = 0;
         c.server.xds_port = 0;
         c.server.authz_port = 0;
         c.server.data_dir = data_dir;

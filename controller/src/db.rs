@@ -11,8 +11,10 @@ mod subscriptions;
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use rusqlite::{Connection, OptionalExtension};
+use tollgate_xds::metrics::Histogram;
 
 pub use apis::{ApiFailure, ApiRow};
 pub use cp_objects::{CpKind, CpObject};
@@ -141,6 +143,16 @@ pub enum Durability {
 #[derive(Debug)]
 pub struct Db {
     conn: Mutex<Connection>,
+    /// How long write transactions take, lock held to commit (`tollgate_db_write_duration_seconds`).
+    writes: Histogram,
+}
+
+/// The connection held for one write: the time from taking it to dropping it (after the commit)
+/// is recorded when it is dropped.
+struct Write<'a> {
+    conn: std::sync::MutexGuard<'a, Connection>,
+    started: Instant,
+    writes: &'a Histogram,
 }
 
 /// Storage failures.
@@ -230,7 +242,10 @@ impl Db {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(Db { conn: Mutex::new(conn) })
+        Ok(Db {
+            conn: Mutex::new(conn),
+            writes: Histogram::new(crate::metrics::LATENCY_BUCKETS),
+        })
     }
 
     /// Whether the database answers a trivial query.
@@ -242,6 +257,22 @@ impl Db {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The connection for one write statement or transaction, timed.
+    fn write(&self) -> Write<'_> {
+        let conn = self.conn();
+        Write {
+            conn,
+            started: Instant::now(),
+            writes: &self.writes,
+        }
+    }
+
+    /// The write latency histogram.
+    pub fn write_latency(&self) -> &Histogram {
+        &self.writes
+    }
+
     /// A stored setting.
     pub fn setting(&self, key: &str) -> Result<Option<String>, DbError> {
         Ok(self
@@ -252,11 +283,32 @@ impl Db {
 
     /// Stores a setting.
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
-        self.conn().execute(
+        self.write().execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [key, value],
         )?;
         Ok(())
+    }
+}
+
+// === impl Write ===
+
+impl std::ops::Deref for Write<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Write<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Write<'_> {
+    fn drop(&mut self) {
+        self.writes.observe(self.started.elapsed());
     }
 }
 

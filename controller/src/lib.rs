@@ -28,6 +28,7 @@ pub mod db;
 pub mod https;
 pub mod keys;
 pub mod managed_envoy;
+pub mod metrics;
 pub mod origin;
 pub mod platform;
 pub mod replica;

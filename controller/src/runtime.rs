@@ -9,10 +9,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tollgate_policies::authz::{AuthzService, HeaderNames, SharedIndex, SharedSubscriptions};
+use tollgate_policies::authz::{SharedIndex, SharedSubscriptions};
 
 use crate::subs::{Feed, Subs, persist};
-use tollgate_policies::{AuthzServer, Catalogue};
+use tollgate_policies::Catalogue;
 use tollgate_xds::{ServerHandle, StatusRegistry, Store, XdsServer};
 use tracing::{info, warn};
 
@@ -22,14 +22,18 @@ use crate::app::{ApiRepo, App, RepoParts};
 use crate::auth::{Authenticator, Bootstrap};
 use crate::config::Config;
 use crate::db::Db;
-use crate::https::TlsListener;
 use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
+use crate::metrics;
 use crate::platform::{Link, LinkStatus};
 use crate::replica::Publishing;
 use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
+mod apis;
+mod authz;
 mod tls;
+use apis::serve_apis;
+use authz::{Authz, authz_decisions, authz_service, shared_subscriptions};
 use tls::{envoy_authz_tls, envoy_path, server_tls};
 
 /// A running controller.
@@ -37,6 +41,8 @@ use tls::{envoy_authz_tls, envoy_path, server_tls};
 pub struct Running {
     pub management: SocketAddr,
     pub admin: SocketAddr,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: SocketAddr,
     pub xds: SocketAddr,
     /// The application layer.
     pub app: Arc<App>,
@@ -74,22 +80,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         Arc::new(blocking(move || Keys::load(db, index, quota, publisher)).await??)
     };
     let subs = shared_subscriptions(&db).await?;
-    let authz = authz_service(config, authz_decisions(config, index, &subs))?;
+    let authz_counters = Arc::new(metrics::AuthzCounters::default());
+    let decisions = authz_decisions(config, index, &subs).with_observer(authz_counters.clone());
+    let authz = authz_service(config, decisions)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
     let app = load_app(config, &db, &keys, (&store, &status), authz_port, &subs).await?;
     let quotas = persist::Persister::start(db.clone(), subs);
     let settler = tokio::spawn(app.clone().settle_forever());
 
-    let xds_listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
-    let xds = xds_listener.local_addr()?;
-    let mut xds_server = XdsServer::new(store, status.clone()).with_limits(config.server.xds_limits());
-    if config.xds_tls.enabled() {
-        xds_server = xds_server.with_tls(server_tls(&config.xds_tls, "xds_tls")?);
-    }
-    if let Some(p) = &publishing {
-        xds_server = p.guard(xds_server);
-    }
-    let xds_server = xds_server.serve(xds_listener)?;
+    let (xds, xds_server) = serve_xds(config, store, &status, publishing.as_ref()).await?;
     let replica_sync = publishing.map(|p| p.sync);
 
     let (stop, stopped) = watch::channel(false);
@@ -114,11 +113,21 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         link: link.clone(),
         xds: Some(xds),
     });
-    let (management, admin, http) = serve_apis(config, management_api, admin_api, stopped).await?;
-    info!(%management, %admin, %xds, "tollgate started");
+    let sources = metrics::Sources {
+        status: status.clone(),
+        app: app.clone(),
+        db,
+        link: link.clone(),
+        authz: authz_counters,
+        http: metrics::HttpMetrics::default(),
+    };
+    let ([management, admin, metrics], http) =
+        serve_apis(config, [management_api, admin_api], sources, stopped).await?;
+    info!(%management, %admin, %metrics, %xds, "tollgate started");
     Ok(Running {
         management,
         admin,
+        metrics,
         xds,
         app,
         status,
@@ -145,22 +154,23 @@ fn control_plane(config: &Config) -> anyhow::Result<crate::config::ControlPlane>
     Ok(cp)
 }
 
-/// The ext_authz decisions over the key index and the subscriptions, with the upstream header
-/// names the configuration gives.
-fn authz_decisions(config: &Config, index: Arc<SharedIndex>, subs: &Arc<SharedSubscriptions>) -> AuthzService {
-    AuthzService::with_subscriptions(index, subs.clone()).with_header_names(HeaderNames {
-        key_name: tollgate_policies::authz::KEY_NAME_HEADER.into(),
-        application: config.api_keys.application_header.clone(),
-        subscription: config.api_keys.subscription_header.clone(),
-    })
-}
-
-/// The hot path's subscriptions, with the quota counts stored before a restart put back.
-async fn shared_subscriptions(db: &Arc<Db>) -> anyhow::Result<Arc<SharedSubscriptions>> {
-    let subs = Arc::new(SharedSubscriptions::default());
-    let (db, shared) = (db.clone(), subs.clone());
-    blocking(move || persist::restore(&db, &shared)).await??;
-    Ok(subs)
+/// Binds and serves xDS over `store`, with the configured limits, TLS and replica guard.
+async fn serve_xds(
+    config: &Config,
+    store: Arc<Store>,
+    status: &Arc<StatusRegistry>,
+    publishing: Option<&Publishing>,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let listener = bind(&config.server.grpc_bind, config.server.xds_port).await?;
+    let addr = listener.local_addr()?;
+    let mut server = XdsServer::new(store, status.clone()).with_limits(config.server.xds_limits());
+    if config.xds_tls.enabled() {
+        server = server.with_tls(server_tls(&config.xds_tls, "xds_tls")?);
+    }
+    if let Some(p) = publishing {
+        server = p.guard(server);
+    }
+    Ok((addr, server.serve(listener)?))
 }
 
 /// Runs start-up work that touches SQLite or the CPU on the blocking pool.
@@ -205,33 +215,6 @@ async fn load_app(
     Ok(Arc::new(App::new(repo, keys.clone(), subs, db.clone())))
 }
 
-/// Binds and serves the management and admin APIs until `stopped` turns true.
-async fn serve_apis(
-    config: &Config,
-    management_api: axum::Router,
-    admin_api: axum::Router,
-    stopped: watch::Receiver<bool>,
-) -> anyhow::Result<(SocketAddr, SocketAddr, Vec<JoinHandle<()>>)> {
-    let m = bind(&config.server.bind, config.server.management_port).await?;
-    let a = bind(&config.server.bind, config.server.admin_port).await?;
-    let (management, admin) = (m.local_addr()?, a.local_addr()?);
-    let http = match (&config.server.tls_cert_path, &config.server.tls_key_path) {
-        (Some(cert), Some(key)) => {
-            let tls = crate::https::acceptor(cert, key)?;
-            info!("management and admin APIs serve HTTPS");
-            vec![
-                serve_http(TlsListener::new(m, tls.clone())?, management_api, stopped.clone()),
-                serve_http(TlsListener::new(a, tls)?, admin_api, stopped),
-            ]
-        }
-        _ => vec![
-            serve_http(m, management_api, stopped.clone()),
-            serve_http(a, admin_api, stopped),
-        ],
-    };
-    Ok((management, admin, http))
-}
-
 /// The management API's users; a bootstrapped admin password is shown once, on the terminal.
 fn authenticator(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
     let data = &config.server.data_dir;
@@ -254,28 +237,6 @@ fn authenticator(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
         warn!("management API authentication is OFF (auth.enabled = false)");
     }
     Ok(auth)
-}
-
-/// The embedded ext_authz service, unless Envoy is sent to remote replicas.
-fn authz_service(config: &Config, service: AuthzService) -> anyhow::Result<Option<Authz>> {
-    if config.server.authz_embedded {
-        let tls = config
-            .authz_tls
-            .enabled()
-            .then(|| server_tls(&config.authz_tls, "authz_tls"))
-            .transpose()?;
-        return Ok(Some(Authz::start(
-            &config.server.grpc_bind,
-            config.server.authz_port,
-            service,
-            tls,
-        )?));
-    }
-    info!(
-        target_addr = %format!("{}:{}", config.server.authz_advertise, config.server.authz_port),
-        "no ext_authz service here: Envoy is sent to the replicas"
-    );
-    Ok(None)
 }
 
 /// Publishing to replicas: key sets only for streams with the token, and key writes wait for
@@ -359,84 +320,6 @@ impl Running {
             if tokio::time::timeout(self.grace, h).await.is_err() {
                 warn!("http server did not stop within the grace period");
             }
-        }
-    }
-}
-
-/// The ext_authz service on its own runtime and threads: REST, SQLite and xDS never run there.
-#[derive(Debug)]
-struct Authz {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Authz {
-    fn start(
-        host: &str,
-        port: u16,
-        service: AuthzService,
-        tls: Option<tonic::transport::ServerTlsConfig>,
-    ) -> anyhow::Result<Authz> {
-        if let Some(t) = &tls {
-            // Refused settings are a start-up error, not a server that silently never answers.
-            tonic::transport::Server::builder()
-                .tls_config(t.clone())
-                .context("authz_tls")?;
-        }
-        let listener = std::net::TcpListener::bind((host, port)).with_context(|| format!("binding {host}:{port}"))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("authz".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("authz-worker")
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return warn!(error = %e, "authz runtime failed to start"),
-            };
-            rt.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(listener) else {
-                    return;
-                };
-                let svc = AuthzServer::from_service(service);
-                // Checks are on Envoy's request path: no Nagle delay on their answers.
-                let incoming = tollgate_xds::nodelay_incoming(listener);
-                let mut builder = tonic::transport::Server::builder();
-                if let Some(tls) = tls {
-                    builder = match builder.tls_config(tls) {
-                        Ok(b) => b,
-                        Err(e) => return warn!(error = %e, "authz TLS settings refused"),
-                    };
-                }
-                let served = builder
-                    .add_service(svc)
-                    .serve_with_incoming_shutdown(incoming, async move {
-                        let _ = rx.await;
-                    })
-                    .await;
-                if let Err(e) = served {
-                    warn!(error = %e, "authz server failed");
-                }
-            });
-        })?;
-        info!(%addr, "ext_authz service listening");
-        Ok(Authz {
-            addr,
-            stop: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

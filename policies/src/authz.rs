@@ -35,6 +35,28 @@ pub const APPLICATION_HEADER: &str = "x-tollgate-application";
 /// The default header naming the subscription that admitted the request.
 pub const SUBSCRIPTION_HEADER: &str = "x-tollgate-subscription";
 
+/// What a check answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let through.
+    Allowed,
+    /// 401: no key, or an unknown, expired or other API's key.
+    Unauthorized,
+    /// 403: no usable subscription.
+    Forbidden,
+    /// 429: the subscription's quota is spent.
+    Limited,
+}
+
+/// Watches checks for metrics. Called on the hot path: one call before and one after each check.
+pub trait CheckObserver: Send + Sync + std::fmt::Debug {
+    /// A check starts; what it returns comes back in [`CheckObserver::finish`] (e.g. a start time
+    /// for the checks it samples).
+    fn start(&self) -> Option<std::time::Instant>;
+    /// The check answered `verdict`.
+    fn finish(&self, verdict: Verdict, started: Option<std::time::Instant>);
+}
+
 /// The names of the headers an allowed request carries upstream. They replace any header of the
 /// same name the client sent; names outside `x-tollgate-` are not also stripped by the listeners.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +83,8 @@ pub struct AuthzService {
     index: Arc<SharedIndex>,
     subs: Arc<SharedSubscriptions>,
     names: HeaderNames,
+    /// Told of every check and what it answered (metrics), when set.
+    observer: Option<Arc<dyn CheckObserver>>,
     /// The encoded refusals, shared: sending one clones a reference count, nothing else.
     deny: Bytes,
     missing: Bytes,
@@ -84,6 +108,7 @@ impl AuthzService {
             index,
             subs,
             names: HeaderNames::default(),
+            observer: None,
             deny: encode(answer::unauthorized()),
             missing: encode(answer::forbidden(MISSING_BODY)),
             invalid: encode(answer::forbidden(INVALID_BODY)),
@@ -98,6 +123,12 @@ impl AuthzService {
             application: names.application.to_ascii_lowercase(),
             subscription: names.subscription.to_ascii_lowercase(),
         };
+        self
+    }
+
+    /// Tells `observer` of every check (for metrics: it must cost next to nothing).
+    pub fn with_observer(mut self, observer: Arc<dyn CheckObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -120,24 +151,35 @@ impl AuthzService {
     /// 429 is encoded once per subscription and second, then shared). Anything malformed or
     /// missing is refused.
     pub fn respond(&self, check_request: &[u8], now: u64) -> Bytes {
+        let Some(observer) = &self.observer else {
+            return self.answer(check_request, now).0;
+        };
+        let started = observer.start();
+        let (answer, verdict) = self.answer(check_request, now);
+        observer.finish(verdict, started);
+        answer
+    }
+
+    /// [`AuthzService::respond`]'s answer and what it says.
+    fn answer(&self, check_request: &[u8], now: u64) -> (Bytes, Verdict) {
         let Some(facts) = wire::facts(check_request) else {
-            return self.deny.clone();
+            return (self.deny.clone(), Verdict::Unauthorized);
         };
         let (Some(api), Some(http)) = (facts.api, facts.http) else {
-            return self.deny.clone();
+            return (self.deny.clone(), Verdict::Unauthorized);
         };
         let Ok(api) = std::str::from_utf8(api) else {
-            return self.deny.clone();
+            return (self.deny.clone(), Verdict::Unauthorized);
         };
         let validate = facts.sub == Some(b"true");
         let keys = self.index.load();
         let key = match facts.key_name {
             Some(name) => match key_check(&keys, api, name, &facts, http, now) {
                 Some(k) => Some(k),
-                None => return self.deny.clone(),
+                None => return (self.deny.clone(), Verdict::Unauthorized),
             },
             None if validate => None,
-            None => return self.deny.clone(),
+            None => return (self.deny.clone(), Verdict::Unauthorized),
         };
         let mut allowed = answer::Allowed::default();
         if let Some((view, strip)) = &key {
@@ -156,7 +198,7 @@ impl AuthzService {
             let key_app = key.as_ref().and_then(|(v, _)| v.application);
             let entry = match subscription(&subs, api, &facts, http, key_app, now) {
                 Ok(e) => e,
-                Err(why) => return self.forbidden(why).clone(),
+                Err(why) => return (self.forbidden(why).clone(), Verdict::Forbidden),
             };
             let r = &entry.record;
             allowed.subscription = Some((&self.names.subscription, &r.id));
@@ -166,12 +208,15 @@ impl AuthzService {
             if let Some(limit) = &r.limit {
                 let take = self.subs.backend().take(&r.id, &entry.counter, limit, now);
                 if !take.admitted {
-                    return entry.too_many(&take, now);
+                    return (entry.too_many(&take, now), Verdict::Limited);
                 }
                 allowed.quota = Some(take);
             }
         }
-        Bytes::from(answer::allow(&allowed, now).encode_to_vec())
+        (
+            Bytes::from(answer::allow(&allowed, now).encode_to_vec()),
+            Verdict::Allowed,
+        )
     }
 }
 

@@ -10,8 +10,8 @@ use tollgate_proto::pb::envoy::config::route::v3::RouteConfiguration;
 use tollgate_proto::pb::google::protobuf::Any;
 use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind, Update};
 
-mod authz;
 mod access_log;
+mod authz;
 mod stable;
 
 use super::*;

@@ -21,6 +21,7 @@
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 mod kind;
+pub mod metrics;
 mod resource;
 #[cfg(feature = "server")]
 mod server;

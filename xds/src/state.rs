@@ -21,7 +21,7 @@ use crate::store::GroupState;
 use crate::{Dep, Resource, TypeKind};
 
 /// The two protocol flavours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Flavour {
     /// State of the world.
     Sotw,

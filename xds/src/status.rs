@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use crate::metrics::XdsMetrics;
 use crate::{Flavour, TypeKind, TypeReport};
 
 /// The status of one connected stream (one Envoy, or one per-type stream of an Envoy).
@@ -56,6 +57,8 @@ pub struct StatusRegistry {
     streams: Mutex<BTreeMap<u64, NodeStatus>>,
     /// Woken on every change, for [`StatusRegistry::wait_synced`].
     changed: tokio::sync::Notify,
+    /// Pushes, bytes and NACKs, counted from the reports' differences.
+    metrics: XdsMetrics,
 }
 
 // === impl StatusRegistry ===
@@ -67,9 +70,17 @@ impl StatusRegistry {
         self.changed.notify_waiters();
     }
 
-    /// Updates the per-type reports of a stream.
+    /// Updates the per-type reports of a stream, counting what changed since the last ones.
     pub(crate) fn update(&self, stream_id: u64, types: [TypeReport; TypeKind::COUNT]) {
         if let Some(s) = self.lock().get_mut(&stream_id) {
+            for (kind, (old, new)) in TypeKind::ALL.into_iter().zip(s.types.iter().zip(&types)) {
+                let responses = new.responses.saturating_sub(old.responses);
+                self.metrics
+                    .sent(kind, responses, new.bytes_sent.saturating_sub(old.bytes_sent));
+                if new.last_nack.is_some() && new.last_nack != old.last_nack {
+                    self.metrics.nacked(kind);
+                }
+            }
             s.types = types;
         }
         self.changed.notify_waiters();
@@ -181,6 +192,24 @@ impl StatusRegistry {
     /// [`StatusRegistry::wait_settled`] does, so no change is missed).
     pub fn changes(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()
+    }
+
+    /// The counters of every stream since start.
+    pub fn metrics(&self) -> &XdsMetrics {
+        &self.metrics
+    }
+
+    /// How many distinct nodes have a stream open, per group and flavour.
+    pub fn clients(&self) -> BTreeMap<(String, Flavour), usize> {
+        let streams = self.lock();
+        let mut nodes: BTreeMap<(String, Flavour), std::collections::BTreeSet<&str>> = BTreeMap::new();
+        for s in streams.values() {
+            nodes
+                .entry((s.group.clone(), s.flavour))
+                .or_default()
+                .insert(&s.node_id);
+        }
+        nodes.into_iter().map(|(k, v)| (k, v.len())).collect()
     }
 
     /// A snapshot of every open stream, by stream id.

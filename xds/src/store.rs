@@ -12,6 +12,9 @@ use crate::{Resource, TypeKind};
 /// How many name changes each type remembers; a stream further behind rescans the type.
 const LOG_CAPACITY: usize = 16 * 1024;
 
+/// How many recent publishes each group remembers the time of (for the convergence histogram).
+const PUBLISH_TIMES: usize = 64;
+
 /// The group an Envoy joins when its `node.cluster` names no published group.
 pub const DEFAULT_GROUP: &str = "default";
 
@@ -45,6 +48,19 @@ pub(crate) struct GroupState {
     pub(crate) seq: u64,
     /// The store generation of the last change.
     pub(crate) generation: u64,
+    /// `(generation, when)` of the last publishes that changed something, oldest first.
+    published: VecDeque<(u64, std::time::Instant)>,
+}
+
+impl GroupState {
+    /// When the publish that produced `generation` happened, if it is recent enough to be known.
+    pub(crate) fn published_at(&self, generation: u64) -> Option<std::time::Instant> {
+        self.published
+            .iter()
+            .rev()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, at)| *at)
+    }
 }
 
 /// The resources of one type within a group.
@@ -156,6 +172,10 @@ impl Store {
         let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         state.seq = seq;
         state.generation = generation;
+        if state.published.len() == PUBLISH_TIMES {
+            state.published.pop_front();
+        }
+        state.published.push_back((generation, std::time::Instant::now()));
         drop(state);
         g.changed.send_replace(seq);
         generation

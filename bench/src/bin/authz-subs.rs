@@ -21,6 +21,9 @@ use tollgate_policies::authz::{
 };
 use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
 
+/// Which token the j-th request presents.
+type Presented = Box<dyn Fn(usize) -> String>;
+
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
@@ -66,11 +69,11 @@ fn main() {
                 black_box(service.respond(&check_request(&token(i)), now));
             }
         }
-        let pick = |j: usize| {
+        let pick = move |j: usize| {
             let i = 1024 + (j * 7919) % (n - 1024);
             if i % 10 == 5 { i + 1 } else { i }
         };
-        let cases: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+        let cases: [(&str, Presented); 3] = [
             ("allowed (quota counted)", Box::new(move |j| token(pick(j)))),
             (
                 "refused (unknown token, 403)",

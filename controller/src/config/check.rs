@@ -83,6 +83,12 @@ impl Config {
                 "must be \"stdout\", \"off\" or an absolute file path (Envoy opens it on its host)",
             );
         }
+        if self.server.metrics_username.is_empty() != self.server.metrics_password.expose().is_empty() {
+            return invalid(
+                "server.metrics_username",
+                "metrics_username and metrics_password must be set together",
+            );
+        }
         if self.router.vhosts.main.is_empty() {
             return invalid("router.vhosts.main", "must not be empty");
         }

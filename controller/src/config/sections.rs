@@ -12,14 +12,21 @@ use crate::secret::Secret;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
-    /// Address the management, admin and metrics APIs bind to.
+    /// Address the management and admin APIs bind to.
     pub bind: String,
     /// Management REST API (`/api/management/v1`).
     pub management_port: u16,
     /// Admin API (`/api/admin/v1`).
     pub admin_port: u16,
-    /// Prometheus metrics.
+    /// Prometheus metrics (`GET /metrics`).
     pub metrics_port: u16,
+    /// Address the metrics endpoint binds to: loopback unless set, as it answers without
+    /// credentials by default (like the gRPC ports).
+    pub metrics_bind: String,
+    /// With `metrics_password`, `/metrics` asks for these basic-auth credentials; without both it
+    /// is open, as Prometheus scrapes by default.
+    pub metrics_username: String,
+    pub metrics_password: Secret<String>,
     /// PEM certificate chain and private key: with both, the management and admin APIs speak
     /// HTTPS only (TLS 1.2/1.3, rustls); without, plain HTTP.
     pub tls_cert_path: Option<PathBuf>,
@@ -297,6 +304,9 @@ impl Default for Server {
             management_port: 9090,
             admin_port: 9092,
             metrics_port: 9091,
+            metrics_bind: "127.0.0.1".into(),
+            metrics_username: String::new(),
+            metrics_password: Secret::default(),
             tls_cert_path: None,
             tls_key_path: None,
             grpc_bind: "127.0.0.1".into(),

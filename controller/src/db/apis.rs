@@ -40,7 +40,7 @@ pub struct ApiFailure {
 impl Db {
     /// Inserts a new API; a duplicate handle or name+version is a conflict.
     pub fn insert_api(&self, row: &ApiRow) -> Result<(), DbError> {
-        let conn = self.conn();
+        let conn = self.write();
         conn.execute(
             "INSERT INTO apis (handle, uuid, display_name, version, document, deployed, origin, created_at, updated_at,
              deployed_at, cp_deployment_id, cp_performed_at)
@@ -66,7 +66,7 @@ impl Db {
 
     /// Replaces an existing API's row (by handle). Returns false when there is none.
     pub fn update_api(&self, row: &ApiRow) -> Result<bool, DbError> {
-        let conn = self.conn();
+        let conn = self.write();
         let n = conn
             .execute(
                 "UPDATE apis SET display_name = ?2, version = ?3, document = ?4, deployed = ?5, origin = ?6,
@@ -92,12 +92,12 @@ impl Db {
 
     /// Deletes an API. Returns false when there was none.
     pub fn delete_api(&self, handle: &str) -> Result<bool, DbError> {
-        Ok(self.conn().execute("DELETE FROM apis WHERE handle = ?1", [handle])? == 1)
+        Ok(self.write().execute("DELETE FROM apis WHERE handle = ?1", [handle])? == 1)
     }
 
     /// Records (or, with `None`, clears) the failure of API `handle`.
     pub fn set_api_failure(&self, handle: &str, failure: Option<&ApiFailure>) -> Result<(), DbError> {
-        let conn = self.conn();
+        let conn = self.write();
         match failure {
             None => conn.execute("DELETE FROM api_failures WHERE handle = ?1", [handle])?,
             Some(f) => conn.execute(

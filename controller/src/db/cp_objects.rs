@@ -75,7 +75,7 @@ impl fmt::Display for CpKind {
 impl Db {
     /// Inserts or replaces a control-plane object.
     pub fn put_cp_object(&self, o: &CpObject) -> Result<(), DbError> {
-        self.conn().execute(
+        self.write().execute(
             "INSERT INTO cp_objects (kind, id, api, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (kind, id) DO UPDATE SET api = excluded.api, body = excluded.body,
              updated_at = excluded.updated_at",
@@ -86,7 +86,7 @@ impl Db {
 
     /// Deletes a control-plane object; false when there was none.
     pub fn delete_cp_object(&self, kind: CpKind, id: &str) -> Result<bool, DbError> {
-        Ok(self.conn().execute(
+        Ok(self.write().execute(
             "DELETE FROM cp_objects WHERE kind = ?1 AND id = ?2",
             params![kind.as_str(), id],
         )? == 1)
@@ -94,7 +94,7 @@ impl Db {
 
     /// Replaces every object of `kind` (of `api`, when given) with `objects`, in one transaction.
     pub fn replace_cp_objects(&self, kind: CpKind, api: Option<&str>, objects: &[CpObject]) -> Result<(), DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction()?;
         match api {
             Some(a) => tx.execute(

@@ -87,7 +87,7 @@ impl Db {
              previous_digest = excluded.previous_digest, previous_expires_at = excluded.previous_expires_at
              WHERE api_keys.api = excluded.api AND api_keys.name = excluded.name"
         );
-        let written = insert(&self.conn(), &sql, k)?;
+        let written = insert(&self.write(), &sql, k)?;
         if written != 1 {
             return Err(key_conflict(k));
         }
@@ -98,7 +98,7 @@ impl Db {
     /// that name must be of `replaces` (its origin, as read by the caller; `None`: there must be
     /// none). On any conflict nothing changes, so the old digest is never half-replaced.
     pub fn replace_key(&self, k: &KeyRow, replaces: Option<crate::origin::Origin>) -> Result<(), DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction()?;
         if let Some(origin) = replaces {
             let gone = tx.execute(
@@ -118,7 +118,7 @@ impl Db {
     /// Deletes the key `name` of `api`; false when there was none.
     pub fn delete_key(&self, api: &str, name: &str) -> Result<bool, DbError> {
         Ok(self
-            .conn()
+            .write()
             .execute("DELETE FROM api_keys WHERE api = ?1 AND name = ?2", [api, name])?
             == 1)
     }
@@ -159,6 +159,13 @@ impl Db {
     /// The key with this UUID.
     pub fn key_by_uuid(&self, uuid: &str) -> Result<Option<KeyRow>, DbError> {
         Ok(self.query_keys("WHERE uuid = ?1", [uuid])?.pop())
+    }
+
+    /// How many keys are stored, over every API (for metrics).
+    pub fn count_all_keys(&self) -> Result<u64, DbError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?)
     }
 
     /// How many keys `user` created for `api`.

@@ -91,7 +91,7 @@ impl Db {
     /// Inserts a plan, or replaces the one with the same id. Another plan with the same name
     /// (without regard to case) is a conflict.
     pub fn put_plan(&self, p: &PlanRow) -> Result<(), DbError> {
-        upsert(&self.conn(), p)
+        upsert(&self.write(), p)
     }
 
     /// One plan, by id.
@@ -116,12 +116,12 @@ impl Db {
 
     /// Deletes a plan; false when there was none.
     pub fn delete_plan(&self, id: &str) -> Result<bool, DbError> {
-        Ok(self.conn().execute("DELETE FROM plans WHERE id = ?1", [id])? > 0)
+        Ok(self.write().execute("DELETE FROM plans WHERE id = ?1", [id])? > 0)
     }
 
     /// Replaces every plan of `origin` with `plans`, in one transaction (a control-plane sync).
     pub fn replace_plans(&self, origin: Origin, plans: &[PlanRow]) -> Result<(), DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM plans WHERE origin = ?1", [origin])?;
         for p in plans {

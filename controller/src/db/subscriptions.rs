@@ -110,7 +110,7 @@ impl Db {
     /// Inserts a subscription, or replaces the one with the same id. The same token twice on one
     /// API is a conflict.
     pub fn put_subscription(&self, s: &SubscriptionRow) -> Result<(), DbError> {
-        upsert(&self.conn(), s)
+        upsert(&self.write(), s)
     }
 
     /// One subscription, by id.
@@ -135,12 +135,12 @@ impl Db {
 
     /// Deletes a subscription; false when there was none.
     pub fn delete_subscription(&self, id: &str) -> Result<bool, DbError> {
-        Ok(self.conn().execute("DELETE FROM subscriptions WHERE id = ?1", [id])? > 0)
+        Ok(self.write().execute("DELETE FROM subscriptions WHERE id = ?1", [id])? > 0)
     }
 
     /// Deletes every subscription of an API; their ids.
     pub fn delete_subscriptions_of(&self, api_uuid: &str) -> Result<Vec<String>, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction()?;
         let ids = {
             let mut stmt = tx.prepare("SELECT id FROM subscriptions WHERE api_uuid = ?1")?;
@@ -154,7 +154,7 @@ impl Db {
 
     /// Replaces every control-plane subscription of an API with `subs`, in one transaction.
     pub fn replace_subscriptions_of(&self, api_uuid: &str, subs: &[SubscriptionRow]) -> Result<(), DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction()?;
         tx.execute(
             "DELETE FROM subscriptions WHERE api_uuid = ?1 AND origin = ?2",
@@ -177,7 +177,7 @@ impl Db {
     /// Stores the current windows of long quotas, replacing what was stored, in one transaction.
     /// Windows of subscriptions deleted meanwhile are skipped.
     pub fn put_quota_windows(&self, windows: &[QuotaWindow]) -> Result<(), DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM quota_windows", [])?;
         for w in windows {

@@ -119,7 +119,9 @@ impl Dispatcher {
             Err(e) => {
                 warn!(error = %e, len = text.len(), "malformed frame from the control plane; ignored");
                 self.status.count(Counter::Ignored);
-                return (Outcome::Ignored(format!("malformed frame: {e}")), None);
+                let outcome = Outcome::Ignored(format!("malformed frame: {e}"));
+                self.status.metrics().event(None, &outcome);
+                return (outcome, None);
             }
         };
         let (outcome, ack) = self.dispatch(&env).await;
@@ -131,6 +133,7 @@ impl Dispatcher {
             Outcome::Ignored(_) => Counter::Ignored,
         };
         self.status.count(counter);
+        self.status.metrics().event(Some(&env.kind), &outcome);
         match &outcome {
             Outcome::Failed(why) => warn!(event = %env.kind, reason = %why, "control-plane event failed"),
             Outcome::Ignored(why) => warn!(event = %env.kind, reason = %why, "control-plane event ignored"),

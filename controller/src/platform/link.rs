@@ -137,7 +137,10 @@ async fn work(
         match job {
             Job::Sync { gateway_id, permanent } => {
                 dispatcher.status.update(|s| s.state = LinkPhase::Syncing);
-                match dispatcher.sync(&gateway_id, &manifest, set).await {
+                let started = Instant::now();
+                let synced = dispatcher.sync(&gateway_id, &manifest, set).await;
+                dispatcher.status.metrics().synced(started.elapsed());
+                match synced {
                     Ok(report) => {
                         let shown = serde_json::to_value(&report)
                             .inspect_err(|e| warn!(error = %e, "cannot show the sync report"))

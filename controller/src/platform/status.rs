@@ -5,9 +5,15 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::metrics::platform::PlatformCounters;
+
 /// Shared link status.
 #[derive(Debug, Default)]
-pub struct LinkStatus(Mutex<LinkState>);
+pub struct LinkStatus {
+    state: Mutex<LinkState>,
+    /// Events by type and outcome, sync durations (exported as metrics).
+    metrics: PlatformCounters,
+}
 
 /// A snapshot of the link.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -96,8 +102,13 @@ impl LinkStatus {
         } += 1;
     }
 
+    /// The counters exported as `tollgate_platform_*`.
+    pub fn metrics(&self) -> &PlatformCounters {
+        &self.metrics
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -110,6 +110,8 @@ impl<O: Outbound> Stream<O> {
             Some(k) => vec![k],
             None => TypeKind::ALL.to_vec(),
         };
+        // Changes published before the stream opened are not timed: its first sync is not one.
+        let mut converged = group.read().generation;
         let mut next = Some(first);
         loop {
             if let Some(req) = next.take() {
@@ -118,7 +120,11 @@ impl<O: Outbound> Stream<O> {
             let (out, reports) = {
                 let g = group.read();
                 let out: Vec<Outgoing> = kinds.iter().filter_map(|k| state.next_response(*k, &g)).collect();
-                (out, TypeKind::ALL.map(|k| state.report(k, &g)))
+                let reports = TypeKind::ALL.map(|k| state.report(k, &g));
+                if let Some(at) = newly_converged(&reports, &mut converged).and_then(|n| g.published_at(n)) {
+                    self.inner.status.metrics().convergence().observe(at.elapsed());
+                }
+                (out, reports)
             };
             for o in out {
                 let Some(msg) = O::from_outgoing(o) else { continue };
@@ -172,6 +178,20 @@ impl<O: Outbound> Stream<O> {
         }
         Ok(())
     }
+}
+
+/// The generation a stream has just caught up with on every type it asked for, if it is newer than
+/// `last` (which it then becomes).
+fn newly_converged(reports: &[crate::TypeReport], last: &mut u64) -> Option<u64> {
+    let active = || reports.iter().filter(|r| r.active);
+    if active().any(|r| r.pending) {
+        return None;
+    }
+    let generation = active().map(|r| r.acked_generation).max()?;
+    (generation > *last).then(|| {
+        *last = generation;
+        generation
+    })
 }
 
 fn too_many_names() -> Status {

@@ -12,7 +12,9 @@ mod limits;
 
 use tollgate_testkit::{Echo, Envoy, envoy, get, wait_for};
 use tollgate_xds::fixtures::{PrefixRoute, cluster, endpoints, listener, route_config};
-use tollgate_xds::{DEFAULT_GROUP, NodeStatus, ServerHandle, StatusRegistry, Store, TypeKind, Update, XdsServer};
+use tollgate_xds::{
+    DEFAULT_GROUP, Flavour, NodeStatus, ServerHandle, StatusRegistry, Store, TypeKind, Update, XdsServer,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -155,6 +157,27 @@ async fn serves_initial_config_then_a_changed_route(mode: &str) {
         assert_eq!(t.acked_generation, generation, "every type ACKed the latest generation");
         assert!(t.last_nack.is_none());
     }
+
+    // The exported counters moved: pushes and bytes per type, one client, the change's convergence
+    // timed (the first sync at connection is not a change, so exactly one observation).
+    let m = rig.status.metrics();
+    for kind in [
+        TypeKind::Cluster,
+        TypeKind::Endpoint,
+        TypeKind::Listener,
+        TypeKind::Route,
+    ] {
+        assert!(m.pushes(kind) >= 1 && m.bytes(kind) > 0, "{kind:?} pushes counted");
+        assert_eq!(m.nacks(kind), 0);
+    }
+    assert_eq!(
+        m.pushes(TypeKind::Listener),
+        1,
+        "the listener did not change: pushed once"
+    );
+    assert_eq!(m.convergence().snapshot().count, 1, "one change converged");
+    let flavour = if mode == "delta" { Flavour::Delta } else { Flavour::Sotw };
+    assert_eq!(rig.status.clients().get(&("default".to_string(), flavour)), Some(&1));
 }
 
 async fn adds_and_removes_a_cluster_under_traffic_without_errors(mode: &str) {
@@ -287,6 +310,8 @@ async fn a_rejected_config_keeps_the_old_one_and_is_not_resent(mode: &str) {
     rig.converged("n1").await;
     let node = rig.node("n1").expect("node");
     assert_eq!(node.types[TypeKind::Route.index()].responses, responses_after_nack + 1);
+    assert_eq!(rig.status.metrics().nacks(TypeKind::Route), 1, "one NACK counted");
+    assert_eq!(rig.status.metrics().nacks(TypeKind::Endpoint), 0);
     assert_eq!(
         node.types[TypeKind::Route.index()].acked_generation,
         rig.store.generation()
