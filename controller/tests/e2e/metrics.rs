@@ -89,6 +89,11 @@ async fn metrics_move_with_real_traffic_and_hold_no_secret() {
         Some(1.0)
     );
     assert!(value(&text, "process_resident_memory_bytes").is_some_and(|b| b > 0.0));
+    // The key-protected calls above: at least one allowed and one 401 (readiness polls add more).
+    for result in ["allowed", "denied_401"] {
+        let n = value(&text, &format!("tollgate_authz_checks_total{{result=\"{result}\"}}"));
+        assert!(n.is_some_and(|n| n >= 1.0), "ext_authz {result} counted: {n:?}\n{text}");
+    }
 
     for secret in [
         key.as_str(),
