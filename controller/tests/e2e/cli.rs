@@ -371,3 +371,39 @@ async fn cli_speaks_https_trusting_the_given_ca() {
     assert_eq!(ran.code, 5, "an unknown certificate is not trusted: {ran:?}");
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lists_plans_and_subscriptions() {
+    use crate::subscriptions::{post, subscribed};
+    let echo = Echo::start("backend").await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    let s = Stack::with(with_ops).await;
+    let ran = tollgate_stdin(&s, &["apply", "-f", "-"], &subscribed("cli-shop", &url, &[], false)).await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let (st, plan) = post(
+        &s,
+        "/subscription-plans",
+        serde_json::json!({"planName": "CliGold", "throttleLimitCount": 5, "throttleLimitUnit": "Hour"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{plan}");
+    let (st, sub) = post(
+        &s,
+        "/subscriptions",
+        serde_json::json!({"apiId": "cli-shop", "subscriptionPlanId": plan["id"]}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{sub}");
+    let (id, token) = (sub["id"].as_str().unwrap(), sub["subscriptionToken"].as_str().unwrap());
+
+    let table = ok(&s, &["get", "plans"]).await;
+    assert!(table.contains("CliGold"), "{table}");
+    assert_eq!(json(&ok(&s, &["get", "plans", "-o", "json"]).await)["count"], 1);
+    let table = ok(&s, &["get", "subscriptions"]).await;
+    assert!(table.contains(id) && !table.contains(token), "{table}");
+    let listed = json(&ok(&s, &["get", "subscriptions", "--api", "cli-shop", "-o", "json"]).await);
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert!(!listed.to_string().contains(token), "the token is never listed");
+    let none = json(&ok(&s, &["get", "subscriptions", "--api", "nothing-here", "-o", "json"]).await);
+    assert_eq!(none["count"], 0, "{none}");
+}
