@@ -111,7 +111,15 @@ impl App {
     /// Settles pending APIs and quarantines rejected ones whenever an Envoy's status changes,
     /// until the task is dropped.
     pub async fn settle_forever(self: Arc<Self>) {
+        let mut last_sweep = std::time::Instant::now();
         loop {
+            // The subscription index's periodic sweep rides on this loop (it wakes at least once a
+            // second): ended grace tokens go, layers merge.
+            if last_sweep.elapsed() >= std::time::Duration::from_secs(60) {
+                last_sweep = std::time::Instant::now();
+                let subs = self.subs.clone();
+                let _ = blocking(move || subs.compact()).await;
+            }
             let changed = self.repo.status.changes();
             tokio::pin!(changed);
             changed.as_mut().enable();

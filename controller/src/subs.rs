@@ -112,6 +112,11 @@ impl Subs {
         self.refresh(&ids)
     }
 
+    /// Drops ended grace tokens from the index and merges its layers. Blocking; once a minute.
+    pub fn compact(&self) {
+        self.feed().compact();
+    }
+
     /// Removes subscriptions from the index (their rows are gone).
     pub fn forget(&self, ids: &[String]) {
         let mut feed = self.feed();

@@ -81,6 +81,11 @@ impl Feed {
             .set_token(&u.id, u.token_hash.as_deref().and_then(decode_digest), until);
     }
 
+    /// Drops ended grace tokens and merges the index's layers (a periodic sweep, O(subscriptions)).
+    pub fn compact(&mut self) {
+        self.writer.compact(crate::clock::unix_secs().max(0) as u64);
+    }
+
     /// Removes one subscription.
     pub fn remove(&mut self, id: &str) {
         self.writer.remove(id);
