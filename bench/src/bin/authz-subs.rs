@@ -34,10 +34,13 @@ fn token(i: usize) -> String {
     )
 }
 
-/// Subscription `i`: every tenth on another API; the first 1,024 on a spent one-a-day plan (the
-/// 429 case), the rest on a plan too large to reach here.
+/// How many subscriptions (the first ones) are on a one-a-day plan, spent before measuring.
+const SPENT: usize = 100;
+
+/// Subscription `i`: every tenth on another API; the first [`SPENT`] on a spent one-a-day plan
+/// (the 429 case), the rest on a plan too large to reach here.
 fn record(i: usize) -> SubscriptionRecord {
-    let count = if i < 1024 { 1 } else { 1 << 30 };
+    let count = if i < SPENT { 1 } else { 1 << 30 };
     SubscriptionRecord {
         id: Arc::from(format!("{i:08x}-0000-4000-8000-000000000000")),
         api: Arc::from(if i % 10 == 5 { "billing" } else { "orders" }),
@@ -64,13 +67,13 @@ fn main() {
         let service = AuthzService::with_subscriptions(Arc::new(SharedIndex::default()), subs);
         let now = tollgate_bench_now();
         // Spend the one-a-day plans.
-        for i in 0..1024.min(n) {
+        for i in 0..SPENT {
             if i % 10 != 5 {
                 black_box(service.respond(&check_request(&token(i)), now));
             }
         }
         let pick = move |j: usize| {
-            let i = 1024 + (j * 7919) % (n - 1024);
+            let i = SPENT + (j * 7919) % (n - SPENT);
             if i % 10 == 5 { i + 1 } else { i }
         };
         let cases: [(&str, Presented); 3] = [
@@ -79,7 +82,7 @@ fn main() {
                 "refused (unknown token, 403)",
                 Box::new(|j| format!("tgsub_unknown_{j}")),
             ),
-            ("limited (quota spent, 429)", Box::new(|j| token((j * 10) % 1020))),
+            ("limited (quota spent, 429)", Box::new(|j| token((j * 10) % SPENT))),
         ];
         for (case, presented) in cases {
             let requests: Vec<Vec<u8>> = (0..1024).map(|j| check_request(&presented(j))).collect();
