@@ -18,7 +18,7 @@ pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE] [--set SECTION.KEY=VALUE ...]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -29,7 +29,12 @@ pub const EXIT_NO_INPUT: u8 = 66;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// `serve` (the controller) or `run` (the controller and a managed Envoy).
-    Serve { config: Option<PathBuf>, envoy: bool },
+    /// `--set KEY=VALUE` (repeatable) overrides one configuration key, over the environment.
+    Serve {
+        config: Option<PathBuf>,
+        envoy: bool,
+        sets: Vec<crate::config::FlagValue>,
+    },
     /// `hash-password`: an argon2id hash of the line on standard input.
     HashPassword,
     /// `probe URL`: a GET that exits 0 on a 2xx (container health checks).
@@ -99,10 +104,18 @@ impl Command {
                 _ => Err(CliError::Usage),
             };
         }
-        let mut config = None;
+        let (mut config, mut sets) = (None, Vec::new());
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {
                 ("--config" | "-c", Some(p)) => config = Some(PathBuf::from(p)),
+                ("--set", Some(kv)) => match kv.split_once('=') {
+                    Some((key, value)) if !key.is_empty() => sets.push(crate::config::FlagValue {
+                        key: key.to_string(),
+                        flag: format!("--set {key}"),
+                        value: value.to_string(),
+                    }),
+                    _ => return Err(CliError::Usage),
+                },
                 _ => return Err(CliError::Usage),
             }
         }
@@ -111,6 +124,7 @@ impl Command {
             "serve" | "run" => Ok(Command::Serve {
                 config,
                 envoy: command == "run",
+                sets,
             }),
             _ => Err(CliError::Usage),
         }
@@ -119,7 +133,7 @@ impl Command {
     /// Runs the command to its end.
     pub fn run(self) -> ExitCode {
         match self {
-            Command::Serve { config, envoy } => serve::run(config.as_deref(), envoy),
+            Command::Serve { config, envoy, sets } => serve::run(config.as_deref(), envoy, &sets),
             Command::HashPassword => password::run(),
             Command::AuthzReplica(args) => replica::run(*args),
             Command::Probe(url) => probe::run(&url),

@@ -9,9 +9,9 @@ use crate::config::{Config, LogFormat};
 use super::CliError;
 
 /// Runs the controller; with `envoy`, a managed Envoy too.
-pub(super) fn run(config_path: Option<&Path>, envoy: bool) -> ExitCode {
+pub(super) fn run(config_path: Option<&Path>, envoy: bool, sets: &[crate::config::FlagValue]) -> ExitCode {
     let env = |var: &str| std::env::var(var).ok();
-    let (config, origins) = match Config::load_from(config_path, &env, &[]) {
+    let (config, origins) = match Config::load_from(config_path, &env, sets) {
         Ok(loaded) => loaded,
         Err(e) => return CliError::from(e).report(),
     };

@@ -26,23 +26,43 @@ fn serve_run_and_hash_password_take_a_config_file() {
         parse("serve").unwrap(),
         Command::Serve {
             config: None,
-            envoy: false
+            envoy: false,
+            sets: vec![]
         }
     );
     assert_eq!(
         parse("run --config t.toml").unwrap(),
         Command::Serve {
             config: Some(PathBuf::from("t.toml")),
-            envoy: true
+            envoy: true,
+            sets: vec![]
         }
     );
     assert_eq!(
         parse("serve -c t.toml").unwrap(),
         Command::Serve {
             config: Some(PathBuf::from("t.toml")),
-            envoy: false
+            envoy: false,
+            sets: vec![]
         }
     );
+    let Command::Serve { sets, .. } = parse("serve --set router.http_port=9 --set server.data_dir=/x=y").unwrap()
+    else {
+        panic!("not serve");
+    };
+    let got: Vec<_> = sets
+        .iter()
+        .map(|s| (s.key.as_str(), s.flag.as_str(), s.value.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("router.http_port", "--set router.http_port", "9"),
+            ("server.data_dir", "--set server.data_dir", "/x=y")
+        ]
+    );
+    assert_eq!(exit("serve --set novalue"), 64);
+    assert_eq!(exit("serve --set =1"), 64);
     assert_eq!(parse("hash-password").unwrap(), Command::HashPassword);
     assert_eq!(parse("hash-password -c t.toml").unwrap(), Command::HashPassword);
 }

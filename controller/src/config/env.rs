@@ -81,9 +81,12 @@ pub fn var_name(path: &str) -> String {
 
 /// The values `env` sets, in no particular order of keys; a key set twice (full name and short
 /// name) is set once, by the full name.
-pub(super) fn settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Setting>, ConfigError> {
+pub(super) fn settings(
+    env: &dyn Fn(&str) -> Option<String>,
+    overridden: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Setting>, ConfigError> {
     let mut out = Vec::new();
-    for key in keys() {
+    for key in keys().into_iter().filter(|k| !overridden(&k.path)) {
         let full = var_name(&key.path);
         let alias = ALIASES.iter().find(|(_, k)| *k == key.path).map(|(v, _)| *v);
         let found = std::iter::once(full.as_str())

@@ -77,8 +77,10 @@ pub(super) fn merge(
             origins.insert(key, Source::File(path.clone()));
         });
     }
-    let mut settings = env::settings(env)?;
-    settings.extend(flag_settings(flags)?);
+    // A key a flag sets is not read from the environment: only the merged value is checked.
+    let from_flags = flag_settings(flags)?;
+    let mut settings = env::settings(env, &|key| from_flags.iter().any(|f| f.key == key))?;
+    settings.extend(from_flags);
     let mut merged = file.clone();
     for s in &settings {
         insert(&mut merged, &s.key, s.value.clone());

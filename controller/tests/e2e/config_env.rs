@@ -90,3 +90,35 @@ fn tollgate_data_dir_decides_where_the_database_is_created() {
         "a misspelt variable is named: {logged}"
     );
 }
+
+#[test]
+fn a_set_flag_beats_the_environment_and_a_bad_one_exits_64() {
+    let dir = scratch("set-flag");
+    // The environment's valid port is overridden by the flag's invalid one: the flag is blamed.
+    let out = tollgate(&dir.0, &[("TOLLGATE_ROUTER_HTTP_PORT", "8080")])
+        .args(["--set", "router.http_port=eighty"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("router.http_port (from flag --set router.http_port)"),
+        "{stderr}"
+    );
+    // And a flag's valid value wins over the environment's invalid one.
+    let out = tollgate(&dir.0, &[("TOLLGATE_ROUTER_HTTP_PORT", "eighty")])
+        .args([
+            "--set",
+            "router.http_port=8080",
+            "--set",
+            "server.management_port=notaport",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("server.management_port") && !stderr.contains("TOLLGATE_ROUTER_HTTP_PORT"),
+        "{stderr}"
+    );
+}
