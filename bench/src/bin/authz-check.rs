@@ -81,8 +81,17 @@ fn main() {
         );
         let shared = Arc::new(SharedIndex::default());
         shared.store(index);
-        let service = AuthzService::new(shared);
-        for (case, denied) in [("refused (unknown key)", true), ("allowed", false)] {
+        // The same decisions, bare and with the controller's metrics observer (issue #19: the hot
+        // path pays a counter increment, and a clock read on one check in 64).
+        let bare = AuthzService::new(shared.clone());
+        let counted = AuthzService::new(shared).with_observer(Arc::new(tollgate::metrics::AuthzCounters::default()));
+        let cases = [
+            ("refused (unknown key)", true, &bare),
+            ("allowed", false, &bare),
+            ("refused (unknown key), with metrics", true, &counted),
+            ("allowed, with metrics", false, &counted),
+        ];
+        for (case, denied, service) in cases {
             // What Envoy sends for a protected route: the route's context extensions, the
             // pseudo-headers and the key header.
             let requests: Vec<Vec<u8>> = (0..1024)
