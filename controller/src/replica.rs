@@ -22,6 +22,7 @@ mod apply;
 mod follow;
 mod fresh;
 pub mod publish;
+pub mod sub_sets;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ use tracing::{info, warn};
 pub use apply::{ApplyError, SetProblem};
 pub use follow::SessionError;
 pub use publish::{KeySetPublisher, Publishing, ReplicaSync};
+pub use sub_sets::SubSetPublisher;
 pub use token::{REPLICA_TOKEN_FILE, TOKEN_HEADER, TokenError, TokenRule, replica_token};
 
 /// The `node.cluster` replicas announce.

@@ -26,7 +26,7 @@ use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
 use crate::metrics;
 use crate::platform::{Link, LinkStatus};
-use crate::replica::Publishing;
+use crate::replica::{Publishing, SubSetPublisher};
 use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 mod apis;
@@ -84,7 +84,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let decisions = authz_decisions(config, index, &subs).with_observer(authz_counters.clone());
     let authz = authz_service(config, decisions)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
-    let app = load_app(config, &db, &keys, (&store, &status), authz_port, &subs).await?;
+    let sub_sets = publishing.as_ref().map(Publishing::sub_sets).transpose()?;
+    let app = load_app(config, &db, &keys, (&store, &status), authz_port, (&subs, sub_sets)).await?;
     let quotas = persist::Persister::start(db.clone(), subs);
     let settler = tokio::spawn(app.clone().settle_forever());
 
@@ -195,7 +196,7 @@ async fn load_app(
     keys: &Arc<Keys>,
     xds: (&Arc<Store>, &Arc<StatusRegistry>),
     authz_port: u16,
-    shared_subs: &Arc<SharedSubscriptions>,
+    (shared_subs, sub_sets): (&Arc<SharedSubscriptions>, Option<SubSetPublisher>),
 ) -> anyhow::Result<Arc<App>> {
     let translator = Translator::new(settings(config, authz_port)?);
     let repo = ApiRepo::load(RepoParts {
@@ -210,7 +211,7 @@ async fn load_app(
     .await?;
     let subs = {
         let (db, feed) = (db.clone(), Feed::new(shared_subs.clone()));
-        Arc::new(blocking(move || Subs::load(db, feed)).await??)
+        Arc::new(blocking(move || Subs::load_publishing(db, feed, sub_sets)).await??)
     };
     Ok(Arc::new(App::new(repo, keys.clone(), subs, db.clone())))
 }
