@@ -1,11 +1,16 @@
 //! Subscriptions on a remote ext_authz replica: plans and subscriptions written over REST reach
 //! the replica as `tollgate.subs.v1.SubscriptionSet` resources (token digests only), and Envoy,
 //! sent to the replica, gets 200, 429 past the plan's quota (counted by the replica) and 403 once
-//! a subscription is paused, its token replaced, its plan deactivated or it is deleted.
+//! a subscription is paused, its token replaced, its plan deactivated or it is deleted. A
+//! subscription write waits for the replicas' ACKs, as a key write does.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use tokio_stream::wrappers::ReceiverStream;
 use tollgate::replica::{Replica, ReplicaConfig};
+use tollgate_proto::pb::envoy::config::core::v3::Node;
+use tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+use tollgate_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use tollgate_testkit::{Echo, free_port};
 
 use crate::stack::{Stack, eventually, send};
@@ -31,6 +36,11 @@ async fn until(s: &Stack, token: &str, want: u16) {
     eventually(|| async { call(s, "/shop/x", Some(token), None).await.0 == want }).await;
 }
 
+/// A GET with `token`: its status.
+async fn gets(s: &Stack, token: &str) -> u16 {
+    call(s, "/shop/x", Some(token), None).await.0
+}
+
 async fn set_status(s: &Stack, path: &str, status: &str) {
     let (st, b) = send(s.mgmt(Method::PUT, path).json(&json!({"status": status}))).await;
     assert_eq!(st, StatusCode::OK, "{b}");
@@ -47,7 +57,10 @@ async fn a_remote_replica_enforces_subscriptions_it_gets_over_xds() {
     })
     .await;
     let url = format!("http://127.0.0.1:{}", echo.port);
-    assert_eq!(s.deploy(&subscribed("shop", &url, &[], false)).await.0, StatusCode::CREATED);
+    assert_eq!(
+        s.deploy(&subscribed("shop", &url, &[], false)).await.0,
+        StatusCode::CREATED
+    );
     // An hour's window: a minute's could roll over between the third request and the fourth.
     let business = plan(
         &s,
@@ -69,25 +82,82 @@ async fn a_remote_replica_enforces_subscriptions_it_gets_over_xds() {
     assert_eq!(h["x-ratelimit-limit"], "3");
     assert_eq!(call(&s, "/shop/x", Some("tgsub_unknown"), None).await.0, 403);
 
-    // Written while the replica follows.
+    // Written while the replica follows. Each write answers once the replica has ACKed it, so
+    // the very next request through Envoy and the replica sees it (no polling from here on).
     let (sid, tok) = subscribe(&s, "shop", Some(&free)).await;
-    until(&s, &tok, 200).await;
+    assert_eq!(gets(&s, &tok).await, 200);
     set_status(&s, &format!("/subscriptions/{sid}"), "INACTIVE").await;
-    until(&s, &tok, 403).await;
+    assert_eq!(gets(&s, &tok).await, 403, "paused");
     set_status(&s, &format!("/subscriptions/{sid}"), "ACTIVE").await;
-    until(&s, &tok, 200).await;
+    assert_eq!(gets(&s, &tok).await, 200, "resumed");
     let (st, b) = post(&s, &format!("/subscriptions/{sid}/regenerate-token"), json!({})).await;
     assert_eq!(st, StatusCode::OK, "{b}");
     let fresh = b["subscriptionToken"].as_str().unwrap().to_string();
-    until(&s, &fresh, 200).await;
-    assert_eq!(call(&s, "/shop/x", Some(&tok), None).await.0, 403, "the old token");
+    assert_eq!(gets(&s, &tok).await, 403, "the old token");
+    assert_eq!(gets(&s, &fresh).await, 200, "the new token");
 
     // A plan change re-publishes its subscriptions.
     set_status(&s, &format!("/subscription-plans/{business}"), "INACTIVE").await;
-    until(&s, &limited, 403).await;
+    assert_eq!(gets(&s, &limited).await, 403, "inactive plan");
     let (st, _) = send(s.mgmt(Method::DELETE, &format!("/subscriptions/{sid}"))).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    until(&s, &fresh, 403).await;
+    assert_eq!(gets(&s, &fresh).await, 403, "deleted");
     assert_eq!(replica.stats.rejected.load(std::sync::atomic::Ordering::Relaxed), 0);
     replica.stop().await;
+}
+
+/// An xDS client that subscribes to the subscription sets (with the token) and never ACKs.
+async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscoveryRequest> {
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", s.running().xds))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let first = DeltaDiscoveryRequest {
+        node: Some(Node {
+            id: "stalled".into(),
+            cluster: "replicas".into(),
+            ..Default::default()
+        }),
+        type_url: tollgate_proto::subs::TYPE_URL.into(),
+        resource_names_subscribe: vec!["*".into()],
+        ..Default::default()
+    };
+    tx.send(first).await.unwrap();
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    let token = replica_config(s, 0).token.expose().parse().unwrap();
+    request.metadata_mut().insert(tollgate::replica::TOKEN_HEADER, token);
+    let mut responses = client.delta_aggregated_resources(request).await.unwrap().into_inner();
+    // Read (and drop) whatever comes, never answering.
+    tokio::spawn(async move { while let Ok(Some(_)) = responses.message().await {} });
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_write_names_replicas_that_do_not_ack_in_time() {
+    let echo = Echo::start("backend").await;
+    let s = Stack::with(|c| {
+        c.api_keys.publish_to_replicas = true;
+        c.api_keys.replica_sync_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    assert_eq!(
+        s.deploy(&subscribed("shop", &url, &[], false)).await.0,
+        StatusCode::CREATED
+    );
+    let (sid, _) = subscribe(&s, "shop", None).await;
+
+    let stalled = stalled_subscriber(&s).await;
+    eventually(|| async { !s.running().status.node("stalled").is_empty() }).await;
+    let r = s
+        .mgmt(Method::PUT, &format!("/subscriptions/{sid}"))
+        .json(&json!({"status": "INACTIVE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504, "not confirmed by the replica");
+    assert_eq!(r.headers()["tollgate-replicas-behind"], "1");
+    drop(stalled);
+    eventually(|| async { s.running().status.node("stalled").is_empty() }).await;
+    set_status(&s, &format!("/subscriptions/{sid}"), "ACTIVE").await;
 }
