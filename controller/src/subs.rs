@@ -104,7 +104,7 @@ impl Subs {
         let mut feed = self.feed();
         let mut sets = self.sets();
         // Published even when a read fails half-way: what was fed so far is what replicas get.
-        let result = self.refresh_into(ids, now, &mut *feed, sets.as_deref_mut());
+        let result = self.refresh_into(ids, now, &mut feed, sets.as_deref_mut());
         if let Some(p) = sets.as_deref_mut() {
             p.flush();
         }
