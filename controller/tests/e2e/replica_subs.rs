@@ -9,8 +9,8 @@ use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 use tollgate::replica::{Replica, ReplicaConfig};
 use tollgate_proto::pb::envoy::config::core::v3::Node;
-use tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use tollgate_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use tollgate_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 use tollgate_testkit::{Echo, free_port};
 
 use crate::stack::{Stack, eventually, send};
@@ -21,10 +21,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         xds: format!("http://{}", s.running().xds),
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         node_id: "replica-subs".into(),
-        token: tollgate::replica::replica_token(&s.config.server.data_dir)
-            .unwrap()
-            .0
-            .into(),
+        token: token(s).into(),
         tls: None,
         serve_tls: None,
         max_staleness: None,
@@ -106,15 +103,26 @@ async fn a_remote_replica_enforces_subscriptions_it_gets_over_xds() {
     replica.stop().await;
 }
 
-/// An xDS client that subscribes to the subscription sets (with the token) and never ACKs.
-async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscoveryRequest> {
+type Responses = tonic::Streaming<DeltaDiscoveryResponse>;
+
+/// A delta ADS stream subscribing to the subscription sets as node `id`, presenting `token`: the
+/// sender (dropping it ends the stream), the responses, and the first thing the controller answers.
+async fn subscribe_sub_sets(
+    s: &Stack,
+    id: &str,
+    token: Option<&str>,
+) -> (
+    tokio::sync::mpsc::Sender<DeltaDiscoveryRequest>,
+    Responses,
+    Result<Option<DeltaDiscoveryResponse>, tonic::Status>,
+) {
     let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", s.running().xds))
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let first = DeltaDiscoveryRequest {
         node: Some(Node {
-            id: "stalled".into(),
+            id: id.into(),
             cluster: "replicas".into(),
             ..Default::default()
         }),
@@ -124,9 +132,56 @@ async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscove
     };
     tx.send(first).await.unwrap();
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    let token = replica_config(s, 0).token.expose().parse().unwrap();
-    request.metadata_mut().insert(tollgate::replica::TOKEN_HEADER, token);
+    if let Some(t) = token {
+        request
+            .metadata_mut()
+            .insert(tollgate::replica::TOKEN_HEADER, t.parse().unwrap());
+    }
     let mut responses = client.delta_aggregated_resources(request).await.unwrap().into_inner();
+    let first = responses.message().await;
+    (tx, responses, first)
+}
+
+fn token(s: &Stack) -> String {
+    tollgate::replica::replica_token(&s.config.server.data_dir).unwrap().0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_sets_go_only_to_streams_with_the_replica_token() {
+    let echo = Echo::start("backend").await;
+    let s = Stack::with(|c| c.api_keys.publish_to_replicas = true).await;
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    assert_eq!(
+        s.deploy(&subscribed("shop", &url, &[], false)).await.0,
+        StatusCode::CREATED
+    );
+    let (id, plain) = subscribe(&s, "shop", None).await;
+    for bad in [None, Some("not-the-token")] {
+        let (_tx, _rx, first) = subscribe_sub_sets(&s, "intruder", bad).await;
+        let status = first.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    }
+    let (_tx, _rx, first) = subscribe_sub_sets(&s, "trusted", Some(&token(&s))).await;
+    let first = first.unwrap().expect("a response");
+    let set = first
+        .resources
+        .iter()
+        .find(|r| r.name.starts_with("shop/"))
+        .expect("the API's set");
+    let any = set.resource.as_ref().unwrap();
+    let decoded = tollgate_proto::subs::SubscriptionSet::decode_named(&set.name, &any.value).unwrap();
+    assert_eq!(decoded.subscriptions[0].id, id);
+    // Digests only: the token is nowhere in what a replica receives.
+    let digest = tollgate_policies::authz::digest_of(plain.as_bytes());
+    assert_eq!(decoded.subscriptions[0].token(), Some(digest));
+    let bytes = String::from_utf8_lossy(&any.value).to_string();
+    assert!(!bytes.contains(&plain));
+}
+
+/// An xDS client that subscribes to the subscription sets (with the token) and never ACKs.
+async fn stalled_subscriber(s: &Stack) -> tokio::sync::mpsc::Sender<DeltaDiscoveryRequest> {
+    let (tx, mut responses, first) = subscribe_sub_sets(s, "stalled", Some(&token(s))).await;
+    assert!(first.is_ok(), "{first:?}");
     // Read (and drop) whatever comes, never answering.
     tokio::spawn(async move { while let Ok(Some(_)) = responses.message().await {} });
     tx
