@@ -1,8 +1,10 @@
 //! `tollgate authz-replica`: the ext_authz service without the controller, fed over xDS.
 //!
 //! A replica subscribes (delta ADS, wildcard) to the controller's `tollgate.keys.v1.ApiKeySet`
-//! resources (published when `api_keys.publish_to_replicas` is on), keeps the same layered index
-//! the controller keeps, and answers `Check` exactly as the embedded service does. Run one next to
+//! and `tollgate.subs.v1.SubscriptionSet` resources (published when
+//! `api_keys.publish_to_replicas` is on), keeps the same layered indexes the controller keeps,
+//! and answers `Check` as the embedded service does. Subscription quotas are counted by each
+//! replica on its own (no count is shared between replicas). Run one next to
 //! each Envoy (or a pool behind a DNS name) and point the controller's `server.authz_advertise` /
 //! `authz_port` at them with `server.authz_embedded = false`.
 //!
@@ -13,15 +15,19 @@
 //!
 //! The whole feature lives here:
 //! - [`publish`]: the controller's side (key sets into xDS, the token rule, waiting for ACKs);
+//! - [`sub_sets`]: the controller's side of subscription sets;
 //! - [`token`]: the shared token, its file and the rule that checks it;
-//! - `follow` and `apply`: the replica's side (the xDS session, and applying what it gets).
+//! - `follow`, `apply` and `apply_subs`: the replica's side (the xDS session, and applying what
+//!   it gets).
 //!
 //! The key-set codec (names, shards, validation) is `tollgate_proto::keys`.
 
 mod apply;
+mod apply_subs;
 mod follow;
 mod fresh;
 pub mod publish;
+pub mod sub_sets;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -30,13 +36,14 @@ use std::sync::atomic::AtomicU64;
 
 use tokio::sync::watch;
 use tollgate_policies::AuthzServer;
-use tollgate_policies::authz::SharedIndex;
+use tollgate_policies::authz::{AuthzService, SharedIndex, SharedSubscriptions};
 use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 pub use apply::{ApplyError, SetProblem};
 pub use follow::SessionError;
 pub use publish::{KeySetPublisher, Publishing, ReplicaSync};
+pub use sub_sets::SubSetPublisher;
 pub use token::{REPLICA_TOKEN_FILE, TOKEN_HEADER, TokenError, TokenRule, replica_token};
 
 /// The `node.cluster` replicas announce.
@@ -179,6 +186,8 @@ impl Replica {
     /// Binds the ext_authz port and starts following the controller.
     pub async fn start(config: ReplicaConfig) -> Result<Replica, ReplicaError> {
         let index = Arc::new(SharedIndex::default());
+        // Quotas are counted here, per replica: nothing shares counts between replicas.
+        let subs = Arc::new(SharedSubscriptions::default());
         let bind_error = |source| ReplicaError::Bind {
             addr: config.listen,
             source,
@@ -194,7 +203,8 @@ impl Replica {
             builder = builder.tls_config(tls.server_config()).map_err(ReplicaError::Tls)?;
         }
         let server = tokio::spawn({
-            let checks = InterceptedService::new(AuthzServer::new(index.clone()), fresh::StaleGate(fresh.clone()));
+            let service = AuthzService::with_subscriptions(index.clone(), subs.clone());
+            let checks = InterceptedService::new(AuthzServer::from_service(service), fresh::StaleGate(fresh.clone()));
             async move {
                 let served = builder
                     .add_service(checks)
@@ -207,7 +217,8 @@ impl Replica {
                 }
             }
         });
-        let feed = tokio::spawn(follow::follow(config, index, stats.clone(), fresh, stopped));
+        let holdings = follow::Holdings::new(index, subs);
+        let feed = tokio::spawn(follow::follow(config, holdings, stats.clone(), fresh, stopped));
         info!(%addr, "ext_authz replica listening");
         Ok(Replica {
             addr,

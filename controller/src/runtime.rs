@@ -26,7 +26,7 @@ use crate::keys::Keys;
 use crate::managed_envoy::EnvoySpec;
 use crate::metrics;
 use crate::platform::{Link, LinkStatus};
-use crate::replica::Publishing;
+use crate::replica::{Publishing, SubSetPublisher};
 use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 mod apis;
@@ -73,7 +73,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let store = Arc::new(Store::new());
     let status = Arc::new(StatusRegistry::default());
     let index = Arc::new(SharedIndex::default());
-    let publishing = replica_publishing(config, &store, &status)?;
+    let (publishing, sub_sets) = replica_publishing(config, &store, &status)?;
     let keys = {
         let (db, index, quota) = (db.clone(), index.clone(), config.api_keys.per_user_per_api);
         let publisher = publishing.as_ref().map(|p| p.publisher.clone());
@@ -84,7 +84,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let decisions = authz_decisions(config, index, &subs).with_observer(authz_counters.clone());
     let authz = authz_service(config, decisions)?;
     let authz_port = authz.as_ref().map_or(config.server.authz_port, |a| a.addr.port());
-    let app = load_app(config, &db, &keys, (&store, &status), authz_port, &subs).await?;
+    let app = load_app(config, &db, &keys, (&store, &status), authz_port, (&subs, sub_sets)).await?;
     let quotas = persist::Persister::start(db.clone(), subs);
     let settler = tokio::spawn(app.clone().settle_forever());
 
@@ -195,7 +195,7 @@ async fn load_app(
     keys: &Arc<Keys>,
     xds: (&Arc<Store>, &Arc<StatusRegistry>),
     authz_port: u16,
-    shared_subs: &Arc<SharedSubscriptions>,
+    (shared_subs, sub_sets): (&Arc<SharedSubscriptions>, Option<SubSetPublisher>),
 ) -> anyhow::Result<Arc<App>> {
     let translator = Translator::new(settings(config, authz_port)?);
     let repo = ApiRepo::load(RepoParts {
@@ -210,7 +210,7 @@ async fn load_app(
     .await?;
     let subs = {
         let (db, feed) = (db.clone(), Feed::new(shared_subs.clone()));
-        Arc::new(blocking(move || Subs::load(db, feed)).await??)
+        Arc::new(blocking(move || Subs::load_publishing(db, feed, sub_sets)).await??)
     };
     Ok(Arc::new(App::new(repo, keys.clone(), subs, db.clone())))
 }
@@ -239,23 +239,26 @@ fn authenticator(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
     Ok(auth)
 }
 
-/// Publishing to replicas: key sets only for streams with the token, and key writes wait for
-/// the replicas' ACKs. The key-set type is registered either way, so reports name it alike.
+/// Publishing to replicas: key and subscription sets only for streams with the token, and key
+/// and subscription writes wait for the replicas' ACKs. The set types are registered either way,
+/// so reports name them alike.
 fn replica_publishing(
     config: &Config,
     store: &Arc<Store>,
     status: &Arc<StatusRegistry>,
-) -> anyhow::Result<Option<Publishing>> {
+) -> anyhow::Result<(Option<Publishing>, Option<SubSetPublisher>)> {
     crate::replica::publish::register_key_sets()?;
     if !config.api_keys.publish_to_replicas {
-        return Ok(None);
+        return Ok((None, None));
     }
-    Ok(Some(Publishing::prepare(
+    let publishing = Publishing::prepare(
         &config.server.data_dir,
         store,
         status,
         config.api_keys.replica_sync_timeout,
-    )?))
+    )?;
+    let sub_sets = publishing.sub_sets()?;
+    Ok((Some(publishing), Some(sub_sets)))
 }
 
 /// Runs until SIGINT/SIGTERM; with `envoy`, also runs a managed Envoy (or adopts the one a

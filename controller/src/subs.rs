@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::db::{Db, DbError, PlanRow, SubscriptionFilter, SubscriptionRow};
+use crate::replica::SubSetPublisher;
 
+pub(crate) use feed::record;
 pub use feed::{Feed, SubsIndex};
 
 /// What the authz service holds for one usable subscription.
@@ -36,30 +38,48 @@ pub struct Usable {
     pub limit: Option<(u64, rules::Unit, bool)>,
 }
 
-/// Keeps the authz service's subscription index in step with the database.
+/// Keeps the authz service's subscription index in step with the database (and, when replicas
+/// are fed, the subscription sets published to them).
 #[derive(Debug)]
 pub struct Subs {
     db: Arc<Db>,
     feed: Mutex<Feed>,
+    /// Taken while `feed` is held, so sets are published in the index's order.
+    sets: Option<Mutex<SubSetPublisher>>,
 }
 
 // === impl Subs ===
 
 impl Subs {
     /// Loads every usable subscription into `feed`'s index. Blocking.
-    pub fn load(db: Arc<Db>, mut feed: Feed) -> Result<Subs, DbError> {
+    pub fn load(db: Arc<Db>, feed: Feed) -> Result<Subs, DbError> {
+        Self::load_publishing(db, feed, None)
+    }
+
+    /// [`Subs::load`], also publishing every usable subscription to replicas through `sets`
+    /// (and every later change). Blocking.
+    pub fn load_publishing(db: Arc<Db>, mut feed: Feed, sets: Option<SubSetPublisher>) -> Result<Subs, DbError> {
         let plans: HashMap<String, PlanRow> = db.plans()?.into_iter().map(|p| (p.id.clone(), p)).collect();
         let handles = db.api_handles()?;
         let all = db.subscriptions(&SubscriptionFilter::default())?;
         let now = crate::clock::unix_secs().max(0) as u64;
-        let usable = all.iter().filter_map(|s| {
-            let plan = s.plan_id.as_ref().and_then(|p| plans.get(p));
-            usable(s, plan, handles.get(&s.api_uuid).map(String::as_str), now)
+        let usable: Vec<Usable> = all
+            .iter()
+            .filter_map(|s| {
+                let plan = s.plan_id.as_ref().and_then(|p| plans.get(p));
+                usable(s, plan, handles.get(&s.api_uuid).map(String::as_str), now)
+            })
+            .collect();
+        let sets = sets.map(|mut p| {
+            usable.iter().for_each(|u| p.put(u));
+            p.flush();
+            Mutex::new(p)
         });
-        feed.replace_all(usable);
+        feed.replace_all(usable.into_iter());
         Ok(Subs {
             db,
             feed: Mutex::new(feed),
+            sets,
         })
     }
 
@@ -72,11 +92,32 @@ impl Subs {
         self.feed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The replicas' publisher, if any (take it while holding the feed).
+    fn sets(&self) -> Option<MutexGuard<'_, SubSetPublisher>> {
+        self.sets.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Re-reads subscriptions `ids` and updates the index (removing the ones gone or no longer
     /// usable). Blocking.
     pub fn refresh(&self, ids: &[String]) -> Result<(), DbError> {
         let now = crate::clock::unix_secs().max(0) as u64;
         let mut feed = self.feed();
+        let mut sets = self.sets();
+        // Published even when a read fails half-way: what was fed so far is what replicas get.
+        let result = self.refresh_into(ids, now, &mut feed, sets.as_deref_mut());
+        if let Some(p) = sets.as_deref_mut() {
+            p.flush();
+        }
+        result
+    }
+
+    fn refresh_into(
+        &self,
+        ids: &[String],
+        now: u64,
+        feed: &mut Feed,
+        mut sets: Option<&mut SubSetPublisher>,
+    ) -> Result<(), DbError> {
         for id in ids {
             let row = self.db.subscription(id)?;
             let (plan, handle) = match &row {
@@ -93,8 +134,18 @@ impl Subs {
                 .as_ref()
                 .and_then(|r| usable(r, plan.as_ref(), handle.as_deref(), now))
             {
-                Some(u) => feed.put(u),
-                None => feed.remove(id),
+                Some(u) => {
+                    if let Some(p) = sets.as_deref_mut() {
+                        p.put(&u);
+                    }
+                    feed.put(u)
+                }
+                None => {
+                    if let Some(p) = sets.as_deref_mut() {
+                        p.remove(id);
+                    }
+                    feed.remove(id)
+                }
             }
         }
         Ok(())
@@ -120,8 +171,15 @@ impl Subs {
     /// Removes subscriptions from the index (their rows are gone).
     pub fn forget(&self, ids: &[String]) {
         let mut feed = self.feed();
+        let mut sets = self.sets();
         for id in ids {
             feed.remove(id);
+            if let Some(p) = sets.as_deref_mut() {
+                p.remove(id);
+            }
+        }
+        if let Some(p) = sets.as_deref_mut() {
+            p.flush();
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum TypeKind {
     Route,
     /// The embedding application's own type (see [`CustomType`]): Envoy never asks for it.
     Custom,
+    /// A second type of the application's (see [`CustomType::register_second`]).
+    Custom2,
 }
 
 /// The application's own resource type, served beside Envoy's as [`TypeKind::Custom`] (over ADS;
@@ -38,17 +40,26 @@ pub struct CustomType {
 /// once keeps [`TypeKind`] a plain `Copy` index that needs no table passed around.
 static CUSTOM: OnceLock<CustomType> = OnceLock::new();
 
+/// The second custom type, registered the same way.
+static CUSTOM2: OnceLock<CustomType> = OnceLock::new();
+
 /// The short name and URL of [`TypeKind::Custom`] before a type is registered: no request names it.
 const UNREGISTERED: CustomType = CustomType {
     type_url: "",
     short: "custom",
 };
 
+/// The same for [`TypeKind::Custom2`].
+const UNREGISTERED2: CustomType = CustomType {
+    type_url: "",
+    short: "custom2",
+};
+
 // === impl TypeKind ===
 
 impl TypeKind {
     /// How many kinds there are.
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
 
     /// Every kind, in make-before-break order.
     pub const ALL: [TypeKind; TypeKind::COUNT] = [
@@ -57,6 +68,7 @@ impl TypeKind {
         TypeKind::Listener,
         TypeKind::Route,
         TypeKind::Custom,
+        TypeKind::Custom2,
     ];
 
     /// The `type.googleapis.com/...` URL of the resource message.
@@ -67,6 +79,7 @@ impl TypeKind {
             TypeKind::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             TypeKind::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
             TypeKind::Custom => CustomType::current().type_url,
+            TypeKind::Custom2 => CustomType::current2().type_url,
         }
     }
 
@@ -86,6 +99,7 @@ impl TypeKind {
             TypeKind::Listener => "lds",
             TypeKind::Route => "rds",
             TypeKind::Custom => CustomType::current().short,
+            TypeKind::Custom2 => CustomType::current2().short,
         }
     }
 
@@ -114,6 +128,16 @@ impl CustomType {
         }
     }
 
+    /// Makes this the process's second custom type ([`TypeKind::Custom2`]), on the same terms.
+    pub fn register_second(self) -> Result<(), crate::Error> {
+        let have = *CUSTOM2.get_or_init(|| self);
+        if have == self {
+            Ok(())
+        } else {
+            Err(crate::Error::CustomTypeTaken(have.type_url))
+        }
+    }
+
     /// The registered custom type, if any.
     pub fn registered() -> Option<CustomType> {
         CUSTOM.get().copied()
@@ -121,6 +145,10 @@ impl CustomType {
 
     fn current() -> CustomType {
         Self::registered().unwrap_or(UNREGISTERED)
+    }
+
+    fn current2() -> CustomType {
+        CUSTOM2.get().copied().unwrap_or(UNREGISTERED2)
     }
 }
 
@@ -163,8 +191,9 @@ mod tests {
         }
         crate::fixtures::register_custom_type().unwrap();
         assert_eq!(TypeKind::Custom.type_url(), crate::fixtures::CUSTOM.type_url);
-        for k in TypeKind::ALL {
-            assert_eq!(TypeKind::from_type_url(k.type_url()), Some(k));
+        // Custom2 is registered (or not) by another test of this process.
+        for k in &TypeKind::ALL[..5] {
+            assert_eq!(TypeKind::from_type_url(k.type_url()), Some(*k));
         }
         assert_eq!(
             TypeKind::from_type_url("type.googleapis.com/envoy.config.core.v3.Node"),
@@ -185,5 +214,22 @@ mod tests {
             matches!(other.register(), Err(crate::Error::CustomTypeTaken(u)) if u == crate::fixtures::CUSTOM.type_url)
         );
         assert_eq!(CustomType::registered(), Some(crate::fixtures::CUSTOM));
+    }
+
+    #[test]
+    fn a_second_custom_type_is_served_as_custom2() {
+        let second = CustomType {
+            type_url: "type.googleapis.com/example.Second",
+            short: "second",
+        };
+        second.register_second().unwrap();
+        assert!(second.register_second().is_ok(), "the same again");
+        assert_eq!(TypeKind::Custom2.short(), "second");
+        assert_eq!(TypeKind::from_type_url(second.type_url), Some(TypeKind::Custom2));
+        let other = CustomType {
+            type_url: "type.googleapis.com/example.Third",
+            short: "third",
+        };
+        assert!(matches!(other.register_second(), Err(crate::Error::CustomTypeTaken(u)) if u == second.type_url));
     }
 }

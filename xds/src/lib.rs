@@ -8,7 +8,7 @@
 //! - [`XdsServer`] serves the store; [`StatusRegistry`] tells callers, per connected node and type,
 //!   what Envoy ACKed and the last NACK.
 //!
-//! - [`CustomType`] lets the embedding application serve one type of its own beside Envoy's, and
+//! - [`CustomType`] lets the embedding application serve two types of its own beside Envoy's, and
 //!   an [`AccessRule`] decides, per type, which streams may read it.
 //!
 //! This crate knows nothing about APIs, keys or tokens: the controller translates its model into

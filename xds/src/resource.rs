@@ -58,8 +58,8 @@ impl Resource {
         Self::encode(M::KIND, &M::type_url(), canonical.as_deref(), name.into(), msg, deps)
     }
 
-    /// Encodes `msg`, a message of the registered [`CustomType`](crate::CustomType), as a
-    /// [`TypeKind::Custom`] resource. Its encoding is taken as canonical: the type must have no
+    /// Encodes `msg`, a message of a registered [`CustomType`](crate::CustomType), as a
+    /// [`TypeKind::Custom`] (or [`TypeKind::Custom2`]) resource. Its encoding is taken as canonical: the type must have no
     /// map fields. Refused when `M` is not the registered type.
     pub fn custom<M: prost::Message + prost::Name>(
         name: impl Into<Arc<str>>,
@@ -67,10 +67,11 @@ impl Resource {
         deps: Vec<Dep>,
     ) -> Result<Arc<Self>, Error> {
         let type_url = M::type_url();
-        if TypeKind::from_type_url(&type_url) != Some(TypeKind::Custom) {
-            return Err(Error::NotCustom(type_url));
-        }
-        Self::encode(TypeKind::Custom, &type_url, None, name.into(), msg, deps)
+        let kind = match TypeKind::from_type_url(&type_url) {
+            Some(k @ (TypeKind::Custom | TypeKind::Custom2)) => k,
+            _ => return Err(Error::NotCustom(type_url)),
+        };
+        Self::encode(kind, &type_url, None, name.into(), msg, deps)
     }
 
     /// The common encoder; `canonical` names the message type to canonicalise before hashing, or

@@ -224,18 +224,18 @@ pub async fn revoke(
 }
 
 /// With remote authz replicas: waits (at most `api_keys.replica_sync_timeout`) until every connected
-/// replica has ACKed the key change just made, so the next request sees it there too. If one has
+/// replica has ACKed the key (or subscription, or plan) change just made, so the next request sees it there too. If one has
 /// not (it is slow, or refused the key set), the answer is not a success: a caller must not take a
 /// revocation for done while a replica still accepts the key. The change is stored and reaches the
 /// replica when it catches up; a 504 says so (without the new key, which an error body must not
 /// carry), with the laggards counted in `tollgate-replicas-behind`.
-async fn synced(s: &AppState, resp: Response) -> Response {
+pub(super) async fn synced(s: &AppState, resp: Response) -> Response {
     let Some(replicas) = &s.replicas else { return resp };
     let behind = replicas.wait().await;
     if behind.is_empty() {
         return resp;
     }
-    warn!(replicas = ?behind, "key change not yet ACKed by these authz replicas: answered 504");
+    warn!(replicas = ?behind, "change not yet ACKed by these authz replicas: answered 504");
     let message = format!(
         "the change is stored but {} authz replica(s) did not confirm it in time, so it is not yet in force there",
         behind.len()

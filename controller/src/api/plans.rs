@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::api_keys::synced;
 use super::{ApiError, AppState};
 use crate::subs::plans::plan_json;
 
@@ -68,7 +69,7 @@ pub async fn update(
         )
     };
     match result.await {
-        Ok(p) => Json(plan_json(&p, None)).into_response(),
+        Ok(p) => synced(&s, Json(plan_json(&p, None)).into_response()).await,
         Err(e) => e.into_response(),
     }
 }
@@ -79,7 +80,7 @@ pub async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Respon
         .detached(move |app| async move { app.delete_plan(&id).await })
         .await
     {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => synced(&s, StatusCode::NO_CONTENT.into_response()).await,
         Err(e) => ApiError::from(e).into_response(),
     }
 }

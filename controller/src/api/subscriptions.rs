@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::api_keys::synced;
 use super::invocation::{Credential, invocation};
 use super::plans::body_value;
 use super::{ApiError, AppState};
@@ -48,7 +49,7 @@ pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejectio
         )
     };
     match result.await {
-        Ok(w) => (StatusCode::CREATED, Json(with_token(&s, &w))).into_response(),
+        Ok(w) => synced(&s, (StatusCode::CREATED, Json(with_token(&s, &w))).into_response()).await,
         Err(e) => e.into_response(),
     }
 }
@@ -104,7 +105,7 @@ pub async fn update(
         )
     };
     match result.await {
-        Ok(w) => Json(subscription_json(&w.row, None, None)).into_response(),
+        Ok(w) => synced(&s, Json(subscription_json(&w.row, None, None)).into_response()).await,
         Err(e) => e.into_response(),
     }
 }
@@ -115,7 +116,7 @@ pub async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Respon
         .detached(move |app| async move { app.delete_subscription(&id).await })
         .await
     {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => synced(&s, StatusCode::NO_CONTENT.into_response()).await,
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -145,7 +146,7 @@ pub async fn regenerate(
         )
     };
     match result.await {
-        Ok(w) => Json(with_token(&s, &w)).into_response(),
+        Ok(w) => synced(&s, Json(with_token(&s, &w)).into_response()).await,
         Err(e) => e.into_response(),
     }
 }

@@ -23,6 +23,13 @@ pub enum ApplyError {
         api: String,
         why: SetProblem,
     },
+    /// One subscription set in it is not well formed.
+    #[error("subscription set of {api}: {why}")]
+    SubSet {
+        /// The API the set's name names.
+        api: String,
+        why: SetProblem,
+    },
 }
 
 /// What is wrong with one set.
@@ -37,6 +44,9 @@ pub enum SetProblem {
     /// The body or its name breaks the codec's rules.
     #[error(transparent)]
     Codec(#[from] KeySetError),
+    /// The subscription set or its name breaks the codec's rules.
+    #[error(transparent)]
+    SubCodec(#[from] tollgate_proto::subs::SubSetError),
 }
 
 /// A key set held: its version, its API and its digests.

@@ -1,6 +1,7 @@
 //! A replica following the controller: one delta ADS stream at a time, subscribed (wildcard) to
-//! the key sets, each response applied and ACKed (or NACKed with why), reconnecting with backoff
-//! and telling the controller which set versions it holds so only changes are resent.
+//! the key sets and the subscription sets, each response applied and ACKed (or NACKed with why),
+//! reconnecting with backoff and telling the controller which set versions it holds so only
+//! changes are resent.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,16 +9,18 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tollgate_policies::authz::subs::{SharedSubscriptions, SubscriptionWriter};
 use tollgate_policies::authz::{IndexWriter, SharedIndex};
-use tollgate_proto::keys;
 use tollgate_proto::pb::envoy::config::core::v3::Node;
-use tollgate_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use tollgate_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use tollgate_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 use tollgate_proto::pb::google::rpc::Status as RpcStatus;
+use tollgate_proto::{keys, subs};
 use tonic::transport::{Channel, Endpoint};
 use tracing::warn;
 
-use super::apply::HeldSets;
+use super::apply::{ApplyError, HeldSets};
+use super::apply_subs::HeldSubSets;
 use super::fresh::{Freshness, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 use super::token::TOKEN_HEADER;
 use super::{NODE_CLUSTER, ReplicaConfig, ReplicaStats};
@@ -42,20 +45,64 @@ pub enum SessionError {
     Send(&'static str),
 }
 
+/// What a replica holds: the key index and the subscription index, with the sets behind each.
+pub(super) struct Holdings {
+    keys: IndexWriter,
+    key_sets: HeldSets,
+    subs: SubscriptionWriter,
+    sub_sets: HeldSubSets,
+}
+
+// === impl Holdings ===
+
+impl Holdings {
+    /// Empty holdings writing `index` and `subs`.
+    pub(super) fn new(index: Arc<SharedIndex>, subs: Arc<SharedSubscriptions>) -> Self {
+        Holdings {
+            keys: IndexWriter::new(index, []),
+            key_sets: HeldSets::default(),
+            subs: SubscriptionWriter::new(subs),
+            sub_sets: HeldSubSets::default(),
+        }
+    }
+
+    /// Applies a response of either type, whole or not at all.
+    fn apply(&mut self, response: &DeltaDiscoveryResponse) -> Result<(), ApplyError> {
+        if response.type_url == subs::TYPE_URL {
+            self.sub_sets.apply(response, &mut self.subs)
+        } else {
+            self.key_sets.apply(response, &mut self.keys)
+        }
+    }
+
+    /// The first request of each type: wildcard, with the versions held.
+    fn subscriptions(&self, node: Node) -> [DeltaDiscoveryRequest; 2] {
+        let first = |type_url: &str, versions| DeltaDiscoveryRequest {
+            node: Some(node.clone()),
+            type_url: type_url.into(),
+            resource_names_subscribe: vec!["*".into()],
+            initial_resource_versions: versions,
+            ..Default::default()
+        };
+        [
+            first(keys::TYPE_URL, self.key_sets.versions()),
+            first(subs::TYPE_URL, self.sub_sets.versions()),
+        ]
+    }
+}
+
 /// Follows the controller until `stop`.
 pub(super) async fn follow(
     config: ReplicaConfig,
-    index: Arc<SharedIndex>,
+    mut holdings: Holdings,
     stats: Arc<ReplicaStats>,
     fresh: Arc<Freshness>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut writer = IndexWriter::new(index, []);
-    let mut held = HeldSets::default();
     let mut backoff = Duration::from_millis(100);
     loop {
         stats.sessions.fetch_add(1, Ordering::Relaxed);
-        let result = session(&config, &mut writer, &mut held, &stats, &fresh, &mut stop).await;
+        let result = session(&config, &mut holdings, &stats, &fresh, &mut stop).await;
         fresh.lost();
         if *stop.borrow() {
             return;
@@ -92,28 +139,23 @@ async fn connect(config: &ReplicaConfig) -> Result<AggregatedDiscoveryServiceCli
 /// One delta ADS stream; `Ok` when the controller ended it, `Err` on failure.
 async fn session(
     config: &ReplicaConfig,
-    writer: &mut IndexWriter,
-    held: &mut HeldSets,
+    holdings: &mut Holdings,
     stats: &ReplicaStats,
     fresh: &Freshness,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let mut client = connect(config).await?;
     let (tx, rx) = mpsc::channel(8);
-    let first = DeltaDiscoveryRequest {
-        node: Some(Node {
-            id: config.node_id.clone(),
-            cluster: NODE_CLUSTER.into(),
-            ..Default::default()
-        }),
-        type_url: keys::TYPE_URL.into(),
-        resource_names_subscribe: vec!["*".into()],
-        initial_resource_versions: held.versions(),
+    let node = Node {
+        id: config.node_id.clone(),
+        cluster: NODE_CLUSTER.into(),
         ..Default::default()
     };
-    tx.send(first)
-        .await
-        .map_err(|_| SessionError::Send("the subscription"))?;
+    for first in holdings.subscriptions(node) {
+        tx.send(first)
+            .await
+            .map_err(|_| SessionError::Send("the subscription"))?;
+    }
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     let token = config.token.expose().parse().map_err(|_| SessionError::BadToken)?;
     request.metadata_mut().insert(TOKEN_HEADER, token);
@@ -141,17 +183,17 @@ async fn session(
             return Ok(());
         };
         let mut reply = DeltaDiscoveryRequest {
-            type_url: keys::TYPE_URL.into(),
+            type_url: response.type_url.clone(),
             response_nonce: response.nonce.clone(),
             ..Default::default()
         };
-        match held.apply(&response, writer) {
+        match holdings.apply(&response) {
             Ok(()) => {
                 stats.applied.fetch_add(1, Ordering::Relaxed);
             }
             Err(why) => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %why, "key sets refused");
+                warn!(error = %why, "sets refused");
                 reply.error_detail = Some(RpcStatus {
                     code: 3, // INVALID_ARGUMENT
                     message: why.to_string(),

@@ -1,6 +1,7 @@
 //! The controller's side of the replica feature: each API's keys (digests, names, expiry) as
 //! `tollgate.keys.v1.ApiKeySet` xDS resources, sent only to streams presenting the replica
-//! token, and the wait for the replicas' ACKs that a key write answers after.
+//! token, and the wait for the replicas' ACKs that a key (or subscription) write answers after.
+//! Subscription sets are published by [`super::sub_sets`].
 //!
 //! The keys of an API are split into up to 256 sets by the first byte of their digest (resource
 //! `{api}/{byte:02x}`), so a write republishes one or two small sets, not all of the API's keys.
@@ -49,10 +50,11 @@ pub struct Publishing {
     rule: Arc<TokenRule>,
 }
 
-/// Registers the key-set type with xDS. The controller does this at start whether or not it
-/// publishes, so its reports name the type (`keys`) the same either way.
+/// Registers the key-set and subscription-set types with xDS. The controller does this at start
+/// whether or not it publishes, so its reports name the types (`keys`, `subs`) the same either way.
 pub fn register_key_sets() -> Result<(), ReplicaError> {
-    Ok(KEY_SETS.register()?)
+    KEY_SETS.register()?;
+    super::sub_sets::register_sub_sets()
 }
 
 // === impl Publishing ===
@@ -83,9 +85,16 @@ impl Publishing {
         })
     }
 
-    /// `server`, sending key sets only to streams that present the token.
+    /// `server`, sending key and subscription sets only to streams that present the token.
     pub fn guard(&self, server: XdsServer) -> XdsServer {
-        server.with_access_rule(TypeKind::Custom, self.rule.clone())
+        server
+            .with_access_rule(TypeKind::Custom, self.rule.clone())
+            .with_access_rule(TypeKind::Custom2, self.rule.clone())
+    }
+
+    /// A publisher of subscription sets into the same store, holding nothing yet.
+    pub fn sub_sets(&self) -> Result<super::SubSetPublisher, ReplicaError> {
+        super::SubSetPublisher::new(self.sync.store.clone())
     }
 }
 
@@ -100,9 +109,19 @@ impl ReplicaSync {
             return Vec::new();
         }
         let generation = self.store.group(DEFAULT_GROUP).generation();
-        self.status
+        let started = tokio::time::Instant::now();
+        let mut behind = self
+            .status
             .wait_synced(TypeKind::Custom, generation, self.timeout)
-            .await
+            .await;
+        // Replicas that do not follow subscription sets (older ones) are not waited for.
+        let left = self.timeout.saturating_sub(started.elapsed());
+        for node in self.status.wait_synced(TypeKind::Custom2, generation, left).await {
+            if !behind.contains(&node) {
+                behind.push(node);
+            }
+        }
+        behind
     }
 }
 

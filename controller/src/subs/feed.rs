@@ -19,7 +19,7 @@ pub struct Feed {
     writer: SubscriptionWriter,
 }
 
-fn record(u: &Usable) -> SubscriptionRecord {
+pub(crate) fn record(u: &Usable) -> SubscriptionRecord {
     SubscriptionRecord {
         id: u.id.as_str().into(),
         api: u.api.as_str().into(),

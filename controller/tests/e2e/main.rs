@@ -19,6 +19,7 @@ mod metrics;
 mod platform;
 mod platform_subs;
 mod replica;
+mod replica_subs;
 mod routing;
 mod stack;
 mod subscriptions;

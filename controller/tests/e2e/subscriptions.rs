@@ -34,14 +34,14 @@ pub async fn post(s: &Stack, path: &str, body: Value) -> (StatusCode, Value) {
     send(s.mgmt(Method::POST, path).json(&body)).await
 }
 
-async fn plan(s: &Stack, body: Value) -> String {
+pub async fn plan(s: &Stack, body: Value) -> String {
     let (st, b) = post(s, "/subscription-plans", body).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     b["id"].as_str().unwrap().to_string()
 }
 
 /// Subscribes to `api` on `plan`; the subscription's id and its token.
-async fn subscribe(s: &Stack, api: &str, plan: Option<&str>) -> (String, String) {
+pub async fn subscribe(s: &Stack, api: &str, plan: Option<&str>) -> (String, String) {
     let (st, b) = post(s, "/subscriptions", json!({"apiId": api, "subscriptionPlanId": plan})).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     (

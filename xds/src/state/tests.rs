@@ -211,7 +211,7 @@ fn names(r: &SotwResponse) -> Vec<String> {
                 TypeKind::Endpoint => ClusterLoadAssignment::decode(v).expect("a CLA").cluster_name,
                 TypeKind::Listener => Listener::decode(v).expect("a Listener").name,
                 TypeKind::Route => RouteConfiguration::decode(v).expect("a RouteConfiguration").name,
-                TypeKind::Custom => String::decode(v).expect("a custom value"),
+                TypeKind::Custom | TypeKind::Custom2 => String::decode(v).expect("a custom value"),
             }
         })
         .collect();

@@ -461,11 +461,11 @@ async fn per_type_services_serve_the_store() {
     );
 }
 
-/// The node's reports for the types Envoy subscribes to (every kind but the custom one).
+/// The node's reports for the types Envoy subscribes to (every kind but the custom ones).
 fn envoy_types(n: &NodeStatus) -> impl Iterator<Item = &tollgate_xds::TypeReport> {
     TypeKind::ALL
         .iter()
         .zip(n.types.iter())
-        .filter(|(k, _)| **k != TypeKind::Custom)
+        .filter(|(k, _)| !matches!(**k, TypeKind::Custom | TypeKind::Custom2))
         .map(|(_, t)| t)
 }
