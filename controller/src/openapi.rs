@@ -1,0 +1,124 @@
+//! The OpenAPI 3.1 document of the management API (`/api/management/v1`) and the admin API
+//! (`/api/admin/v1`), generated from the code: each handler's `#[utoipa::path]` annotation, the
+//! lists next to each router (`api::ManagementDoc`, `admin::AdminDoc`) and the body schemas under
+//! `openapi/`. Served without credentials at `GET /api/management/v1/openapi.json` (it describes,
+//! it holds no data). A test checks it against the routes the routers really serve.
+
+pub(crate) mod admin;
+pub(crate) mod consumers;
+pub(crate) mod schemas;
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+/// The name of the HTTP basic security scheme every protected operation requires.
+pub const BASIC: &str = "basicAuth";
+
+/// What the info block says about the two APIs.
+const DESCRIPTION: &str = "The management API (port `server.api_port`, default 9090) and the admin \
+API (port `server.admin_port`, default 9092) of Tollgate, a gateway controller for Envoy. Every \
+route is also served without its `/api/.../v1` prefix (deprecated: such answers carry \
+`Deprecation`, `Link` and `Warning` headers). Authentication is HTTP basic; each operation names \
+the roles it admits (`admin`, `developer`, `consumer`). Refusals by authentication are \
+`{code, message}`; every other refusal is `{status: \"error\", message, errors?: [{field, message}]}`. \
+Request bodies may be JSON or YAML.";
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Tollgate management and admin APIs", description = DESCRIPTION),
+    nest(
+        (path = "/api/management/v1", api = crate::api::ManagementDoc),
+        (path = "/api/admin/v1", api = crate::admin::AdminDoc),
+    ),
+    components(schemas(schemas::DeniedBody, schemas::ErrorBody)),
+    modifiers(&Security),
+    tags(
+        (name = "rest-apis", description = "RestApi documents: deploy, list, replace, delete"),
+        (name = "api-keys", description = "API keys of one API"),
+        (name = "subscription-plans", description = "Quota plans (admin)"),
+        (name = "subscriptions", description = "Subscriptions and their tokens (admin)"),
+        (name = "meta", description = "This document"),
+        (name = "admin", description = "The admin API, on the admin port"),
+    ),
+)]
+struct Doc;
+
+/// The document, built from the annotations.
+pub fn document() -> Document {
+    Doc::openapi()
+}
+
+/// `GET /api/management/v1/openapi.json`: the document, serialised once.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    summary = "This OpenAPI document",
+    description = "No credentials needed: it describes the APIs and holds no data.",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
+)]
+pub async fn serve() -> Response {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let body = JSON.get_or_init(|| document().to_json().unwrap_or_else(|_| "{}".into()));
+    let mut resp = body.clone().into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Adds the basic scheme, and to every operation that does not say otherwise (`security(())`)
+/// the requirement and the answers of authentication: 401, 403 and 429 in the `{code, message}`
+/// shape.
+#[derive(Debug)]
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BASIC,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        let denied = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("DeniedBody"))),
+                )
+                .build()
+        };
+        let answers = [
+            ("401", denied("No or wrong credentials (`WWW-Authenticate: Basic`)")),
+            ("403", denied("The user has none of the roles this route admits")),
+            (
+                "429",
+                denied("Too many failed logins; retry after `Retry-After` seconds"),
+            ),
+        ];
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                if op.security.is_some() {
+                    continue;
+                }
+                op.security = Some(vec![SecurityRequirement::new(BASIC, Vec::<String>::new())]);
+                for (code, answer) in &answers {
+                    op.responses
+                        .responses
+                        .entry((*code).to_string())
+                        .or_insert_with(|| RefOr::T(answer.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
