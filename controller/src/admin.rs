@@ -76,14 +76,14 @@ async fn admin_only(State(s): State<AdminState>, req: Request, next: Next) -> Re
     }
 }
 
-#[utoipa::path(get, path = "/health", tag = "admin", summary = "Liveness",
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "admin", summary = "Liveness",
     description = "No credentials. Cheap: answers while the process serves.", security(()),
     responses((status = 200, description = "Alive", body = crate::openapi::admin::Health)))]
 async fn health() -> Json<Value> {
     Json(json!({"status": "healthy", "timestamp": crate::clock::rfc3339_now()}))
 }
 
-#[utoipa::path(get, path = "/config_dump", tag = "admin", summary = "The stored configuration",
+#[utoipa::path(get, path = "/config_dump", operation_id = "configDump", tag = "admin", summary = "The stored configuration",
     description = "Roles: admin. APIs, policies and xDS resource counts; no secrets.",
     responses((status = 200, description = "The dump", body = crate::openapi::admin::ConfigDump)))]
 async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
@@ -137,7 +137,7 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
 
 /// The control-plane link: state, gateway id, why it stopped (if it did), event counters, last sync.
 /// A failed count is a 500, never a 0 that looks like an empty store.
-#[utoipa::path(get, path = "/control_plane", tag = "admin", summary = "The platform link",
+#[utoipa::path(get, path = "/control_plane", operation_id = "controlPlane", tag = "admin", summary = "The platform link",
     description = "Roles: admin.",
     responses(
         (status = 200, description = "The link and what it stored", body = crate::openapi::admin::ControlPlane),
@@ -155,7 +155,7 @@ async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiEr
     ))
 }
 
-#[utoipa::path(get, path = "/xds_sync_status", tag = "admin", summary = "Each Envoy's xDS state",
+#[utoipa::path(get, path = "/xds_sync_status", operation_id = "xdsSyncStatus", tag = "admin", summary = "Each Envoy's xDS state",
     description = "Roles: admin. Per connected Envoy and resource type: ACKed version and generation, \
 pending, last NACK; and the APIs an Envoy refused.",
     responses((status = 200, description = "The sync status", body = crate::openapi::admin::XdsSyncStatus)))]

@@ -56,7 +56,7 @@ pub fn document() -> Document {
 /// `GET /api/management/v1/openapi.json`: the document, serialised once.
 #[utoipa::path(
     get,
-    path = "/openapi.json",
+    path = "/openapi.json", operation_id = "getOpenApi",
     tag = "meta",
     summary = "This OpenAPI document",
     description = "No credentials needed: it describes the APIs and holds no data.",

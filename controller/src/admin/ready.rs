@@ -16,7 +16,7 @@ use crate::platform::LinkPhase;
 /// How long each check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[utoipa::path(get, path = "/ready", tag = "admin", summary = "Readiness",
+#[utoipa::path(get, path = "/ready", operation_id = "ready", tag = "admin", summary = "Readiness",
     description = "No credentials. 200 only when the database answers, the xDS port accepts \
 connections and the platform link (when configured) is connected; else 503 with the reasons.",
     security(()),

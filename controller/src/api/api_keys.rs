@@ -50,10 +50,10 @@ struct RegenerateBody {
 }
 
 /// Issues a key (or registers a supplied value) for an API; the value is shown once.
-#[utoipa::path(post, path = "/rest-apis/{handle}/api-keys", tag = "api-keys", summary = "Create an API key",
+#[utoipa::path(post, path = "/rest-apis/{handle}/api-keys", operation_id = "createApiKey", tag = "api-keys", summary = "Create an API key",
     description = "Roles: admin, consumer. An empty body generates a key with a generated name.",
     params(("handle" = String, Path, description = "The API's `metadata.name`")),
-    request_body(content((crate::openapi::consumers::ApiKeyCreate = "application/json"), (crate::openapi::consumers::ApiKeyCreate = "application/yaml"))),
+    request_body(content((Option<crate::openapi::consumers::ApiKeyCreate> = "application/json"), (Option<crate::openapi::consumers::ApiKeyCreate> = "application/yaml"))),
     responses(
         (status = 201, description = "Created; `apiKey.apiKey` is the value, shown this once", body = crate::openapi::consumers::ApiKeyIssued),
         (status = 400, description = "Bad name, value, expiry, or over the quota", body = crate::openapi::schemas::ErrorBody),
@@ -107,7 +107,7 @@ pub async fn create(
 }
 
 /// The keys of an API: all of them for an admin, the caller's own otherwise.
-#[utoipa::path(get, path = "/rest-apis/{handle}/api-keys", tag = "api-keys", summary = "List API keys",
+#[utoipa::path(get, path = "/rest-apis/{handle}/api-keys", operation_id = "listApiKeys", tag = "api-keys", summary = "List API keys",
     description = "Roles: admin (every key), consumer (their own). Values are masked.",
     params(("handle" = String, Path, description = "The API's `metadata.name`")),
     responses(
@@ -131,11 +131,11 @@ pub async fn list(
 }
 
 /// A new value for a key; the old one stops working (after a grace period, if given).
-#[utoipa::path(post, path = "/rest-apis/{handle}/api-keys/{name}/regenerate", tag = "api-keys",
+#[utoipa::path(post, path = "/rest-apis/{handle}/api-keys/{name}/regenerate", operation_id = "regenerateApiKey", tag = "api-keys",
     summary = "Regenerate an API key",
     description = "Roles: admin, consumer; only the key's creator may regenerate it.",
     params(("handle" = String, Path, description = "The API's `metadata.name`"), ("name" = String, Path, description = "The key's name")),
-    request_body(content((crate::openapi::consumers::ApiKeyRegenerate = "application/json"), (crate::openapi::consumers::ApiKeyRegenerate = "application/yaml"))),
+    request_body(content((Option<crate::openapi::consumers::ApiKeyRegenerate> = "application/json"), (Option<crate::openapi::consumers::ApiKeyRegenerate> = "application/yaml"))),
     responses(
         (status = 200, description = "The new value, shown this once", body = crate::openapi::consumers::ApiKeyIssued),
         (status = 400, description = "Bad expiry or grace period", body = crate::openapi::schemas::ErrorBody),
@@ -190,7 +190,7 @@ struct ReplaceBody {
 }
 
 /// Replaces a key's value with one the caller supplies.
-#[utoipa::path(put, path = "/rest-apis/{handle}/api-keys/{name}", tag = "api-keys", summary = "Replace an API key's value",
+#[utoipa::path(put, path = "/rest-apis/{handle}/api-keys/{name}", operation_id = "replaceApiKey", tag = "api-keys", summary = "Replace an API key's value",
     description = "Roles: admin, consumer (their own keys).",
     params(("handle" = String, Path, description = "The API's `metadata.name`"), ("name" = String, Path, description = "The key's name")),
     request_body(content((crate::openapi::consumers::ApiKeyReplace = "application/json"), (crate::openapi::consumers::ApiKeyReplace = "application/yaml"))),
@@ -241,7 +241,7 @@ pub struct RevokeQuery {
 
 /// Only the key's creator or an admin may revoke it; for anyone else the answer is the same as for a
 /// key that does not exist (200, nothing changes), so it does not reveal another user's key.
-#[utoipa::path(delete, path = "/rest-apis/{handle}/api-keys/{name}", tag = "api-keys", summary = "Revoke an API key",
+#[utoipa::path(delete, path = "/rest-apis/{handle}/api-keys/{name}", operation_id = "revokeApiKey", tag = "api-keys", summary = "Revoke an API key",
     description = "Roles: admin, consumer. Only the key's creator or an admin may revoke it; for \
 anyone else the answer is the one an unknown key gets and nothing changes. Keys pushed by a control \
 plane need an admin and `allowControlPlane=true`.",

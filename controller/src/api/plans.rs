@@ -23,7 +23,7 @@ pub(super) fn body_value(body: Result<Bytes, BytesRejection>) -> Result<Value, A
 }
 
 /// Creates a plan.
-#[utoipa::path(post, path = "/subscription-plans", tag = "subscription-plans", summary = "Create a plan",
+#[utoipa::path(post, path = "/subscription-plans", operation_id = "createPlan", tag = "subscription-plans", summary = "Create a plan",
     description = "Roles: admin.",
     request_body(content((crate::openapi::consumers::PlanCreate = "application/json"), (crate::openapi::consumers::PlanCreate = "application/yaml"))),
     responses(
@@ -47,7 +47,7 @@ pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejectio
 }
 
 /// Every plan.
-#[utoipa::path(get, path = "/subscription-plans", tag = "subscription-plans", summary = "List plans",
+#[utoipa::path(get, path = "/subscription-plans", operation_id = "listPlans", tag = "subscription-plans", summary = "List plans",
     description = "Roles: admin.",
     responses((status = 200, description = "The plans", body = crate::openapi::consumers::PlanList)))]
 pub async fn list(State(s): State<AppState>) -> Response {
@@ -61,7 +61,7 @@ pub async fn list(State(s): State<AppState>) -> Response {
 }
 
 /// One plan.
-#[utoipa::path(get, path = "/subscription-plans/{id}", tag = "subscription-plans", summary = "Get a plan",
+#[utoipa::path(get, path = "/subscription-plans/{id}", operation_id = "getPlan", tag = "subscription-plans", summary = "Get a plan",
     description = "Roles: admin.", params(("id" = String, Path, description = "The plan's id")),
     responses(
         (status = 200, description = "The plan", body = crate::openapi::consumers::Plan),
@@ -75,7 +75,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
 }
 
 /// Changes the fields a body names.
-#[utoipa::path(put, path = "/subscription-plans/{id}", tag = "subscription-plans", summary = "Update a plan",
+#[utoipa::path(put, path = "/subscription-plans/{id}", operation_id = "updatePlan", tag = "subscription-plans", summary = "Update a plan",
     description = "Roles: admin. Partial: only the fields named change.", params(("id" = String, Path, description = "The plan's id")),
     request_body(content((crate::openapi::consumers::PlanUpdate = "application/json"), (crate::openapi::consumers::PlanUpdate = "application/yaml"))),
     responses(
@@ -104,7 +104,7 @@ pub async fn update(
 }
 
 /// Deletes a plan no subscription made here uses.
-#[utoipa::path(delete, path = "/subscription-plans/{id}", tag = "subscription-plans", summary = "Delete a plan",
+#[utoipa::path(delete, path = "/subscription-plans/{id}", operation_id = "deletePlan", tag = "subscription-plans", summary = "Delete a plan",
     description = "Roles: admin.", params(("id" = String, Path, description = "The plan's id")),
     responses(
         (status = 204, description = "Deleted"),

@@ -25,7 +25,7 @@ pub struct Filters {
 }
 
 /// Deploys a new API (201; `pending` while Envoy has not ACKed it when asked to wait).
-#[utoipa::path(post, path = "/rest-apis", tag = "rest-apis", summary = "Create a RestApi",
+#[utoipa::path(post, path = "/rest-apis", operation_id = "createRestApi", tag = "rest-apis", summary = "Create a RestApi",
     description = "Roles: admin, developer. The body is a RestApi document, JSON or YAML (by \
 `Content-Type`). The answer carries `status.generation` and `x-tollgate-generation`.",
     request_body(content((crate::openapi::schemas::RestApi = "application/json"), (crate::openapi::schemas::RestApi = "application/yaml"))),
@@ -56,7 +56,7 @@ pub async fn create(
 }
 
 /// Replaces an API's document.
-#[utoipa::path(put, path = "/rest-apis/{handle}", tag = "rest-apis", summary = "Replace a RestApi",
+#[utoipa::path(put, path = "/rest-apis/{handle}", operation_id = "replaceRestApi", tag = "rest-apis", summary = "Replace a RestApi",
     description = "Roles: admin, developer. `metadata.name` must match `{handle}`.",
     params(("handle" = String, Path, description = "The API's `metadata.name`")),
     request_body(content((crate::openapi::schemas::RestApi = "application/json"), (crate::openapi::schemas::RestApi = "application/yaml"))),
@@ -91,7 +91,7 @@ pub async fn update(
 }
 
 /// One API's document and status.
-#[utoipa::path(get, path = "/rest-apis/{handle}", tag = "rest-apis", summary = "Get a RestApi",
+#[utoipa::path(get, path = "/rest-apis/{handle}", operation_id = "getRestApi", tag = "rest-apis", summary = "Get a RestApi",
     description = "Roles: admin, developer.",
     params(("handle" = String, Path, description = "The API's `metadata.name`")),
     responses(
@@ -106,7 +106,7 @@ pub async fn get(State(state): State<AppState>, Path(handle): Path<String>) -> R
 }
 
 /// Every API, filtered.
-#[utoipa::path(get, path = "/rest-apis", tag = "rest-apis", summary = "List RestApis",
+#[utoipa::path(get, path = "/rest-apis", operation_id = "listRestApis", tag = "rest-apis", summary = "List RestApis",
     description = "Roles: admin, developer. Filters compare exactly; `status` is the state \
 (`pending`, `deployed`, `failed`, `undeployed`).",
     params(
@@ -135,7 +135,7 @@ pub async fn list(State(state): State<AppState>, Query(f): Query<Filters>) -> Re
 }
 
 /// Deletes an API, its keys and its subscriptions.
-#[utoipa::path(delete, path = "/rest-apis/{handle}", tag = "rest-apis", summary = "Delete a RestApi",
+#[utoipa::path(delete, path = "/rest-apis/{handle}", operation_id = "deleteRestApi", tag = "rest-apis", summary = "Delete a RestApi",
     description = "Roles: admin, developer. Also deletes the API's keys and subscriptions.",
     params(("handle" = String, Path, description = "The API's `metadata.name`")),
     responses(

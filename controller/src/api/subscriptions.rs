@@ -39,7 +39,7 @@ fn with_token(s: &AppState, w: &SubscriptionWrite) -> Value {
 }
 
 /// Subscribes an application to an API; the token is shown once.
-#[utoipa::path(post, path = "/subscriptions", tag = "subscriptions", summary = "Create a subscription",
+#[utoipa::path(post, path = "/subscriptions", operation_id = "createSubscription", tag = "subscriptions", summary = "Create a subscription",
     description = "Roles: admin. Without `subscriptionToken` one is generated; either way the answer \
 shows it once, with `invocation`.",
     request_body(content((crate::openapi::consumers::SubscriptionCreate = "application/json"), (crate::openapi::consumers::SubscriptionCreate = "application/yaml"))),
@@ -65,7 +65,7 @@ pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejectio
 }
 
 /// Every subscription, filtered.
-#[utoipa::path(get, path = "/subscriptions", tag = "subscriptions", summary = "List subscriptions",
+#[utoipa::path(get, path = "/subscriptions", operation_id = "listSubscriptions", tag = "subscriptions", summary = "List subscriptions",
     description = "Roles: admin.",
     params(
         ("apiId" = Option<String>, Query, description = "Only this API (handle or UUID)"),
@@ -107,7 +107,7 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
 }
 
 /// One subscription (never its token).
-#[utoipa::path(get, path = "/subscriptions/{id}", tag = "subscriptions", summary = "Get a subscription",
+#[utoipa::path(get, path = "/subscriptions/{id}", operation_id = "getSubscription", tag = "subscriptions", summary = "Get a subscription",
     description = "Roles: admin.", params(("id" = String, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "The subscription", body = crate::openapi::consumers::Subscription),
@@ -121,7 +121,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
 }
 
 /// Changes a subscription's status or plan.
-#[utoipa::path(put, path = "/subscriptions/{id}", tag = "subscriptions", summary = "Update a subscription",
+#[utoipa::path(put, path = "/subscriptions/{id}", operation_id = "updateSubscription", tag = "subscriptions", summary = "Update a subscription",
     description = "Roles: admin.", params(("id" = String, Path, description = "The subscription's id")),
     request_body(content((crate::openapi::consumers::SubscriptionUpdate = "application/json"), (crate::openapi::consumers::SubscriptionUpdate = "application/yaml"))),
     responses(
@@ -149,7 +149,7 @@ pub async fn update(
 }
 
 /// Deletes a subscription.
-#[utoipa::path(delete, path = "/subscriptions/{id}", tag = "subscriptions", summary = "Delete a subscription",
+#[utoipa::path(delete, path = "/subscriptions/{id}", operation_id = "deleteSubscription", tag = "subscriptions", summary = "Delete a subscription",
     description = "Roles: admin.", params(("id" = String, Path, description = "The subscription's id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -169,11 +169,11 @@ pub async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Respon
 /// `POST /subscriptions/{id}/regenerate-token`, body optional: `{"gracePeriod": "1h"}` keeps the
 /// old token working that long (at most 30 days); without it the old token is refused from the
 /// next request on.
-#[utoipa::path(post, path = "/subscriptions/{id}/regenerate-token", tag = "subscriptions",
+#[utoipa::path(post, path = "/subscriptions/{id}/regenerate-token", operation_id = "regenerateSubscriptionToken", tag = "subscriptions",
     summary = "Regenerate a subscription's token",
     description = "Roles: admin. The new token is shown once; the old one is refused from the next \
 request on, or after `gracePeriod`.", params(("id" = String, Path, description = "The subscription's id")),
-    request_body(content((crate::openapi::consumers::TokenRegenerate = "application/json"), (crate::openapi::consumers::TokenRegenerate = "application/yaml"))),
+    request_body(content((Option<crate::openapi::consumers::TokenRegenerate> = "application/json"), (Option<crate::openapi::consumers::TokenRegenerate> = "application/yaml"))),
     responses(
         (status = 200, description = "The subscription with its new token", body = crate::openapi::consumers::Subscription),
         (status = 400, description = "Invalid `gracePeriod`", body = crate::openapi::schemas::ErrorBody),

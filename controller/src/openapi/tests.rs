@@ -234,4 +234,34 @@ fn security_roles_and_error_shapes_are_documented() {
     assert_eq!(field_error["required"], json!(["field", "message"]));
 }
 
+#[test]
+fn operation_ids_are_unique_and_optional_bodies_are_optional() {
+    let doc = doc();
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(
+                ids.insert(id.clone()),
+                "{method} {path}: operationId {id:?} is not unique"
+            );
+        }
+    }
+    // An empty body is `{}` there: a generated key, no grace period.
+    for (path, method) in [
+        ("/api/management/v1/rest-apis/{handle}/api-keys", "post"),
+        (
+            "/api/management/v1/rest-apis/{handle}/api-keys/{name}/regenerate",
+            "post",
+        ),
+        ("/api/management/v1/subscriptions/{id}/regenerate-token", "post"),
+    ] {
+        let body = &doc["paths"][path][method]["requestBody"];
+        assert!(body.is_object(), "{path}");
+        assert_ne!(body["required"], json!(true), "{method} {path}: the body is optional");
+    }
+    let plan = &doc["paths"]["/api/management/v1/subscription-plans"]["post"]["requestBody"];
+    assert_eq!(plan["required"], json!(true));
+}
+
 mod readme;
