@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::{Server, ServerBuilder, ServerVariableBuilder};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -20,7 +21,7 @@ use utoipa::{Modify, OpenApi};
 pub const BASIC: &str = "basicAuth";
 
 /// What the info block says about the two APIs.
-const DESCRIPTION: &str = "The management API (port `server.api_port`, default 9090) and the admin \
+const DESCRIPTION: &str = "The management API (port `server.management_port`, default 9090) and the admin \
 API (port `server.admin_port`, default 9092) of Tollgate, a gateway controller for Envoy. Every \
 route is also served without its `/api/.../v1` prefix (deprecated: such answers carry \
 `Deprecation`, `Link` and `Warning` headers). Authentication is HTTP basic; each operation names \
@@ -36,7 +37,7 @@ Request bodies may be JSON or YAML.";
         (path = "/api/admin/v1", api = crate::admin::AdminDoc),
     ),
     components(schemas(schemas::DeniedBody, schemas::ErrorBody)),
-    modifiers(&Security),
+    modifiers(&Security, &Servers),
     tags(
         (name = "rest-apis", description = "RestApi documents: deploy, list, replace, delete"),
         (name = "api-keys", description = "API keys of one API"),
@@ -115,6 +116,42 @@ impl Modify for Security {
                         .entry((*code).to_string())
                         .or_insert_with(|| RefOr::T(answer.clone()));
                 }
+            }
+        }
+    }
+}
+
+/// The two APIs listen on two ports: the document's servers say which, with the host, scheme and
+/// port as variables (defaults: `http://localhost`, 9090 and 9092).
+#[derive(Debug)]
+struct Servers;
+
+/// A server on `port` by default, described as `what`.
+fn server(port: &str, what: &str) -> Server {
+    let variable = |default: &str, description: &str| {
+        ServerVariableBuilder::new()
+            .default_value(default)
+            .description(Some(description))
+    };
+    ServerBuilder::new()
+        .url("{scheme}://{host}:{port}")
+        .description(Some(what))
+        .parameter(
+            "scheme",
+            variable("http", "`https` when the port serves TLS").enum_values(Some(["http", "https"])),
+        )
+        .parameter("host", variable("localhost", "the controller's host"))
+        .parameter("port", variable(port, "the configured port"))
+        .build()
+}
+
+impl Modify for Servers {
+    fn modify(&self, doc: &mut Document) {
+        doc.servers = Some(vec![server("9090", "The management API (`server.management_port`)")]);
+        let admin = server("9092", "The admin API (`server.admin_port`)");
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path.starts_with(crate::admin::BASE) {
+                item.servers = Some(vec![admin.clone()]);
             }
         }
     }
