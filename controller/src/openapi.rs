@@ -8,13 +8,15 @@ pub(crate) mod admin;
 pub(crate) mod consumers;
 pub(crate) mod schemas;
 
+use std::collections::btree_map::Entry;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::server::{Server, ServerBuilder, ServerVariableBuilder};
-use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Response as Answer, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 /// The name of the HTTP basic security scheme every protected operation requires.
@@ -111,12 +113,34 @@ impl Modify for Security {
                 }
                 op.security = Some(vec![SecurityRequirement::new(BASIC, Vec::<String>::new())]);
                 for (code, answer) in &answers {
-                    op.responses
-                        .responses
-                        .entry((*code).to_string())
-                        .or_insert_with(|| RefOr::T(answer.clone()));
+                    match op.responses.responses.entry((*code).to_string()) {
+                        Entry::Vacant(v) => {
+                            v.insert(RefOr::T(answer.clone()));
+                        }
+                        Entry::Occupied(mut o) => {
+                            if let RefOr::T(own) = o.get_mut() {
+                                or_denied(own);
+                            }
+                        }
+                    }
                 }
             }
+        }
+    }
+}
+
+/// A handler's own answer with a status authentication also gives (403: someone else's key):
+/// either shape may come.
+fn or_denied(own: &mut Answer) {
+    own.description.push_str("; or, from the role check, `{code, message}`");
+    for content in own.content.values_mut() {
+        if let RefOr::T(content) = content
+            && let Some(schema) = content.schema.take()
+        {
+            let either = OneOfBuilder::new()
+                .item(schema)
+                .item(Ref::from_schema_name("DeniedBody"));
+            content.schema = Some(RefOr::T(Schema::OneOf(either.build())));
         }
     }
 }

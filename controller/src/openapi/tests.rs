@@ -213,6 +213,10 @@ fn security_roles_and_error_shapes_are_documented() {
             "POST /rest-apis documents {code}"
         );
     }
+    // Someone else's key (the handler's 403) or a user without the role (the role check's).
+    let regenerate = &doc["paths"]["/api/management/v1/rest-apis/{handle}/api-keys/{name}/regenerate"];
+    let either = &regenerate["post"]["responses"]["403"]["content"]["application/json"]["schema"]["oneOf"];
+    assert_eq!(either.as_array().map(Vec::len), Some(2), "{either}");
     let delete = &doc["paths"]["/api/management/v1/subscription-plans/{id}"]["delete"];
     for code in ["204", "404", "409"] {
         assert!(delete["responses"].get(code).is_some(), "DELETE plan documents {code}");
