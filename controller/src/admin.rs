@@ -31,6 +31,12 @@ pub struct AdminState {
     pub xds: Option<std::net::SocketAddr>,
 }
 
+/// The admin API's operations, for the OpenAPI document (`crate::openapi`): every handler
+/// [`router`] routes, each with its `#[utoipa::path]`. A test compares it with the routes served.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(health, ready::ready, config_dump, xds_sync_status, control_plane))]
+pub struct AdminDoc;
+
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
     let protected = Router::new()
@@ -70,10 +76,16 @@ async fn admin_only(State(s): State<AdminState>, req: Request, next: Next) -> Re
     }
 }
 
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "admin", summary = "Liveness",
+    description = "No credentials. Cheap: answers while the process serves.", security(()),
+    responses((status = 200, description = "Alive", body = crate::openapi::admin::Health)))]
 async fn health() -> Json<Value> {
     Json(json!({"status": "healthy", "timestamp": crate::clock::rfc3339_now()}))
 }
 
+#[utoipa::path(get, path = "/config_dump", operation_id = "configDump", tag = "admin", summary = "The stored configuration",
+    description = "Roles: admin. APIs, policies and xDS resource counts; no secrets.",
+    responses((status = 200, description = "The dump", body = crate::openapi::admin::ConfigDump)))]
 async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
     let apis: Vec<Value> = s
         .app
@@ -125,6 +137,12 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
 
 /// The control-plane link: state, gateway id, why it stopped (if it did), event counters, last sync.
 /// A failed count is a 500, never a 0 that looks like an empty store.
+#[utoipa::path(get, path = "/control_plane", operation_id = "controlPlane", tag = "admin", summary = "The platform link",
+    description = "Roles: admin.",
+    responses(
+        (status = 200, description = "The link and what it stored", body = crate::openapi::admin::ControlPlane),
+        (status = 500, description = "A count could not be read", body = crate::openapi::schemas::ErrorBody),
+    ))]
 async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let stored = json!({
         "subscriptions": s.app.count_subscriptions().await?,
@@ -137,6 +155,10 @@ async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiEr
     ))
 }
 
+#[utoipa::path(get, path = "/xds_sync_status", operation_id = "xdsSyncStatus", tag = "admin", summary = "Each Envoy's xDS state",
+    description = "Roles: admin. Per connected Envoy and resource type: ACKed version and generation, \
+pending, last NACK; and the APIs an Envoy refused.",
+    responses((status = 200, description = "The sync status", body = crate::openapi::admin::XdsSyncStatus)))]
 async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {
     let nodes: Vec<Value> = s.status.snapshot().iter().map(node).collect();
     // APIs an Envoy rejected: quarantined, serving what was accepted before (or nothing).

@@ -76,9 +76,43 @@ pub fn router(state: AppState) -> Router {
                 .put(subscriptions::update)
                 .delete(subscriptions::delete),
         )
-        .route("/subscriptions/{id}/regenerate-token", post(subscriptions::regenerate));
+        .route("/subscriptions/{id}/regenerate-token", post(subscriptions::regenerate))
+        .route(OPENAPI, get(crate::openapi::serve));
     finish(routes, state)
 }
+
+/// Where the OpenAPI document is served (under [`BASE`], and unprefixed like every route), without
+/// credentials.
+pub const OPENAPI: &str = "/openapi.json";
+
+/// The management API's operations, for the OpenAPI document (`crate::openapi`): every handler
+/// [`router`] routes, each with its `#[utoipa::path]`. A test compares it with the routes served.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(
+    rest_apis::list,
+    rest_apis::create,
+    rest_apis::get,
+    rest_apis::update,
+    rest_apis::delete,
+    api_keys::list,
+    api_keys::create,
+    api_keys::regenerate,
+    api_keys::replace,
+    api_keys::revoke,
+    plans::list,
+    plans::create,
+    plans::get,
+    plans::update,
+    plans::delete,
+    subscriptions::list,
+    subscriptions::create,
+    subscriptions::get,
+    subscriptions::update,
+    subscriptions::delete,
+    subscriptions::regenerate,
+    crate::openapi::serve,
+))]
+pub struct ManagementDoc;
 
 /// The routes under [`BASE`] and unprefixed, behind authorization, the body limit and the panic net.
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
@@ -157,6 +191,10 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(pattern) = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()) else {
         return next.run(req).await;
     };
+    // The OpenAPI document describes the API and holds no data: open to all, like `/health`.
+    if pattern.strip_prefix(BASE).unwrap_or(&pattern) == OPENAPI {
+        return next.run(req).await;
+    }
     let Some(roles) = allowed(&pattern) else {
         return ApiError::Denied(crate::auth::Denied::Forbidden).into_response();
     };

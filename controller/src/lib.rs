@@ -8,7 +8,8 @@
 //! - [`app`]: the application layer, the one owner of every write path (validate → persist →
 //!   translate → publish), and the API repository.
 //! - [`origin`], [`clock`]: where a stored thing came from; the one clock.
-//! - [`auth`], [`api`], [`admin`]: the management and admin REST APIs.
+//! - [`auth`], [`api`], [`admin`]: the management and admin REST APIs; [`openapi`]: their OpenAPI
+//!   document, generated from the handlers.
 //! - [`platform`]: the link to a WSO2 API Platform control plane (WebSocket events, REST sync).
 //! - [`keys`]: per-API keys (rules, store, index, control-plane pushes).
 //! - [`replica`]: the remote ext_authz replica feature, both sides (serving, publishing, token).
@@ -29,6 +30,7 @@ pub mod https;
 pub mod keys;
 pub mod managed_envoy;
 pub mod metrics;
+pub mod openapi;
 pub mod origin;
 pub mod platform;
 pub mod replica;

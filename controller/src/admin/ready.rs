@@ -16,6 +16,14 @@ use crate::platform::LinkPhase;
 /// How long each check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+#[utoipa::path(get, path = "/ready", operation_id = "ready", tag = "admin", summary = "Readiness",
+    description = "No credentials. 200 only when the database answers, the xDS port accepts \
+connections and the platform link (when configured) is connected; else 503 with the reasons.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::admin::Ready),
+        (status = 503, description = "Not ready, with `reasons`", body = crate::openapi::admin::Ready),
+    ))]
 pub(super) async fn ready(State(s): State<AdminState>) -> Response {
     let mut reasons: Vec<String> = Vec::new();
     let db = tokio::time::timeout(CHECK_TIMEOUT, s.app.database_answers()).await;

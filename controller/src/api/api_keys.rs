@@ -49,6 +49,18 @@ struct RegenerateBody {
     grace_period: Option<String>,
 }
 
+/// Issues a key (or registers a supplied value) for an API; the value is shown once.
+#[utoipa::path(post, path = "/rest-apis/{handle}/api-keys", operation_id = "createApiKey", tag = "api-keys", summary = "Create an API key",
+    description = "Roles: admin, consumer. An empty body generates a key with a generated name.",
+    params(("handle" = String, Path, description = "The API's `metadata.name`")),
+    request_body(content((Option<crate::openapi::consumers::ApiKeyCreate> = "application/json"), (Option<crate::openapi::consumers::ApiKeyCreate> = "application/yaml"))),
+    responses(
+        (status = 201, description = "Created; `apiKey.apiKey` is the value, shown this once", body = crate::openapi::consumers::ApiKeyIssued),
+        (status = 400, description = "Bad name, value, expiry, or over the quota", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such API", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "A key with this name or value exists", body = crate::openapi::schemas::ErrorBody),
+        (status = 504, description = "Stored, but an authz replica did not confirm it in time (`tollgate-replicas-behind`)", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn create(
     State(s): State<AppState>,
     Path(handle): Path<String>,
@@ -94,6 +106,14 @@ pub async fn create(
     }
 }
 
+/// The keys of an API: all of them for an admin, the caller's own otherwise.
+#[utoipa::path(get, path = "/rest-apis/{handle}/api-keys", operation_id = "listApiKeys", tag = "api-keys", summary = "List API keys",
+    description = "Roles: admin (every key), consumer (their own). Values are masked.",
+    params(("handle" = String, Path, description = "The API's `metadata.name`")),
+    responses(
+        (status = 200, description = "The keys", body = crate::openapi::consumers::ApiKeyList),
+        (status = 404, description = "No such API", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn list(
     State(s): State<AppState>,
     Path(handle): Path<String>,
@@ -110,6 +130,19 @@ pub async fn list(
     Json(json!({"status": "success", "totalCount": keys.len(), "apiKeys": keys})).into_response()
 }
 
+/// A new value for a key; the old one stops working (after a grace period, if given).
+#[utoipa::path(post, path = "/rest-apis/{handle}/api-keys/{name}/regenerate", operation_id = "regenerateApiKey", tag = "api-keys",
+    summary = "Regenerate an API key",
+    description = "Roles: admin, consumer; only the key's creator may regenerate it.",
+    params(("handle" = String, Path, description = "The API's `metadata.name`"), ("name" = String, Path, description = "The key's name")),
+    request_body(content((Option<crate::openapi::consumers::ApiKeyRegenerate> = "application/json"), (Option<crate::openapi::consumers::ApiKeyRegenerate> = "application/yaml"))),
+    responses(
+        (status = 200, description = "The new value, shown this once", body = crate::openapi::consumers::ApiKeyIssued),
+        (status = 400, description = "Bad expiry or grace period", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "Someone else's key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such API or key", body = crate::openapi::schemas::ErrorBody),
+        (status = 504, description = "Stored, but an authz replica did not confirm it in time (`tollgate-replicas-behind`)", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn regenerate(
     State(s): State<AppState>,
     Path((handle, name)): Path<(String, String)>,
@@ -156,6 +189,19 @@ struct ReplaceBody {
     api_key: Option<String>,
 }
 
+/// Replaces a key's value with one the caller supplies.
+#[utoipa::path(put, path = "/rest-apis/{handle}/api-keys/{name}", operation_id = "replaceApiKey", tag = "api-keys", summary = "Replace an API key's value",
+    description = "Roles: admin, consumer (their own keys).",
+    params(("handle" = String, Path, description = "The API's `metadata.name`"), ("name" = String, Path, description = "The key's name")),
+    request_body(content((crate::openapi::consumers::ApiKeyReplace = "application/json"), (crate::openapi::consumers::ApiKeyReplace = "application/yaml"))),
+    responses(
+        (status = 200, description = "Replaced (the value is not echoed)", body = crate::openapi::consumers::ApiKeyUpdated),
+        (status = 400, description = "Missing or invalid `apiKey`", body = crate::openapi::schemas::ErrorBody),
+        (status = 403, description = "Someone else's key", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such API or key", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "The value is taken", body = crate::openapi::schemas::ErrorBody),
+        (status = 504, description = "Stored, but an authz replica did not confirm it in time (`tollgate-replicas-behind`)", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn replace(
     State(s): State<AppState>,
     Path((handle, name)): Path<(String, String)>,
@@ -195,6 +241,18 @@ pub struct RevokeQuery {
 
 /// Only the key's creator or an admin may revoke it; for anyone else the answer is the same as for a
 /// key that does not exist (200, nothing changes), so it does not reveal another user's key.
+#[utoipa::path(delete, path = "/rest-apis/{handle}/api-keys/{name}", operation_id = "revokeApiKey", tag = "api-keys", summary = "Revoke an API key",
+    description = "Roles: admin, consumer. Only the key's creator or an admin may revoke it; for \
+anyone else the answer is the one an unknown key gets and nothing changes. Keys pushed by a control \
+plane need an admin and `allowControlPlane=true`.",
+    params(("handle" = String, Path, description = "The API's `metadata.name`"), ("name" = String, Path, description = "The key's name"),
+        ("allowControlPlane" = Option<bool>, Query, description = "An admin's consent to revoke a key the control plane pushed")),
+    responses(
+        (status = 200, description = "Revoked (or nothing to revoke)", body = crate::openapi::schemas::Done),
+        (status = 404, description = "No such API", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "A control-plane key, without `allowControlPlane`", body = crate::openapi::schemas::ErrorBody),
+        (status = 504, description = "Stored, but an authz replica did not confirm it in time (`tollgate-replicas-behind`)", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn revoke(
     State(s): State<AppState>,
     Path((handle, name)): Path<(String, String)>,

@@ -23,6 +23,15 @@ pub(super) fn body_value(body: Result<Bytes, BytesRejection>) -> Result<Value, A
         .map_err(|e| ApiError::Body(format!("invalid request body: {e}")))
 }
 
+/// Creates a plan.
+#[utoipa::path(post, path = "/subscription-plans", operation_id = "createPlan", tag = "subscription-plans", summary = "Create a plan",
+    description = "Roles: admin.",
+    request_body(content((crate::openapi::consumers::PlanCreate = "application/json"), (crate::openapi::consumers::PlanCreate = "application/yaml"))),
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::consumers::Plan),
+        (status = 400, description = "Invalid fields", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "A plan with this name exists (names compare without case)", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let result = async {
         let body = body_value(body)?;
@@ -38,6 +47,10 @@ pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejectio
     }
 }
 
+/// Every plan.
+#[utoipa::path(get, path = "/subscription-plans", operation_id = "listPlans", tag = "subscription-plans", summary = "List plans",
+    description = "Roles: admin.",
+    responses((status = 200, description = "The plans", body = crate::openapi::consumers::PlanList)))]
 pub async fn list(State(s): State<AppState>) -> Response {
     match s.app.plans().await {
         Ok(plans) => {
@@ -48,6 +61,13 @@ pub async fn list(State(s): State<AppState>) -> Response {
     }
 }
 
+/// One plan.
+#[utoipa::path(get, path = "/subscription-plans/{id}", operation_id = "getPlan", tag = "subscription-plans", summary = "Get a plan",
+    description = "Roles: admin.", params(("id" = String, Path, description = "The plan's id")),
+    responses(
+        (status = 200, description = "The plan", body = crate::openapi::consumers::Plan),
+        (status = 404, description = "No such plan", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.app.plan(&id).await {
         Ok(p) => Json(plan_json(&p, None)).into_response(),
@@ -55,6 +75,16 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
     }
 }
 
+/// Changes the fields a body names.
+#[utoipa::path(put, path = "/subscription-plans/{id}", operation_id = "updatePlan", tag = "subscription-plans", summary = "Update a plan",
+    description = "Roles: admin. Partial: only the fields named change.", params(("id" = String, Path, description = "The plan's id")),
+    request_body(content((crate::openapi::consumers::PlanUpdate = "application/json"), (crate::openapi::consumers::PlanUpdate = "application/yaml"))),
+    responses(
+        (status = 200, description = "The plan as changed", body = crate::openapi::consumers::Plan),
+        (status = 400, description = "Invalid fields", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such plan", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "Another plan has this name", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -74,6 +104,14 @@ pub async fn update(
     }
 }
 
+/// Deletes a plan no subscription made here uses.
+#[utoipa::path(delete, path = "/subscription-plans/{id}", operation_id = "deletePlan", tag = "subscription-plans", summary = "Delete a plan",
+    description = "Roles: admin.", params(("id" = String, Path, description = "The plan's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such plan", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "Subscriptions made here use the plan", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s
         .app

@@ -24,6 +24,17 @@ pub struct Filters {
     status: Option<String>,
 }
 
+/// Deploys a new API (201; `pending` while Envoy has not ACKed it when asked to wait).
+#[utoipa::path(post, path = "/rest-apis", operation_id = "createRestApi", tag = "rest-apis", summary = "Create a RestApi",
+    description = "Roles: admin, developer. The body is a RestApi document, JSON or YAML (by \
+`Content-Type`). The answer carries `status.generation` and `x-tollgate-generation`.",
+    request_body(content((crate::openapi::schemas::RestApi = "application/json"), (crate::openapi::schemas::RestApi = "application/yaml"))),
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::schemas::RestApi),
+        (status = 400, description = "Invalid document, or refused by Envoy", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "An API with this name or context exists", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "Body over `server.max_body`", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -44,6 +55,18 @@ pub async fn create(
     }
 }
 
+/// Replaces an API's document.
+#[utoipa::path(put, path = "/rest-apis/{handle}", operation_id = "replaceRestApi", tag = "rest-apis", summary = "Replace a RestApi",
+    description = "Roles: admin, developer. `metadata.name` must match `{handle}`.",
+    params(("handle" = String, Path, description = "The API's `metadata.name`")),
+    request_body(content((crate::openapi::schemas::RestApi = "application/json"), (crate::openapi::schemas::RestApi = "application/yaml"))),
+    responses(
+        (status = 200, description = "Replaced", body = crate::openapi::schemas::RestApi),
+        (status = 400, description = "Invalid document, a name mismatch, or refused by Envoy", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such API", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "Conflicts with another API", body = crate::openapi::schemas::ErrorBody),
+        (status = 413, description = "Body over `server.max_body`", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     Path(handle): Path<String>,
@@ -67,6 +90,14 @@ pub async fn update(
     }
 }
 
+/// One API's document and status.
+#[utoipa::path(get, path = "/rest-apis/{handle}", operation_id = "getRestApi", tag = "rest-apis", summary = "Get a RestApi",
+    description = "Roles: admin, developer.",
+    params(("handle" = String, Path, description = "The API's `metadata.name`")),
+    responses(
+        (status = 200, description = "The document with its `status`", body = crate::openapi::schemas::RestApi),
+        (status = 404, description = "No such API", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn get(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
     match state.app.api(&handle) {
         Some(e) => Json(resource(&e, false)).into_response(),
@@ -74,6 +105,17 @@ pub async fn get(State(state): State<AppState>, Path(handle): Path<String>) -> R
     }
 }
 
+/// Every API, filtered.
+#[utoipa::path(get, path = "/rest-apis", operation_id = "listRestApis", tag = "rest-apis", summary = "List RestApis",
+    description = "Roles: admin, developer. Filters compare exactly; `status` is the state \
+(`pending`, `deployed`, `failed`, `undeployed`).",
+    params(
+        ("displayName" = Option<String>, Query, description = "Only APIs with this display name"),
+        ("version" = Option<String>, Query, description = "Only this version"),
+        ("context" = Option<String>, Query, description = "Only this context (as written or resolved)"),
+        ("status" = Option<String>, Query, description = "Only APIs in this state"),
+    ),
+    responses((status = 200, description = "The APIs", body = crate::openapi::schemas::RestApiList)))]
 pub async fn list(State(state): State<AppState>, Query(f): Query<Filters>) -> Response {
     let apis: Vec<Value> = state
         .app
@@ -92,6 +134,14 @@ pub async fn list(State(state): State<AppState>, Query(f): Query<Filters>) -> Re
     Json(json!({"status": "success", "count": apis.len(), "apis": apis})).into_response()
 }
 
+/// Deletes an API, its keys and its subscriptions.
+#[utoipa::path(delete, path = "/rest-apis/{handle}", operation_id = "deleteRestApi", tag = "rest-apis", summary = "Delete a RestApi",
+    description = "Roles: admin, developer. Also deletes the API's keys and subscriptions.",
+    params(("handle" = String, Path, description = "The API's `metadata.name`")),
+    responses(
+        (status = 200, description = "Deleted", body = crate::openapi::schemas::RestApiDeleted),
+        (status = 404, description = "No such API", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn delete(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
     let h = handle.clone();
     match state.app.detached(|app| async move { app.delete_api(&h).await }).await {

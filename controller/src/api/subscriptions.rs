@@ -39,6 +39,17 @@ fn with_token(s: &AppState, w: &SubscriptionWrite) -> Value {
     v
 }
 
+/// Subscribes an application to an API; the token is shown once.
+#[utoipa::path(post, path = "/subscriptions", operation_id = "createSubscription", tag = "subscriptions", summary = "Create a subscription",
+    description = "Roles: admin. Without `subscriptionToken` one is generated; either way the answer \
+shows it once, with `invocation`.",
+    request_body(content((crate::openapi::consumers::SubscriptionCreate = "application/json"), (crate::openapi::consumers::SubscriptionCreate = "application/yaml"))),
+    responses(
+        (status = 201, description = "Created, with the token", body = crate::openapi::consumers::Subscription),
+        (status = 400, description = "Invalid fields", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such API or plan", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "The application already subscribes to the API, or the token is taken", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let result = async {
         let new = new_subscription(&body_value(body)?).map_err(|e| ApiError::App(AppError::Invalid(e)))?;
@@ -54,6 +65,18 @@ pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejectio
     }
 }
 
+/// Every subscription, filtered.
+#[utoipa::path(get, path = "/subscriptions", operation_id = "listSubscriptions", tag = "subscriptions", summary = "List subscriptions",
+    description = "Roles: admin.",
+    params(
+        ("apiId" = Option<String>, Query, description = "Only this API (handle or UUID)"),
+        ("applicationId" = Option<String>, Query, description = "Only this application"),
+        ("status" = Option<String>, Query, description = "ACTIVE, INACTIVE or REVOKED"),
+    ),
+    responses(
+        (status = 200, description = "The subscriptions (never their tokens)", body = crate::openapi::consumers::SubscriptionList),
+        (status = 400, description = "Unknown status", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response {
     let status = match q
         .status
@@ -84,6 +107,13 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
     }
 }
 
+/// One subscription (never its token).
+#[utoipa::path(get, path = "/subscriptions/{id}", operation_id = "getSubscription", tag = "subscriptions", summary = "Get a subscription",
+    description = "Roles: admin.", params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "The subscription", body = crate::openapi::consumers::Subscription),
+        (status = 404, description = "No such subscription", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.app.subscription(&id).await {
         Ok(r) => Json(subscription_json(&r, None, None)).into_response(),
@@ -91,6 +121,15 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
     }
 }
 
+/// Changes a subscription's status or plan.
+#[utoipa::path(put, path = "/subscriptions/{id}", operation_id = "updateSubscription", tag = "subscriptions", summary = "Update a subscription",
+    description = "Roles: admin.", params(("id" = String, Path, description = "The subscription's id")),
+    request_body(content((crate::openapi::consumers::SubscriptionUpdate = "application/json"), (crate::openapi::consumers::SubscriptionUpdate = "application/yaml"))),
+    responses(
+        (status = 200, description = "The subscription as changed", body = crate::openapi::consumers::Subscription),
+        (status = 400, description = "Invalid fields", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such subscription or plan", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -110,6 +149,13 @@ pub async fn update(
     }
 }
 
+/// Deletes a subscription.
+#[utoipa::path(delete, path = "/subscriptions/{id}", operation_id = "deleteSubscription", tag = "subscriptions", summary = "Delete a subscription",
+    description = "Roles: admin.", params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such subscription", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s
         .app
@@ -124,6 +170,16 @@ pub async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Respon
 /// `POST /subscriptions/{id}/regenerate-token`, body optional: `{"gracePeriod": "1h"}` keeps the
 /// old token working that long (at most 30 days); without it the old token is refused from the
 /// next request on.
+#[utoipa::path(post, path = "/subscriptions/{id}/regenerate-token", operation_id = "regenerateSubscriptionToken", tag = "subscriptions",
+    summary = "Regenerate a subscription's token",
+    description = "Roles: admin. The new token is shown once; the old one is refused from the next \
+request on, or after `gracePeriod`.", params(("id" = String, Path, description = "The subscription's id")),
+    request_body(content((Option<crate::openapi::consumers::TokenRegenerate> = "application/json"), (Option<crate::openapi::consumers::TokenRegenerate> = "application/yaml"))),
+    responses(
+        (status = 200, description = "The subscription with its new token", body = crate::openapi::consumers::Subscription),
+        (status = 400, description = "Invalid `gracePeriod`", body = crate::openapi::schemas::ErrorBody),
+        (status = 404, description = "No such subscription", body = crate::openapi::schemas::ErrorBody),
+    ))]
 pub async fn regenerate(
     State(s): State<AppState>,
     Path(id): Path<String>,

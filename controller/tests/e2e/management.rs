@@ -260,3 +260,20 @@ async fn unprefixed_legacy_routes_work_and_say_they_are_deprecated() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["deprecation"], "true");
 }
+
+/// The running controller serves its OpenAPI document on the management port to anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_without_credentials() {
+    let s = Stack::start().await;
+    let url = format!("http://{}/api/management/v1/openapi.json", s.running().management);
+    let r = s.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["paths"]["/api/management/v1/rest-apis"]["post"].is_object());
+    assert!(doc["paths"]["/api/admin/v1/xds_sync_status"]["get"].is_object());
+}
