@@ -1,6 +1,8 @@
 //! Tollgate's benchmark programs (see `bench/README.md`) and the small statistics they share.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tollgate_policies::authz::ctx;
 use tollgate_proto::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
@@ -62,6 +64,71 @@ pub fn cpu_time(pid: u32, prefix: Option<&str>) -> Duration {
             .unwrap_or(0);
     }
     Duration::from_nanos(ns)
+}
+
+/// Request headers a load case sends with every request (name, value).
+pub type Headers = Vec<(String, String)>;
+
+/// Polls `url` (GET with `headers`) until it answers 200; fails after 30 s.
+pub async fn wait_200(http: &reqwest::Client, url: &str, headers: &Headers) -> anyhow::Result<()> {
+    let t = Instant::now();
+    loop {
+        let r = with_headers(http.get(url), headers);
+        if r.send().await.map(|r| r.status() == 200).unwrap_or(false) {
+            return Ok(());
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "{url} never answered 200");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Closed-loop load: `conc` tasks GET `url` with `headers` for `secs` seconds. Returns the latencies
+/// of the 200 answers, requests/s, and how many answers were not 200 (or failed).
+pub async fn load(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &Headers,
+    secs: u64,
+    conc: usize,
+) -> anyhow::Result<(Vec<Duration>, f64, usize)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (http, url, headers, stop) = (http.clone(), url.to_string(), headers.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), 0usize);
+            while !stop.load(Ordering::Relaxed) {
+                let r = with_headers(http.get(&url), &headers);
+                let t0 = Instant::now();
+                match r.send().await {
+                    Ok(resp) if resp.status() == 200 => {
+                        let _ = resp.bytes().await;
+                        lat.push(t0.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        errors += e;
+    }
+    let rps = all.len() as f64 / start.elapsed().as_secs_f64();
+    Ok((all, rps, errors))
+}
+
+fn with_headers(mut r: reqwest::RequestBuilder, headers: &Headers) -> reqwest::RequestBuilder {
+    for (k, v) in headers {
+        r = r.header(k, v);
+    }
+    r
 }
 
 /// A `CheckRequest` for `GET /orders/1` on a route of API `orders` protected by a key in the

@@ -1,6 +1,7 @@
 //! Requests through Envoy, side by side in one run: no authentication, Envoy's native
-//! `api_key_auth` filter, and Tollgate's ext_authz (the same key, the same route shape, the same
-//! echo upstream). Each Envoy runs with `--concurrency 1`; a closed-loop client keeps N requests in
+//! `api_key_auth` filter, Tollgate's ext_authz (the same key, the same route shape, the same
+//! echo upstream), and Tollgate's ext_authz checking a subscription token whose plan counts every
+//! request (a limit no run reaches, so the quota accounting runs and nothing is refused). Each Envoy runs with `--concurrency 1`; a closed-loop client keeps N requests in
 //! flight for a fixed time. For each case it also reports the CPU time per request of the Envoy
 //! serving it and of the controller's ext_authz threads (`authz*`), from the scheduler's
 //! per-thread counters, to show where an ext_authz check's cost lands.
@@ -8,13 +9,11 @@
 //! Usage: `cargo run --release -p tollgate-bench --bin authz-envoy [-- SECONDS CONCURRENCY]`
 //! (defaults 10 and 16). Needs Envoy (`make envoy`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tollgate::config::Config;
 use tollgate::runtime;
-use tollgate_bench::{cpu_time, deploy_yaml, micros, percentile};
+use tollgate_bench::{cpu_time, deploy_yaml, load, micros, percentile, wait_200};
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -38,6 +37,10 @@ async fn main() -> anyhow::Result<()> {
         (
             "keyed",
             "  policies:\n    - {name: api-key-auth, version: v1, params: {key: x-api-key, in: header}}\n",
+        ),
+        (
+            "subscribed",
+            "  subscriptionPlans: [Bench]\n  policies:\n    - {name: subscription-validation, version: v1}\n",
         ),
     ] {
         let doc = format!(
@@ -97,38 +100,46 @@ admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}
     let native = Envoy::start_with(bootstrap, admin).await;
     let (tollgate_pid, native_pid) = (envoy.pid().unwrap_or(0), native.pid().unwrap_or(0));
 
+    let token = subscribe(&http, &mgmt).await?;
     let gw = c.router.http_port;
+    let keyed = vec![("x-api-key".to_string(), key.clone())];
     let cases = [
         (
             "no auth (Tollgate route)",
             format!("http://127.0.0.1:{gw}/open/x"),
-            None,
+            vec![],
             tollgate_pid,
         ),
         (
             "Envoy api_key_auth (native)",
             format!("http://127.0.0.1:{native_port}/keyed/x"),
-            Some(key.clone()),
+            keyed.clone(),
             native_pid,
         ),
         (
             "Tollgate ext_authz",
             format!("http://127.0.0.1:{gw}/keyed/x"),
-            Some(key.clone()),
+            keyed,
+            tollgate_pid,
+        ),
+        (
+            "Tollgate ext_authz, subscription + quota",
+            format!("http://127.0.0.1:{gw}/subscribed/x"),
+            vec![("subscription-key".to_string(), token)],
             tollgate_pid,
         ),
     ];
-    for (_, url, k, _) in &cases {
-        wait_200(&http, url, k.as_deref()).await?;
+    for (_, url, headers, _) in &cases {
+        wait_200(&http, url, headers).await?;
     }
     println!("| case | requests/s | p50 | p99 | p50 vs native | Envoy CPU per request | ext_authz CPU per request |");
     println!("|---|---|---|---|---|---|---|");
     let mut native_p50 = None;
     let me = std::process::id();
-    for (label, url, k, pid) in &cases {
-        load(&http, url, k.as_deref(), 1, conc).await?; // warm-up
+    for (label, url, headers, pid) in &cases {
+        load(&http, url, headers, 1, conc).await?; // warm-up
         let (envoy_cpu, authz_cpu) = (cpu_time(*pid, None), cpu_time(me, Some("authz")));
-        let (mut lat, rps, errors) = load(&http, url, k.as_deref(), secs, conc).await?;
+        let (mut lat, rps, errors) = load(&http, url, headers, secs, conc).await?;
         let per_request = |d: Duration| micros(d / u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX));
         let envoy_cpu = per_request(cpu_time(*pid, None).saturating_sub(envoy_cpu));
         let authz_cpu = per_request(cpu_time(me, Some("authz")).saturating_sub(authz_cpu));
@@ -151,60 +162,29 @@ admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}
     Ok(())
 }
 
-async fn wait_200(http: &reqwest::Client, url: &str, key: Option<&str>) -> anyhow::Result<()> {
-    let t = Instant::now();
-    loop {
-        let mut r = http.get(url);
-        if let Some(k) = key {
-            r = r.header("x-api-key", k);
-        }
-        if r.send().await.map(|r| r.status() == 200).unwrap_or(false) {
-            return Ok(());
-        }
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "{url} never answered 200");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn load(
-    http: &reqwest::Client,
-    url: &str,
-    key: Option<&str>,
-    secs: u64,
-    conc: usize,
-) -> anyhow::Result<(Vec<Duration>, f64, usize)> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let (http, url, key, stop) = (http.clone(), url.to_string(), key.map(str::to_string), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut lat, mut errors) = (Vec::new(), 0usize);
-            while !stop.load(Ordering::Relaxed) {
-                let mut r = http.get(&url);
-                if let Some(k) = &key {
-                    r = r.header("x-api-key", k);
-                }
-                let t0 = Instant::now();
-                match r.send().await {
-                    Ok(resp) if resp.status() == 200 => {
-                        let _ = resp.bytes().await;
-                        lat.push(t0.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut all, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, e) = t.await?;
-        all.extend(l);
-        errors += e;
-    }
-    let rps = all.len() as f64 / start.elapsed().as_secs_f64();
-    Ok((all, rps, errors))
+/// A plan with a limit no run reaches (so every request is counted, none refused) and a
+/// subscription to API `subscribed` on it; returns the subscription's token.
+async fn subscribe(http: &reqwest::Client, mgmt: &str) -> anyhow::Result<String> {
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{mgmt}{path}"))
+            .basic_auth("b", Some("b"))
+            .json(&body)
+            .send()
+    };
+    let plan: serde_json::Value = post(
+        "/subscription-plans",
+        serde_json::json!({"planName": "Bench", "throttleLimitCount": 1_000_000_000, "throttleLimitUnit": "Month"}),
+    )
+    .await?
+    .json()
+    .await?;
+    let plan = plan["id"].as_str().unwrap_or_default().to_string();
+    let r = post(
+        "/subscriptions",
+        serde_json::json!({"apiId": "subscribed", "subscriptionPlanId": plan}),
+    )
+    .await?;
+    anyhow::ensure!(r.status() == 201, "subscribe: {}", r.status());
+    let body: serde_json::Value = r.json().await?;
+    Ok(body["subscriptionToken"].as_str().unwrap_or_default().to_string())
 }
