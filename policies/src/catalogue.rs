@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 pub mod cors;
+mod json_schema;
 
 /// Why [`Catalogue::lookup`] found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +173,11 @@ impl Catalogue {
             return Err(Lookup::UnknownName);
         }
         named.find(|d| d.version == version).ok_or(Lookup::UnknownVersion)
+    }
+
+    /// Every provided policy, sorted by name and version.
+    pub fn policies(&self) -> impl Iterator<Item = &PolicyDef> {
+        self.defs.iter()
     }
 
     /// Every provided (name, major version) pair, sorted.
