@@ -217,11 +217,7 @@ async fn the_policy_catalogue_is_for_document_writers_with_json_schemas() {
         // Every catalogue entry is there, in the catalogue's order.
         let names: Vec<&str> = policies.iter().map(|p| p["name"].as_str().unwrap()).collect();
         let catalogue = tollgate_policies::Catalogue::builtin();
-        let listed: Vec<&str> = catalogue
-            .list()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let listed: Vec<&str> = catalogue.list().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, listed);
     }
     let (r, _) = send(&app, Method::GET, "/api/management/v1/policies", Some("consumer"), "").await;
