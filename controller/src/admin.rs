@@ -106,13 +106,8 @@ async fn config_dump(State(s): State<AdminState>) -> Json<Value> {
             })
         })
         .collect();
-    let policies: Vec<Value> = s
-        .app
-        .catalogue()
-        .list()
-        .into_iter()
-        .map(|(name, version)| json!({"name": name, "version": version}))
-        .collect();
+    // The loaded catalogue, as `GET /policies` shows it.
+    let policies = crate::api::policies::catalogue_json(s.app.catalogue());
     let store = s.app.xds();
     let group = store.group(tollgate_xds::DEFAULT_GROUP);
     let resources: serde_json::Map<String, Value> = TypeKind::ALL

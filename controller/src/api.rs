@@ -4,6 +4,7 @@ mod api_keys;
 mod error;
 mod invocation;
 mod plans;
+pub mod policies;
 mod rest_apis;
 mod subscriptions;
 
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
             "/rest-apis/{handle}/api-keys/{name}",
             put(api_keys::replace).delete(api_keys::revoke),
         )
+        .route("/policies", get(policies::list))
         .route("/subscription-plans", get(plans::list).post(plans::create))
         .route(
             "/subscription-plans/{id}",
@@ -104,6 +106,7 @@ pub const OPENAPI: &str = "/openapi.json";
     plans::get,
     plans::update,
     plans::delete,
+    policies::list,
     subscriptions::list,
     subscriptions::create,
     subscriptions::get,
@@ -142,7 +145,8 @@ fn allowed(pattern: &str) -> Option<&'static [Role]> {
     if rest.starts_with("/subscription-plans") || rest.starts_with("/subscriptions") {
         return Some(&[Role::Admin]);
     }
-    if rest == "/rest-apis" || rest.starts_with("/rest-apis/") {
+    // The catalogue is for whoever writes RestApi documents.
+    if rest == "/rest-apis" || rest.starts_with("/rest-apis/") || rest == "/policies" {
         return Some(&[Role::Admin, Role::Developer]);
     }
     None

@@ -43,6 +43,7 @@ Request bodies may be JSON or YAML.";
     tags(
         (name = "rest-apis", description = "RestApi documents: deploy, list, replace, delete"),
         (name = "api-keys", description = "API keys of one API"),
+        (name = "policies", description = "The policy catalogue and its parameter schemas"),
         (name = "subscription-plans", description = "Quota plans (admin)"),
         (name = "subscriptions", description = "Subscriptions and their tokens (admin)"),
         (name = "meta", description = "This document"),

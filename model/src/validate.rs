@@ -12,7 +12,7 @@ mod duration;
 mod guard;
 mod operation;
 mod policy;
-pub mod regex;
+pub use tollgate_policies::regex;
 mod upstream;
 mod url;
 mod vhost;

@@ -6,6 +6,9 @@
 
 use serde_json::{Map, Value};
 
+pub mod cors;
+mod json_schema;
+
 /// Why [`Catalogue::lookup`] found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -32,6 +35,9 @@ pub struct PolicyDef {
     version: &'static str,
     params: &'static [Param],
 }
+
+/// A policy's rules across parameters (e.g. no `*` origin with credentials).
+type Rules = fn(&Map<String, Value>, &mut Vec<ParamError>);
 
 /// The catalogue of provided policies.
 #[derive(Debug, Default)]
@@ -73,6 +79,10 @@ enum StrRule {
     MaxBytes(usize),
     /// Empty (meaning "none"), or a cookie name: an RFC 9110 token (RFC 6265 §4.1.1).
     CookieName,
+    /// A CORS origin: `*`, an exact origin, or an RE2 regex Envoy accepts (see [`cors`]).
+    CorsOrigin,
+    /// A CORS header name: an RFC 9110 token of at most 256 characters, or `*`.
+    CorsHeader,
 }
 
 const fn required(name: &'static str, schema: Schema) -> Param {
@@ -127,13 +137,19 @@ const RESPOND_V1: &[Param] = &[
 // === impl Catalogue ===
 
 impl Catalogue {
-    /// The policies Tollgate ships: `api-key-auth` v1, `respond` v1 and `subscription-validation` v1.
+    /// The policies Tollgate ships: `api-key-auth` v1, `cors` v1, `respond` v1 and
+    /// `subscription-validation` v1.
     pub fn builtin() -> Catalogue {
         let mut defs = vec![
             PolicyDef {
                 name: "api-key-auth",
                 version: "v1",
                 params: API_KEY_AUTH_V1,
+            },
+            PolicyDef {
+                name: "cors",
+                version: "v1",
+                params: cors::CORS_V1,
             },
             PolicyDef {
                 name: "respond",
@@ -157,6 +173,11 @@ impl Catalogue {
             return Err(Lookup::UnknownName);
         }
         named.find(|d| d.version == version).ok_or(Lookup::UnknownVersion)
+    }
+
+    /// Every provided policy, sorted by name and version.
+    pub fn policies(&self) -> impl Iterator<Item = &PolicyDef> {
+        self.defs.iter()
     }
 
     /// Every provided (name, major version) pair, sorted.
@@ -187,7 +208,18 @@ impl PolicyDef {
         };
         let mut out = Vec::new();
         check_object(self.params, value, "", &mut out);
+        if let (true, Some(map), Some(rules)) = (out.is_empty(), value.as_object(), self.rules()) {
+            rules(map, &mut out);
+        }
         out
+    }
+
+    /// The policy's rules across parameters, checked once each parameter has the right shape.
+    fn rules(&self) -> Option<Rules> {
+        match (self.name, self.version) {
+            ("cors", "v1") => Some(cors::rules),
+            _ => None,
+        }
     }
 }
 
@@ -283,6 +315,8 @@ fn check_str(rule: &StrRule, s: &str, path: &str, out: &mut Vec<ParamError>) {
                 ));
             }
         }
+        StrRule::CorsOrigin => cors::check_origin(s, path, out),
+        StrRule::CorsHeader => cors::check_header(s, path, out),
         StrRule::OneOf(allowed) => {
             if !allowed.contains(&s) {
                 out.push(error(

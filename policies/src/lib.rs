@@ -6,11 +6,13 @@
 //! - [`authz`] (feature `authz`, on by default): the gRPC `Check` service, its key index, its
 //!   subscription index and quota counters. It runs on its own threads and never touches SQLite,
 //!   REST or xDS; the controller feeds it.
+//! - [`regex`]: regular expressions as Envoy's RE2 judges them, for every regex a document gives.
 //! - [`ctx`]: the per-route facts the translator puts in routes and the service reads back.
 
 #[cfg(feature = "authz")]
 pub mod authz;
 pub mod catalogue;
+pub mod regex;
 
 #[cfg(feature = "authz")]
 pub use authz::{AuthzServer, AuthzService};

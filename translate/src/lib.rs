@@ -7,6 +7,7 @@
 
 mod access_log;
 mod cluster;
+mod cors;
 mod listener;
 mod routes;
 mod wire;

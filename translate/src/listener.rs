@@ -167,10 +167,9 @@ fn listener(
             }),
             route_config_name: ROUTE_CONFIG.into(),
         })),
-        http_filters: settings
-            .authz
-            .iter()
-            .map(|a| ext_authz_filter(a, key_headers))
+        // Order: CORS (inert without a route policy), auth, router. See README "Policy order".
+        http_filters: std::iter::once(super::cors::http_filter())
+            .chain(settings.authz.iter().map(|a| ext_authz_filter(a, key_headers)))
             .chain(std::iter::once(HttpFilter {
                 name: "envoy.filters.http.router".into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),

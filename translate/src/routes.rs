@@ -76,9 +76,10 @@ pub fn operation_route(
             .into_iter()
             .collect();
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
+    let cors = super::cors::Cors::of(api, i);
     path_plans(&api.context, op, base_path)
         .into_iter()
-        .map(|plan| {
+        .flat_map(|plan| {
             let (action, response_headers) = match respond {
                 Some(p) => respond_action(&p.params),
                 None => (
@@ -106,12 +107,32 @@ pub fn operation_route(
                 headers: op.headers.len(),
                 exact_headers,
             };
-            SortableRoute {
-                encoded: super::wire::encode_route(&route),
-                rank,
-            }
+            with_cors(cors.as_ref(), op.method.as_str(), route, rank)
         })
         .collect()
+}
+
+/// The operation route `route`, after the `cors` preflight routes beside it when `cors` applies
+/// (see [`super::cors`]), and with that policy's additions for actual requests.
+fn with_cors(cors: Option<&super::cors::Cors<'_>>, method: &str, mut route: Route, rank: Rank) -> Vec<SortableRoute> {
+    let mut out = Vec::new();
+    if let Some(cors) = cors {
+        for (r, headers) in cors.preflight_routes(method, &route) {
+            out.push(SortableRoute {
+                encoded: super::wire::encode_route(&r),
+                rank: Rank {
+                    headers,
+                    ..rank.clone()
+                },
+            });
+        }
+        cors.decorate(&mut route);
+    }
+    out.push(SortableRoute {
+        encoded: super::wire::encode_route(&route),
+        rank,
+    });
+    out
 }
 
 /// The `:method` matcher, then one matcher per header condition (sorted, so the order in the document

@@ -12,6 +12,7 @@ use tollgate_xds::{DEFAULT_GROUP, Store, TypeKind, Update};
 
 mod access_log;
 mod authz;
+mod cors;
 mod stable;
 
 use super::*;

@@ -60,6 +60,13 @@ async fn the_admin_views_have_their_documented_shapes() {
     assert_eq!(dump["apis"], json!([]));
     assert_eq!(dump["statistics"]["totalApis"], 0);
     assert!(dump["statistics"]["totalPolicies"].as_u64().unwrap() > 0, "{dump}");
+    // The loaded catalogue with each policy's parameter schema.
+    let cors = dump["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cors");
+    assert_eq!(cors.map(|p| &p["parameters"]["type"]), Some(&json!("object")), "{dump}");
     assert!(dump["xds"]["resources"].is_object(), "{dump}");
     let (_, sync) = send(&app, Method::GET, "/api/admin/v1/xds_sync_status", Some("admin"), "").await;
     assert_eq!(

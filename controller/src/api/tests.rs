@@ -203,6 +203,30 @@ async fn rest_apis_are_for_admins_and_developers() {
 }
 
 #[tokio::test]
+async fn the_policy_catalogue_is_for_document_writers_with_json_schemas() {
+    let app = app().await;
+    for user in ["admin", "dev"] {
+        let (r, body) = send(&app, Method::GET, "/api/management/v1/policies", Some(user), "").await;
+        assert_eq!(r.status(), StatusCode::OK, "{user}");
+        let policies = body["policies"].as_array().unwrap();
+        assert_eq!(body["count"].as_u64(), Some(policies.len() as u64));
+        let cors = policies.iter().find(|p| p["name"] == "cors").expect("cors listed");
+        assert_eq!(cors["version"], "v1");
+        assert_eq!(cors["parameters"]["type"], "object");
+        assert_eq!(cors["parameters"]["required"], serde_json::json!(["allowedOrigins"]));
+        // Every catalogue entry is there, in the catalogue's order.
+        let names: Vec<&str> = policies.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let catalogue = tollgate_policies::Catalogue::builtin();
+        let listed: Vec<&str> = catalogue.list().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, listed);
+    }
+    let (r, _) = send(&app, Method::GET, "/api/management/v1/policies", Some("consumer"), "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (r, _) = send(&app, Method::GET, "/api/management/v1/policies", None, "").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn api_keys_are_for_admins_and_consumers() {
     let app = app().await;
     let path = "/api/management/v1/rest-apis/nope/api-keys";

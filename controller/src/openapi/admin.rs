@@ -32,8 +32,9 @@ pub struct ConfigDump {
     pub timestamp: String,
     /// `{id, configuration, metadata: {status, message, origin, createdAt, updatedAt, deployedAt}}`.
     pub apis: Vec<Value>,
-    /// `{name, version}` of every policy in the catalogue.
-    pub policies: Vec<Value>,
+    /// The loaded catalogue: `{name, version, parameters}` of every policy, `parameters` the JSON
+    /// Schema of its `params` (as `GET /policies`).
+    pub policies: Vec<crate::openapi::schemas::PolicyEntry>,
     pub certificates: Vec<Value>,
     /// `totalApis`, `totalPolicies`, `totalCertificates`, `totalCertificateBytes`.
     pub statistics: Value,

@@ -223,3 +223,25 @@ pub struct Invocation {
     /// Set when no policy of the API checks this credential yet.
     pub note: Option<String>,
 }
+
+/// `GET /policies`.
+#[derive(Debug, ToSchema)]
+pub struct PolicyList {
+    #[schema(example = "success")]
+    pub status: String,
+    pub count: usize,
+    pub policies: Vec<PolicyEntry>,
+}
+
+/// One policy of the catalogue.
+#[derive(Debug, ToSchema)]
+pub struct PolicyEntry {
+    #[schema(example = "cors")]
+    pub name: String,
+    /// The major version documents name.
+    #[schema(example = "v1")]
+    pub version: String,
+    /// The JSON Schema (draft 2020-12) of the policy's `params`.
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+}

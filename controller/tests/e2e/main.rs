@@ -7,6 +7,7 @@ mod admin;
 mod bypass;
 mod cli;
 mod config_env;
+mod cors;
 mod deploy;
 mod grpc_tls;
 mod hostile;

@@ -183,7 +183,53 @@ fn resilience() -> impl Strategy<Value = Option<Resilience>> {
     )
 }
 
-/// `api-key-auth` or `respond`, with parameters inside and around their schemas.
+/// `cors` with origins of every form (regexes Envoy may refuse among them), header names and
+/// methods inside and around the schema, and the credentials rule.
+fn cors() -> impl Strategy<Value = (&'static str, Value)> {
+    let origin = prop_oneof![
+        1 => Just("*".to_string()),
+        3 => "https?://[a-z0-9.-]{1,12}(:[0-9]{1,5})?",
+        2 =>
+        select(vec![
+            r"https://.*\.example\.com",
+            "https://*.example.com",
+            "(?=x)",
+            "a{1001}",
+            "[z-a]",
+            r"\C",
+            "é+",
+            ""
+        ])
+        .prop_map(String::from),
+    ];
+    let header = prop_oneof![
+        6 => "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}",
+        1 => select(vec!["*", "x y", "a\nb"]).prop_map(String::from)
+    ];
+    let method = select(vec!["GET", "POST", "OPTIONS", "*", "GET", "POST", "PUT", "TRACE"]);
+    (
+        vec(origin, 1..4),
+        proptest::option::of(vec(method, 1..3)),
+        vec(header.clone(), 0..3),
+        vec(header, 0..3),
+        proptest::bool::weighted(0.2),
+        proptest::option::of(-1..87000i64),
+        any::<bool>(),
+    )
+        .prop_map(|(origins, methods, headers, exposed, credentials, max_age, forward)| {
+            let mut p = json!({"allowedOrigins": origins, "allowedHeaders": headers, "exposedHeaders": exposed,
+                "allowCredentials": credentials, "forwardPreflight": forward});
+            if let Some(m) = methods {
+                p["allowedMethods"] = json!(m);
+            }
+            if let Some(a) = max_age {
+                p["maxAge"] = json!(a);
+            }
+            ("cors", p)
+        })
+}
+
+/// `api-key-auth`, `respond` or `cors`, with parameters inside and around their schemas.
 fn policy() -> impl Strategy<Value = Policy> {
     let key_auth = (
         "[A-Za-z0-9_-]{1,20}",
@@ -221,7 +267,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             }
             ("respond", p)
         });
-    prop_oneof![key_auth, respond].prop_map(|(name, params)| Policy {
+    prop_oneof![key_auth, respond, cors()].prop_map(|(name, params)| Policy {
         name: Some(name.into()),
         version: Some("v1".into()),
         execution_condition: None,
