@@ -171,6 +171,7 @@ fn listener(
             .authz
             .iter()
             .map(|a| ext_authz_filter(a, key_headers))
+            .chain(std::iter::once(super::mediation::header_mutation_filter()))
             .chain(std::iter::once(HttpFilter {
                 name: "envoy.filters.http.router".into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),

@@ -76,9 +76,15 @@ pub fn operation_route(
             .into_iter()
             .collect();
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
+    let mediation = super::mediation::Mediation::of(api, i);
+    let facts = super::mediation::PathFacts {
+        context: if api.context == "/" { "" } else { &api.context },
+        op_path: &op.path,
+        base: base_path,
+    };
     path_plans(&api.context, op, base_path)
         .into_iter()
-        .map(|plan| {
+        .flat_map(|plan| {
             let (action, response_headers) = match respond {
                 Some(p) => respond_action(&p.params),
                 None => (
@@ -100,16 +106,19 @@ pub fn operation_route(
                 metadata: Some(super::access_log::route_metadata(&api.handle)),
                 ..Default::default()
             };
-            let rank = Rank {
-                matcher: plan.rank,
-                template: template.clone(),
-                headers: op.headers.len(),
-                exact_headers,
-            };
-            SortableRoute {
-                encoded: super::wire::encode_route(&route),
-                rank,
-            }
+            let (template, matcher) = (&template, plan.rank);
+            mediation
+                .apply(route, facts)
+                .into_iter()
+                .map(move |(route, conditions)| SortableRoute {
+                    encoded: super::wire::encode_route(&route),
+                    rank: Rank {
+                        matcher,
+                        template: template.clone(),
+                        headers: op.headers.len() + conditions,
+                        exact_headers,
+                    },
+                })
         })
         .collect()
 }

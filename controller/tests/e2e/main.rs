@@ -15,6 +15,7 @@ mod isolation;
 mod keys;
 mod managed_envoy;
 mod management;
+mod mediation;
 mod metrics;
 mod platform;
 mod platform_subs;

@@ -51,6 +51,23 @@ fn check(p: &Policy, at: &str, catalogue: &Catalogue, errs: &mut Errors) -> Opti
         }
         return None;
     }
+    if let Some(params) = &p.params {
+        // The catalogue holds no regex engine: it names its RE2 values, judged here as Envoy would.
+        let bad: Vec<_> = def
+            .regexes(params)
+            .into_iter()
+            .filter_map(|(path, re)| super::regex::check(re).err().map(|e| (path, re, e)))
+            .collect();
+        for (path, re, e) in &bad {
+            errs.add(
+                format!("{at}.params.{path}"),
+                format!("Invalid regular expression '{re}': {e}"),
+            );
+        }
+        if !bad.is_empty() {
+            return None;
+        }
+    }
     let params = match &p.params {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(v) => v.clone(),
