@@ -47,7 +47,7 @@ const MATCH_TYPES: &[&str] = &["Exact", "Regex", "Present"];
 /// refused for Present; a Regex value is an RE2 pattern.
 const MATCHER: Schema = Schema::Checked(
     &Schema::Object(&[
-        required("name", Schema::Str(StrRule::Custom(non_empty_str))),
+        required("name", Schema::Str(StrRule::Custom(match_name))),
         required("type", Schema::Str(StrRule::OneOf(MATCH_TYPES))),
         optional("value", Schema::Str(StrRule::Custom(match_value))),
     ]),
@@ -207,8 +207,15 @@ fn host(s: &str) -> Option<String> {
     })
 }
 
-fn non_empty_str(s: &str) -> Option<String> {
-    s.is_empty().then(|| "Value must not be empty".to_string())
+/// Non-empty; at most 1,024 bytes (Envoy's limit on a query parameter matcher's name).
+fn match_name(s: &str) -> Option<String> {
+    if s.is_empty() {
+        Some("Value must not be empty".to_string())
+    } else if s.len() > 1024 {
+        Some("Value is longer than 1024 bytes".to_string())
+    } else {
+        None
+    }
 }
 
 fn match_value(s: &str) -> Option<String> {
