@@ -263,7 +263,8 @@ fn rewrite_path(
                     .unwrap_or_default()
                     .to_string()
             };
-            (String::new(), regex(g("pattern"), g("substitution")))
+            let (pattern, substitution) = relative_regex(&g("pattern"), &g("substitution"), f);
+            (String::new(), regex(pattern, substitution))
         }
     };
     if regex_rw.is_some() {
@@ -277,6 +278,25 @@ fn rewrite_path(
         a.prefix_rewrite.clear();
         a.regex_rewrite = regex("^.*$".into(), nonempty(prefix).replace('\\', "\\\\"));
     }
+}
+
+/// WSO2 matches `pattern` against the path after the context and puts the base path in front. A
+/// pattern anchored once at its start (`^/users/(.*)`, the usual form) says the same about the whole
+/// path once the context is put after the anchor and the base path before the substitution; any other
+/// pattern runs on the whole path as sent (see README).
+fn relative_regex(pattern: &str, substitution: &str, f: PathFacts<'_>) -> (String, String) {
+    let whole = || (pattern.to_string(), substitution.to_string());
+    // A `^` other than a class's negation, or a `|`, could anchor or branch outside the first anchor.
+    let once = |r: &&str| !r.replace("[^", "[").contains(['^', '|']);
+    let Some(rest) = pattern.strip_prefix('^').filter(once) else {
+        return whole();
+    };
+    let relative = format!("^{}(?:{rest})", escape(f.context));
+    // The context makes the program longer: past Envoy's limit, keep the pattern the validator passed.
+    if tollgate_model::validate::regex::check(&relative).is_err() {
+        return whole();
+    }
+    (relative, format!("{}{substitution}", f.base.replace('\\', "\\\\")))
 }
 
 fn nonempty(path: String) -> String {

@@ -113,7 +113,7 @@ async fn rewrites_and_redirects(s: &Stack, port: u16) {
         format!("    - method: GET\n      path: /full\n{}", rewrite("{pathRewrite: {type: ReplaceFullPath, replaceFullPath: /other/place}}")),
         format!(
             "    - method: GET\n      path: /users/{{id}}\n{}",
-            rewrite("{pathRewrite: {type: ReplaceRegexMatch, replaceRegexMatch: {pattern: \"^/rw/users/([^/]+)$\", substitution: \"/people/\\\\1\"}}}")
+            rewrite("{pathRewrite: {type: ReplaceRegexMatch, replaceRegexMatch: {pattern: \"^/users/([^/]+)$\", substitution: \"/people/\\\\1\"}}}")
         ),
         "    - method: GET\n      path: /old\n      policies:\n        - {name: redirect, version: v1, params: {url: \"https://example.com:8443/new?x=1\", statusCode: 308}}\n".to_string(),
         "    - method: GET\n      path: /moved\n      policies:\n        - {name: redirect, version: v1, params: {url: /rw/new}}\n".to_string(),

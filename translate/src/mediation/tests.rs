@@ -161,11 +161,19 @@ fn path_rewrites_keep_the_base_path() {
     let out = Mediation::of(&full, 0).apply(prefix_route(), FACTS);
     assert_eq!(regex_of(action(&out[0].0)), ("^.*$".into(), "/base/x".into()));
 
-    let regex = rw(
-        json!({"type": "ReplaceRegexMatch", "replaceRegexMatch": {"pattern": "^/ctx/(.*)$", "substitution": "/\\1"}}),
-    );
+    // An anchored pattern is about the path after the context, as in WSO2.
+    let regex = rw(json!({"type": "ReplaceRegexMatch",
+                          "replaceRegexMatch": {"pattern": "^/items/([^/]*)$", "substitution": "/v/\\1"}}));
     let out = Mediation::of(&regex, 0).apply(prefix_route(), FACTS);
-    assert_eq!(regex_of(action(&out[0].0)), ("^/ctx/(.*)$".into(), "/\\1".into()));
+    assert_eq!(
+        regex_of(action(&out[0].0)),
+        ("^/ctx(?:/items/([^/]*)$)".into(), "/base/v/\\1".into())
+    );
+    // Any other runs on the whole path.
+    let regex = rw(json!({"type": "ReplaceRegexMatch",
+                          "replaceRegexMatch": {"pattern": "old|^x", "substitution": "new"}}));
+    let out = Mediation::of(&regex, 0).apply(prefix_route(), FACTS);
+    assert_eq!(regex_of(action(&out[0].0)), ("old|^x".into(), "new".into()));
 }
 
 #[test]
