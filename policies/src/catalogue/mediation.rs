@@ -7,12 +7,13 @@ use serde_json::Value;
 
 use super::{Extra, Param, ParamError, PolicyDef, Schema, StrRule, error, optional, required};
 
-/// WSO2's header names: 1–256 of `[a-zA-Z0-9-_]`.
-const HEADER_NAME: Schema = Schema::Str(StrRule::Custom(header_name));
 /// WSO2's header values (at most 8,192 characters) that Envoy takes: no NUL, CR or LF.
 const HEADER_VALUE: Schema = Schema::Str(StrRule::Custom(header_value));
 
-const SET_HEADER: Schema = Schema::Object(&[required("name", HEADER_NAME), required("value", HEADER_VALUE)]);
+const SET_HEADER: Schema = Schema::Object(&[
+    required("name", Schema::Str(StrRule::Custom(settable_request_header))),
+    required("value", HEADER_VALUE),
+]);
 const SET_RESPONSE_HEADER: Schema = Schema::Object(&[
     required("name", Schema::Str(StrRule::Custom(response_header_name))),
     required("value", HEADER_VALUE),
@@ -176,6 +177,17 @@ fn response_header_name(s: &str) -> Option<String> {
     header_name(s).or_else(|| {
         s.eq_ignore_ascii_case("host")
             .then(|| "The host header cannot be set or removed on a response".to_string())
+    })
+}
+
+/// The identity headers ext_authz adds are the gateway's word to the upstream (README): a document
+/// may not forge them.
+fn settable_request_header(s: &str) -> Option<String> {
+    header_name(s).or_else(|| {
+        let prefix = crate::IDENTITY_HEADER_PREFIX;
+        s.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+            .then(|| format!("Headers starting with '{prefix}' are set by the gateway only"))
     })
 }
 

@@ -37,7 +37,8 @@ fn set_headers_refuses_bad_names_values_and_no_list() {
     );
     let long = "a".repeat(257);
     let bad = json!({"requestHeaders": [{"name": "x ok", "value": "v"}, {"name": long, "value": "v"},
-                                        {"name": "x", "value": "a\r\nb"}, {"name": "y", "value": "v".repeat(8193)}],
+                                        {"name": "x", "value": "a\r\nb"}, {"name": "y", "value": "v".repeat(8193)},
+                                        {"name": "X-Tollgate-Application", "value": "forged"}],
                      "responseHeaders": [{"name": "Host", "value": "v"}, {"value": "v"}]});
     assert_eq!(
         paths("set-headers", bad),
@@ -46,6 +47,7 @@ fn set_headers_refuses_bad_names_values_and_no_list() {
             "requestHeaders[1].name",
             "requestHeaders[2].value",
             "requestHeaders[3].value",
+            "requestHeaders[4].name",
             "responseHeaders[0].name",
             "responseHeaders[1].name",
         ]
