@@ -183,7 +183,7 @@ fn resilience() -> impl Strategy<Value = Option<Resilience>> {
     )
 }
 
-/// `api-key-auth` or `respond`, with parameters inside and around their schemas.
+/// `api-key-auth`, `respond` or a mediation policy, with parameters inside and around their schemas.
 fn policy() -> impl Strategy<Value = Policy> {
     let key_auth = (
         "[A-Za-z0-9_-]{1,20}",
@@ -221,7 +221,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             }
             ("respond", p)
         });
-    prop_oneof![key_auth, respond].prop_map(|(name, params)| Policy {
+    prop_oneof![key_auth, respond, crate::mediation::policy()].prop_map(|(name, params)| Policy {
         name: Some(name.into()),
         version: Some("v1".into()),
         execution_condition: None,
