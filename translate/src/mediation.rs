@@ -245,6 +245,15 @@ fn rewrite_path(
             };
             (nonempty(format!("{}{}{rest}", f.base, s("replacePrefixMatch"))), None)
         }
+        ("ReplacePrefixMatch", Some(route_match::PathSpecifier::PathSeparatedPrefix(_)))
+            if !format!("{}{}", f.base, s("replacePrefixMatch")).is_empty() =>
+        {
+            // The route's prefix is the context and the operation's path: Envoy replaces just that,
+            // with no regex to compile.
+            a.regex_rewrite = None;
+            a.prefix_rewrite = format!("{}{}", f.base, s("replacePrefixMatch"));
+            return;
+        }
         ("ReplacePrefixMatch", _) => {
             let to = format!("{}{}", f.base, s("replacePrefixMatch"));
             let from = escape(&format!("{}{op_prefix}", f.context));

@@ -150,8 +150,16 @@ fn path_rewrites_keep_the_base_path() {
     let prefix = rw(json!({"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}));
     let out = Mediation::of(&prefix, 0).apply(prefix_route(), FACTS);
     let a = action(&out[0].0);
+    assert_eq!(
+        (a.prefix_rewrite.as_str(), a.regex_rewrite.is_none()),
+        ("/base/v2", true)
+    );
+    // A plain prefix route (`/ctx/` of an operation `/*`) may hold more than the operation's path.
+    let wide = route(route_match::PathSpecifier::Prefix("/ctx/".into()), "/");
+    let out = Mediation::of(&prefix, 0).apply(wide, PathFacts { op_path: "/*", ..FACTS });
+    let a = action(&out[0].0);
     assert_eq!(a.prefix_rewrite, "");
-    assert_eq!(regex_of(a), ("^/ctx/items(.*)$".into(), "/base/v2\\1".into()));
+    assert_eq!(regex_of(a), ("^/ctx(.*)$".into(), "/base/v2\\1".into()));
     // On an exact route the result is known: a plain prefix rewrite.
     let exact = route(route_match::PathSpecifier::Path("/ctx/items".into()), "/base/items");
     let out = Mediation::of(&prefix, 0).apply(exact, FACTS);
