@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 pub mod cors;
 mod json_schema;
+pub mod mediation;
 
 /// Why [`Catalogue::lookup`] found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,10 +35,12 @@ pub struct PolicyDef {
     name: &'static str,
     version: &'static str,
     params: &'static [Param],
+    /// Checks across parameters (WSO2's `anyOf`, `if`/`then`) once every parameter has its shape.
+    extra: Option<Extra>,
 }
 
-/// A policy's rules across parameters (e.g. no `*` origin with credentials).
-type Rules = fn(&Map<String, Value>, &mut Vec<ParamError>);
+/// A check of a whole value at a path, run after its schema passed (cross-field rules).
+type Extra = fn(&Value, &str, &mut Vec<ParamError>);
 
 /// The catalogue of provided policies.
 #[derive(Debug, Default)]
@@ -59,9 +62,14 @@ struct Param {
 enum Schema {
     Str(StrRule),
     Bool,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Array(&'static Schema),
     Object(&'static [Param]),
+    /// The inner schema, then (only when it passed) a check of the whole value.
+    Checked(&'static Schema, Extra),
 }
 
 /// Extra constraints on a string value.
@@ -83,6 +91,11 @@ enum StrRule {
     CorsOrigin,
     /// A CORS header name: an RFC 9110 token of at most 256 characters, or `*`.
     CorsHeader,
+    /// A rule of one policy's own: the message when the value is refused.
+    Custom(fn(&str) -> Option<String>),
+    /// An RE2 regular expression of at most this many characters (its syntax is judged by the
+    /// model, which holds the RE2 checker; see [`PolicyDef::regexes`]).
+    Re2(usize),
 }
 
 const fn required(name: &'static str, schema: Schema) -> Param {
@@ -145,23 +158,28 @@ impl Catalogue {
                 name: "api-key-auth",
                 version: "v1",
                 params: API_KEY_AUTH_V1,
+                extra: None,
             },
             PolicyDef {
                 name: "cors",
                 version: "v1",
                 params: cors::CORS_V1,
+                extra: Some(cors::extra as Extra),
             },
             PolicyDef {
                 name: "respond",
                 version: "v1",
                 params: RESPOND_V1,
+                extra: None,
             },
             PolicyDef {
                 name: "subscription-validation",
                 version: "v1",
                 params: SUBSCRIPTION_VALIDATION_V1,
+                extra: None,
             },
         ];
+        defs.extend(mediation::defs());
         defs.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
         Catalogue { defs }
     }
@@ -208,17 +226,39 @@ impl PolicyDef {
         };
         let mut out = Vec::new();
         check_object(self.params, value, "", &mut out);
-        if let (true, Some(map), Some(rules)) = (out.is_empty(), value.as_object(), self.rules()) {
-            rules(map, &mut out);
+        if let Some(extra) = self.extra.filter(|_| out.is_empty()) {
+            extra(value, "", &mut out);
         }
         out
     }
 
-    /// The policy's rules across parameters, checked once each parameter has the right shape.
-    fn rules(&self) -> Option<Rules> {
-        match (self.name, self.version) {
-            ("cors", "v1") => Some(cors::rules),
-            _ => None,
+    /// The regular expressions in valid `params`, with their paths, for the caller to judge as RE2.
+    pub fn regexes<'a>(&self, params: &'a Value) -> Vec<(String, &'a str)> {
+        let mut out = Vec::new();
+        collect_object(self.params, params, "", &mut out);
+        mediation::match_regexes(self.name, params, &mut out);
+        out
+    }
+}
+
+fn collect<'a>(schema: &Schema, value: &'a Value, path: &str, out: &mut Vec<(String, &'a str)>) {
+    match (schema, value) {
+        (Schema::Str(StrRule::Re2(_)), Value::String(s)) => out.push((path.to_string(), s)),
+        (Schema::Array(item), Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                collect(item, v, &format!("{path}[{i}]"), out);
+            }
+        }
+        (Schema::Object(params), _) => collect_object(params, value, path, out),
+        (Schema::Checked(inner, _), _) => collect(inner, value, path, out),
+        _ => {}
+    }
+}
+
+fn collect_object<'a>(params: &[Param], value: &'a Value, path: &str, out: &mut Vec<(String, &'a str)>) {
+    for p in params {
+        if let Some(v) = value.get(p.name) {
+            collect(&p.schema, v, &join(path, p.name), out);
         }
     }
 }
@@ -257,6 +297,13 @@ fn check(schema: &Schema, value: &Value, path: &str, out: &mut Vec<ParamError>) 
             None => out.push(wrong_type("array", value, path)),
         },
         Schema::Object(params) => check_object(params, value, path, out),
+        Schema::Checked(inner, extra) => {
+            let before = out.len();
+            check(inner, value, path, out);
+            if out.len() == before {
+                extra(value, path, out);
+            }
+        }
     }
 }
 
@@ -317,6 +364,17 @@ fn check_str(rule: &StrRule, s: &str, path: &str, out: &mut Vec<ParamError>) {
         }
         StrRule::CorsOrigin => cors::check_origin(s, path, out),
         StrRule::CorsHeader => cors::check_header(s, path, out),
+        StrRule::Custom(rule) => {
+            if let Some(msg) = rule(s) {
+                out.push(error(path, msg));
+            }
+        }
+        StrRule::Re2(_) if s.is_empty() => out.push(error(path, "Value must not be empty".to_string())),
+        StrRule::Re2(max) => {
+            if s.chars().count() > *max {
+                out.push(error(path, format!("Value is longer than {max} characters")));
+            }
+        }
         StrRule::OneOf(allowed) => {
             if !allowed.contains(&s) {
                 out.push(error(

@@ -9,6 +9,7 @@ mod access_log;
 mod cluster;
 mod cors;
 mod listener;
+mod mediation;
 mod routes;
 mod wire;
 

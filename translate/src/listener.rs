@@ -167,9 +167,11 @@ fn listener(
             }),
             route_config_name: ROUTE_CONFIG.into(),
         })),
-        // Order: CORS (inert without a route policy), auth, router. See README "Policy order".
+        // Order: CORS (inert without a route policy), auth, query mutation (off unless a route turns
+        // it on), router. See README "Policy order".
         http_filters: std::iter::once(super::cors::http_filter())
             .chain(settings.authz.iter().map(|a| ext_authz_filter(a, key_headers)))
+            .chain(std::iter::once(super::mediation::header_mutation_filter()))
             .chain(std::iter::once(HttpFilter {
                 name: "envoy.filters.http.router".into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),

@@ -77,6 +77,12 @@ pub fn operation_route(
             .collect();
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
     let cors = super::cors::Cors::of(api, i);
+    let mediation = super::mediation::Mediation::of(api, i);
+    let facts = super::mediation::PathFacts {
+        context: if api.context == "/" { "" } else { &api.context },
+        op_path: &op.path,
+        base: base_path,
+    };
     path_plans(&api.context, op, base_path)
         .into_iter()
         .flat_map(|plan| {
@@ -101,23 +107,38 @@ pub fn operation_route(
                 metadata: Some(super::access_log::route_metadata(&api.handle)),
                 ..Default::default()
             };
-            let rank = Rank {
-                matcher: plan.rank,
-                template: template.clone(),
-                headers: op.headers.len(),
-                exact_headers,
-            };
-            with_cors(cors.as_ref(), op.method.as_str(), route, rank)
+            let (template, matcher, cors) = (&template, plan.rank, cors.as_ref());
+            // Mediation first (it may add a conditional twin of the route), then CORS on each; the
+            // preflight routes come from the unconditional route only (they match the path alone).
+            mediation
+                .apply(route, facts)
+                .into_iter()
+                .flat_map(move |(route, conditions)| {
+                    let rank = Rank {
+                        matcher,
+                        template: template.clone(),
+                        headers: op.headers.len() + conditions,
+                        exact_headers,
+                    };
+                    with_cors(cors, conditions == 0, op.method.as_str(), route, rank)
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
 
 /// The operation route `route`, after the `cors` preflight routes beside it when `cors` applies
 /// (see [`super::cors`]), and with that policy's additions for actual requests.
-fn with_cors(cors: Option<&super::cors::Cors<'_>>, method: &str, mut route: Route, rank: Rank) -> Vec<SortableRoute> {
+fn with_cors(
+    cors: Option<&super::cors::Cors<'_>>,
+    preflight: bool,
+    method: &str,
+    mut route: Route,
+    rank: Rank,
+) -> Vec<SortableRoute> {
     let mut out = Vec::new();
     if let Some(cors) = cors {
-        for (r, headers) in cors.preflight_routes(method, &route) {
+        for (r, headers) in cors.preflight_routes(method, &route).into_iter().filter(|_| preflight) {
             out.push(SortableRoute {
                 encoded: super::wire::encode_route(&r),
                 rank: Rank {

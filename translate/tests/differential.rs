@@ -12,6 +12,8 @@
 mod generate;
 #[path = "differential/judge.rs"]
 mod judge;
+#[path = "differential/mediation.rs"]
+mod mediation;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -197,4 +199,14 @@ spec:
     api.operations[0].headers[0].value = "a{99999}".into();
     let msg = judge.verdict(&[api]).unwrap_err();
     assert!(msg.contains("invalid repetition size"), "{msg}");
+}
+
+#[test]
+fn envoy_accepts_every_mediation_policy() {
+    // The corpus check passes when the validator refuses a document too: this one must pass both.
+    let judge = Judge::new("mediation");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/mediation-every-policy.yaml");
+    let doc = parse::document(&std::fs::read(path).unwrap(), Syntax::Yaml).unwrap();
+    let api = validate(&doc).unwrap_or_else(|e| panic!("the validator refuses: {e:?}"));
+    judge.verdict(&[api]).unwrap();
 }

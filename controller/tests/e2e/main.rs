@@ -16,6 +16,7 @@ mod isolation;
 mod keys;
 mod managed_envoy;
 mod management;
+mod mediation;
 mod metrics;
 mod platform;
 mod platform_subs;

@@ -501,3 +501,37 @@ fn operation_count_is_limited() {
     assert_eq!(ok(&doc).operations.len(), 3);
     assert_eq!(Limits::default().max_operations, 1000);
 }
+
+#[test]
+fn policy_regexes_are_judged_as_re2() {
+    let mut doc = minimal();
+    let policy = |yaml: &str| -> document::Policy { serde_yaml::from_str(yaml).expect("test policy parses") };
+    doc.spec.policies = vec![policy(
+        r#"{name: request-rewrite, version: v1, params: {
+            match: {queryParams: [{name: t, type: Regex, value: "(?=x)"}]},
+            pathRewrite: {type: ReplaceRegexMatch, replaceRegexMatch: {pattern: "a{99999}", substitution: ""}}}}"#,
+    )];
+    let got = errors(&doc);
+    let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.policies[0].params.pathRewrite.replaceRegexMatch.pattern",
+            "spec.policies[0].params.match.queryParams[0].value"
+        ],
+        "{got:?}"
+    );
+    assert!(got[0].1.starts_with("Invalid regular expression 'a{99999}'"), "{got:?}");
+    doc.spec.policies = vec![policy(
+        r#"{name: request-rewrite, version: v1, params: {pathRewrite: {type: ReplaceRegexMatch, replaceRegexMatch: {pattern: "^/a/(.*)$", substitution: "/b/\\1"}}}}"#,
+    )];
+    ok(&doc);
+    doc.spec.policies = vec![policy(
+        r#"{name: request-rewrite, version: v1, params: {pathRewrite: {type: ReplaceRegexMatch, replaceRegexMatch: {pattern: "^/a/(.*)$", substitution: "/b/\\\\2/\\2"}}}}"#,
+    )];
+    only_error(
+        &doc,
+        "spec.policies[0].params.pathRewrite.replaceRegexMatch.substitution",
+        "Group \\2 is not in the pattern (it has 1)",
+    );
+}

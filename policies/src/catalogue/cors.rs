@@ -110,7 +110,13 @@ pub(super) fn check_header(s: &str, path: &str, out: &mut Vec<ParamError>) {
 }
 
 /// The rules across parameters, run once every parameter has the right shape.
-pub(super) fn rules(params: &Map<String, Value>, out: &mut Vec<ParamError>) {
+pub(super) fn extra(params: &Value, _path: &str, out: &mut Vec<ParamError>) {
+    if let Some(map) = params.as_object() {
+        rules(map, out);
+    }
+}
+
+fn rules(params: &Map<String, Value>, out: &mut Vec<ParamError>) {
     let strings = |name: &str| -> Vec<&str> {
         params
             .get(name)

@@ -31,6 +31,10 @@ impl PolicyDef {
                 "With allowCredentials true, no list may contain \"*\". allowedOrigins and \
                  allowedMethods need at least one item.",
             ),
+            ("set-headers" | "remove-headers", "v1") => {
+                Some("At least one of requestHeaders and responseHeaders, each with at least one item.")
+            }
+            ("request-rewrite", "v1") => Some("At least one of pathRewrite, queryRewrite and methodRewrite."),
             _ => None,
         }
     }
@@ -53,6 +57,11 @@ fn schema(s: &Schema) -> Value {
         Schema::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
         Schema::Array(item) => json!({"type": "array", "items": schema(item)}),
         Schema::Object(params) => object(params),
+        Schema::Checked(inner, _) => {
+            let mut out = schema(inner);
+            out["description"] = json!("Further rules across its fields are checked on deploy.");
+            out
+        }
     }
 }
 
@@ -72,6 +81,16 @@ fn string(rule: &StrRule) -> Value {
             "description": format!("At most {max} bytes of UTF-8."),
         }),
         StrRule::CookieName => json!({"type": "string", "pattern": "^([A-Za-z0-9!#$%&'*+.^_`|~-]+)?$"}),
+        StrRule::Custom(_) => {
+            json!({"type": "string", "description": "A rule of the policy's own, checked on deploy."})
+        }
+        StrRule::Re2(max) => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": max,
+            "format": "regex",
+            "description": "An RE2 regular expression within Envoy's limits.",
+        }),
         StrRule::CorsOrigin => json!({
             "type": "string",
             "minLength": 1,

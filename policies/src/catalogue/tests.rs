@@ -38,7 +38,12 @@ fn list_is_sorted_and_complete() {
         vec![
             ("api-key-auth", "v1"),
             ("cors", "v1"),
+            ("host-rewrite", "v1"),
+            ("redirect", "v1"),
+            ("remove-headers", "v1"),
+            ("request-rewrite", "v1"),
             ("respond", "v1"),
+            ("set-headers", "v1"),
             ("subscription-validation", "v1")
         ]
     );

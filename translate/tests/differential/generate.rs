@@ -229,7 +229,8 @@ fn cors() -> impl Strategy<Value = (&'static str, Value)> {
         })
 }
 
-/// `api-key-auth`, `respond` or `cors`, with parameters inside and around their schemas.
+/// `api-key-auth`, `respond`, `cors` or a mediation policy, with parameters inside and around their
+/// schemas.
 fn policy() -> impl Strategy<Value = Policy> {
     let key_auth = (
         "[A-Za-z0-9_-]{1,20}",
@@ -267,7 +268,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             }
             ("respond", p)
         });
-    prop_oneof![key_auth, respond, cors()].prop_map(|(name, params)| Policy {
+    prop_oneof![key_auth, respond, cors(), crate::mediation::policy()].prop_map(|(name, params)| Policy {
         name: Some(name.into()),
         version: Some("v1".into()),
         execution_condition: None,
