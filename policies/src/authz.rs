@@ -9,6 +9,7 @@
 mod answer;
 pub mod index;
 pub mod quota;
+pub mod ratelimit;
 pub mod server;
 pub mod subs;
 pub mod wire;
@@ -85,6 +86,8 @@ pub struct AuthzService {
     names: HeaderNames,
     /// Told of every check and what it answered (metrics), when set.
     observer: Option<Arc<dyn CheckObserver>>,
+    /// The rate-limit policies' counters.
+    rate_limits: ratelimit::RateLimits,
     /// The encoded refusals, shared: sending one clones a reference count, nothing else.
     deny: Bytes,
     missing: Bytes,
@@ -109,6 +112,7 @@ impl AuthzService {
             subs,
             names: HeaderNames::default(),
             observer: None,
+            rate_limits: ratelimit::RateLimits::default(),
             deny: encode(answer::unauthorized()),
             missing: encode(answer::forbidden(MISSING_BODY)),
             invalid: encode(answer::forbidden(INVALID_BODY)),
@@ -123,6 +127,12 @@ impl AuthzService {
             application: names.application.to_ascii_lowercase(),
             subscription: names.subscription.to_ascii_lowercase(),
         };
+        self
+    }
+
+    /// Bounds the rate-limit policies' counters to about `max_entries` keys.
+    pub fn with_rate_limit_entries(mut self, max_entries: usize) -> Self {
+        self.rate_limits = ratelimit::RateLimits::new(max_entries);
         self
     }
 
@@ -172,13 +182,14 @@ impl AuthzService {
             return (self.deny.clone(), Verdict::Unauthorized);
         };
         let validate = facts.sub == Some(b"true");
+        let limited = facts.rl.is_some();
         let keys = self.index.load();
         let key = match facts.key_name {
             Some(name) => match key_check(&keys, api, name, &facts, http, now) {
                 Some(k) => Some(k),
                 None => return (self.deny.clone(), Verdict::Unauthorized),
             },
-            None if validate => None,
+            None if validate || limited => None,
             None => return (self.deny.clone(), Verdict::Unauthorized),
         };
         let mut allowed = answer::Allowed::default();
@@ -211,6 +222,19 @@ impl AuthzService {
                     return (entry.too_many(&take, now), Verdict::Limited);
                 }
                 allowed.quota = Some(take);
+            }
+        }
+        // Rate limits after authentication (WSO2's order): a refused key never spends a count.
+        if let Some(lines) = facts.rl {
+            let Ok(lines) = std::str::from_utf8(lines) else {
+                return (self.deny.clone(), Verdict::Unauthorized);
+            };
+            let source = wire::source_address(check_request);
+            match self.rate_limits.check(lines, http, source, self.subs.backend(), now) {
+                Ok(Some(p)) => allowed.response_headers = ratelimit::headers_of(&p.take, &p.name, now).to_vec(),
+                Ok(None) => {}
+                Err(ratelimit::Denied::Limited(answer)) => return (answer, Verdict::Limited),
+                Err(ratelimit::Denied::Malformed) => return (self.deny.clone(), Verdict::Unauthorized),
             }
         }
         (

@@ -4,6 +4,8 @@
 //! exists and checks the policy's `params` against a small built-in schema, so that a bad document is
 //! rejected at the REST API rather than at the data plane.
 
+pub mod ratelimit;
+
 use serde_json::{Map, Value};
 
 /// Why [`Catalogue::lookup`] found nothing.
@@ -53,9 +55,15 @@ struct Param {
 enum Schema {
     Str(StrRule),
     Bool,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Array(&'static Schema),
     Object(&'static [Param]),
+    /// Checked by code (value, its path, the problems found): rules the table cannot say, such as
+    /// array bounds or Go durations.
+    Custom(fn(&Value, &str, &mut Vec<ParamError>)),
 }
 
 /// Extra constraints on a string value.
@@ -134,6 +142,16 @@ impl Catalogue {
                 name: "api-key-auth",
                 version: "v1",
                 params: API_KEY_AUTH_V1,
+            },
+            PolicyDef {
+                name: "basic-ratelimit",
+                version: "v1",
+                params: ratelimit::BASIC_RATELIMIT_V1,
+            },
+            PolicyDef {
+                name: "advanced-ratelimit",
+                version: "v1",
+                params: ratelimit::ADVANCED_RATELIMIT_V1,
             },
             PolicyDef {
                 name: "respond",
@@ -225,6 +243,7 @@ fn check(schema: &Schema, value: &Value, path: &str, out: &mut Vec<ParamError>) 
             None => out.push(wrong_type("array", value, path)),
         },
         Schema::Object(params) => check_object(params, value, path, out),
+        Schema::Custom(f) => f(value, path, out),
     }
 }
 

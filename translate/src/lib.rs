@@ -8,6 +8,7 @@
 mod access_log;
 mod cluster;
 mod listener;
+mod ratelimit;
 mod routes;
 mod wire;
 

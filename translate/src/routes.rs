@@ -304,6 +304,7 @@ fn forward_action(
 pub struct AuthzChecks<'a> {
     pub key_auth: Option<&'a serde_json::Value>,
     pub subscription: Option<&'a serde_json::Value>,
+    pub rate_limit: Option<super::ratelimit::RouteLimits>,
 }
 
 /// The checks of operation `i`; `None` when it has none (ext_authz stays off on its routes).
@@ -314,8 +315,9 @@ pub fn authz_policies(api: &Api, i: usize) -> Option<AuthzChecks<'_>> {
         // `enabled: false` (at the operation, say) turns an API-level validation off.
         subscription: last("subscription-validation")
             .filter(|p| p.get("enabled").and_then(|v| v.as_bool()) != Some(false)),
+        rate_limit: super::ratelimit::route_limits(api, i),
     };
-    (checks.key_auth.is_some() || checks.subscription.is_some()).then_some(checks)
+    (checks.key_auth.is_some() || checks.subscription.is_some() || checks.rate_limit.is_some()).then_some(checks)
 }
 
 impl AuthzChecks<'_> {
@@ -334,6 +336,7 @@ impl AuthzChecks<'_> {
                 out.push("cookie".into());
             }
         }
+        out.extend(self.rate_limit.iter().flat_map(|r| r.headers.iter().cloned()));
         out
     }
 }
@@ -384,6 +387,9 @@ fn authz_per_route(api: &str, checks: &AuthzChecks<'_>) -> (String, tollgate_pro
         if let Some(cookie) = subscription_cookie(params) {
             ext.push((ctx::SUB_COOKIE, cookie.to_string()));
         }
+    }
+    if let Some(limits) = &checks.rate_limit {
+        ext.push((ctx::RATE_LIMIT, limits.lines.clone()));
     }
     let per_route = ExtAuthzPerRoute {
         r#override: Some(ext_authz_per_route::Override::CheckSettings(CheckSettings {

@@ -36,7 +36,9 @@ fn list_is_sorted_and_complete() {
     assert_eq!(
         Catalogue::builtin().list(),
         vec![
+            ("advanced-ratelimit", "v1"),
             ("api-key-auth", "v1"),
+            ("basic-ratelimit", "v1"),
             ("respond", "v1"),
             ("subscription-validation", "v1")
         ]
