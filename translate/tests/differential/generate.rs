@@ -224,7 +224,10 @@ fn policy() -> impl Strategy<Value = Policy> {
     // Rate limits: header key names (inside and around the token rule) reach Envoy's
     // ext_authz `allowed_headers`, durations and bodies its context extensions.
     let ratelimit = (
-        prop_oneof!["[A-Za-z0-9!#._~-]{1,12}", select(vec!["x y", "é", "a:b", ""]).prop_map(String::from)],
+        prop_oneof![
+            "[A-Za-z0-9!#._~-]{1,12}",
+            select(vec!["x y", "é", "a:b", ""]).prop_map(String::from)
+        ],
         select(vec!["1s", "90s", "1h30m", "500ms", "24h"]),
         1..5u64,
         "[ -~]{0,20}",
@@ -232,7 +235,10 @@ fn policy() -> impl Strategy<Value = Policy> {
         .prop_map(|(header, duration, limit, body)| {
             let quota = json!({"limits": [{"limit": limit, "duration": duration}],
                                "keyExtraction": [{"type": "header", "key": header}, {"type": "ip"}]});
-            ("advanced-ratelimit", json!({"quotas": [quota], "onRateLimitExceeded": {"body": body}}))
+            (
+                "advanced-ratelimit",
+                json!({"quotas": [quota], "onRateLimitExceeded": {"body": body}}),
+            )
         });
     prop_oneof![key_auth, respond, ratelimit].prop_map(|(name, params)| Policy {
         name: Some(name.into()),
