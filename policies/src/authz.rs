@@ -7,6 +7,7 @@
 //! three pre-built 403s; a spent quota is a 429. No key, token or digest is ever logged.
 
 mod answer;
+pub mod basic;
 pub mod index;
 pub mod quota;
 pub mod ratelimit;
@@ -86,6 +87,8 @@ pub struct AuthzService {
     names: HeaderNames,
     /// Told of every check and what it answered (metrics), when set.
     observer: Option<Arc<dyn CheckObserver>>,
+    /// The basic-auth outcomes remembered.
+    basic: basic::BasicAuth,
     /// The rate-limit policies' counters.
     rate_limits: ratelimit::RateLimits,
     /// The encoded refusals, shared: sending one clones a reference count, nothing else.
@@ -112,6 +115,7 @@ impl AuthzService {
             subs,
             names: HeaderNames::default(),
             observer: None,
+            basic: basic::BasicAuth::default(),
             rate_limits: ratelimit::RateLimits::default(),
             deny: encode(answer::unauthorized()),
             missing: encode(answer::forbidden(MISSING_BODY)),
@@ -182,7 +186,7 @@ impl AuthzService {
             return (self.deny.clone(), Verdict::Unauthorized);
         };
         let validate = facts.sub == Some(b"true");
-        let limited = facts.rl.is_some();
+        let limited = facts.rl.is_some() || facts.basic.is_some();
         let keys = self.index.load();
         let key = match facts.key_name {
             Some(name) => match key_check(&keys, api, name, &facts, http, now) {
@@ -192,6 +196,13 @@ impl AuthzService {
             None if validate || limited => None,
             None => return (self.deny.clone(), Verdict::Unauthorized),
         };
+        if let Some(line) = facts.basic {
+            match std::str::from_utf8(line).map(|l| self.basic.check(l, http)) {
+                Ok(basic::Basic::Authenticated | basic::Basic::Anonymous) => {}
+                Ok(basic::Basic::Refused(answer)) => return (answer, Verdict::Unauthorized),
+                Err(_) => return (self.deny.clone(), Verdict::Unauthorized),
+            }
+        }
         let mut allowed = answer::Allowed::default();
         if let Some((view, strip)) = &key {
             allowed.key_name = Some((&self.names.key_name, view.name));

@@ -4,6 +4,7 @@
 //! exists and checks the policy's `params` against a small built-in schema, so that a bad document is
 //! rejected at the REST API rather than at the data plane.
 
+pub mod basic_auth;
 pub mod ratelimit;
 
 use serde_json::{Map, Value};
@@ -142,6 +143,11 @@ impl Catalogue {
                 name: "api-key-auth",
                 version: "v1",
                 params: API_KEY_AUTH_V1,
+            },
+            PolicyDef {
+                name: "basic-auth",
+                version: "v1",
+                params: basic_auth::BASIC_AUTH_V1,
             },
             PolicyDef {
                 name: "basic-ratelimit",

@@ -6,6 +6,7 @@
 //! (that is `tollgate-model`'s job), store or publish anything.
 
 mod access_log;
+mod basic_auth;
 mod cluster;
 mod listener;
 mod ratelimit;

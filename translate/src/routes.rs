@@ -305,6 +305,7 @@ pub struct AuthzChecks<'a> {
     pub key_auth: Option<&'a serde_json::Value>,
     pub subscription: Option<&'a serde_json::Value>,
     pub rate_limit: Option<super::ratelimit::RouteLimits>,
+    pub basic_auth: Option<String>,
 }
 
 /// The checks of operation `i`; `None` when it has none (ext_authz stays off on its routes).
@@ -316,8 +317,10 @@ pub fn authz_policies(api: &Api, i: usize) -> Option<AuthzChecks<'_>> {
         subscription: last("subscription-validation")
             .filter(|p| p.get("enabled").and_then(|v| v.as_bool()) != Some(false)),
         rate_limit: super::ratelimit::route_limits(api, i),
+        basic_auth: super::basic_auth::route_basic_auth(api, i),
     };
-    (checks.key_auth.is_some() || checks.subscription.is_some() || checks.rate_limit.is_some()).then_some(checks)
+    let any = checks.rate_limit.is_some() || checks.basic_auth.is_some();
+    (checks.key_auth.is_some() || checks.subscription.is_some() || any).then_some(checks)
 }
 
 impl AuthzChecks<'_> {
@@ -337,6 +340,9 @@ impl AuthzChecks<'_> {
             }
         }
         out.extend(self.rate_limit.iter().flat_map(|r| r.headers.iter().cloned()));
+        if self.basic_auth.is_some() {
+            out.push("authorization".into());
+        }
         out
     }
 }
@@ -390,6 +396,9 @@ fn authz_per_route(api: &str, checks: &AuthzChecks<'_>) -> (String, tollgate_pro
     }
     if let Some(limits) = &checks.rate_limit {
         ext.push((ctx::RATE_LIMIT, limits.lines.clone()));
+    }
+    if let Some(line) = &checks.basic_auth {
+        ext.push((ctx::BASIC, line.clone()));
     }
     let per_route = ExtAuthzPerRoute {
         r#override: Some(ext_authz_per_route::Override::CheckSettings(CheckSettings {

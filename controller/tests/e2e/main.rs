@@ -4,6 +4,7 @@
 
 mod access_log;
 mod admin;
+mod basic_auth;
 mod bypass;
 mod cli;
 mod config_env;

@@ -147,6 +147,8 @@ pub struct Facts<'a> {
     pub sub_cookie: Option<&'a [u8]>,
     /// `tollgate.rl`: the route's rate-limit quota lines.
     pub rl: Option<&'a [u8]>,
+    /// `tollgate.basic`: the route's basic-auth line.
+    pub basic: Option<&'a [u8]>,
     /// The encoded `HttpRequest`.
     pub http: Option<&'a [u8]>,
 }
@@ -171,6 +173,7 @@ pub fn facts(check_request: &[u8]) -> Option<Facts<'_>> {
                     b"tollgate.sub_header" => &mut facts.sub_header,
                     b"tollgate.sub_cookie" => &mut facts.sub_cookie,
                     b"tollgate.rl" => &mut facts.rl,
+                    b"tollgate.basic" => &mut facts.basic,
                     _ => return,
                 };
                 *slot = Some(v);

@@ -38,6 +38,7 @@ fn list_is_sorted_and_complete() {
         vec![
             ("advanced-ratelimit", "v1"),
             ("api-key-auth", "v1"),
+            ("basic-auth", "v1"),
             ("basic-ratelimit", "v1"),
             ("respond", "v1"),
             ("subscription-validation", "v1")
