@@ -95,3 +95,6 @@ impl BasicLine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

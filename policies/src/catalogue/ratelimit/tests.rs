@@ -137,22 +137,3 @@ fn lines_round_trip_with_any_text() {
     assert_eq!(raw.parts().collect::<Vec<_>>(), ["h:x-u", "ip"]);
     assert_eq!((raw.status, raw.json), (429, true));
 }
-
-#[test]
-fn basic_auth_takes_wso2s_parameters() {
-    assert!(errors("basic-auth", json!({"username": "alice", "password": "s3cret"})).is_empty());
-    assert!(
-        errors(
-            "basic-auth",
-            json!({"username": "a", "password": "p", "realm": "Shop API", "allowUnauthenticated": true})
-        )
-        .is_empty()
-    );
-    let mut got = paths(
-        "basic-auth",
-        json!({"username": "a:b", "password": "", "realm": "say \"hi\"", "allowUnauthenticated": "yes"}),
-    );
-    got.sort();
-    assert_eq!(got, ["allowUnauthenticated", "password", "realm", "username"]);
-    assert_eq!(paths("basic-auth", json!({})), ["username", "password"]);
-}
