@@ -7,8 +7,10 @@
 //! three pre-built 403s; a spent quota is a 429. No key, token or digest is ever logged.
 
 mod answer;
+pub mod basic;
 pub mod index;
 pub mod quota;
+pub mod ratelimit;
 pub mod server;
 pub mod subs;
 pub mod wire;
@@ -85,6 +87,10 @@ pub struct AuthzService {
     names: HeaderNames,
     /// Told of every check and what it answered (metrics), when set.
     observer: Option<Arc<dyn CheckObserver>>,
+    /// The basic-auth outcomes remembered.
+    basic: basic::BasicAuth,
+    /// The rate-limit policies' counters.
+    rate_limits: ratelimit::RateLimits,
     /// The encoded refusals, shared: sending one clones a reference count, nothing else.
     deny: Bytes,
     missing: Bytes,
@@ -109,6 +115,8 @@ impl AuthzService {
             subs,
             names: HeaderNames::default(),
             observer: None,
+            basic: basic::BasicAuth::default(),
+            rate_limits: ratelimit::RateLimits::default(),
             deny: encode(answer::unauthorized()),
             missing: encode(answer::forbidden(MISSING_BODY)),
             invalid: encode(answer::forbidden(INVALID_BODY)),
@@ -123,6 +131,12 @@ impl AuthzService {
             application: names.application.to_ascii_lowercase(),
             subscription: names.subscription.to_ascii_lowercase(),
         };
+        self
+    }
+
+    /// Bounds the rate-limit policies' counters to about `max_entries` keys.
+    pub fn with_rate_limit_entries(mut self, max_entries: usize) -> Self {
+        self.rate_limits = ratelimit::RateLimits::new(max_entries);
         self
     }
 
@@ -172,15 +186,23 @@ impl AuthzService {
             return (self.deny.clone(), Verdict::Unauthorized);
         };
         let validate = facts.sub == Some(b"true");
+        let limited = facts.rl.is_some() || facts.basic.is_some();
         let keys = self.index.load();
         let key = match facts.key_name {
             Some(name) => match key_check(&keys, api, name, &facts, http, now) {
                 Some(k) => Some(k),
                 None => return (self.deny.clone(), Verdict::Unauthorized),
             },
-            None if validate => None,
+            None if validate || limited => None,
             None => return (self.deny.clone(), Verdict::Unauthorized),
         };
+        if let Some(line) = facts.basic {
+            match std::str::from_utf8(line).map(|l| self.basic.check(l, http)) {
+                Ok(basic::Basic::Authenticated | basic::Basic::Anonymous) => {}
+                Ok(basic::Basic::Refused(answer)) => return (answer, Verdict::Unauthorized),
+                Err(_) => return (self.deny.clone(), Verdict::Unauthorized),
+            }
+        }
         let mut allowed = answer::Allowed::default();
         if let Some((view, strip)) = &key {
             allowed.key_name = Some((&self.names.key_name, view.name));
@@ -211,6 +233,19 @@ impl AuthzService {
                     return (entry.too_many(&take, now), Verdict::Limited);
                 }
                 allowed.quota = Some(take);
+            }
+        }
+        // Rate limits after authentication (WSO2's order): a refused key never spends a count.
+        if let Some(lines) = facts.rl {
+            let Ok(lines) = std::str::from_utf8(lines) else {
+                return (self.deny.clone(), Verdict::Unauthorized);
+            };
+            let source = wire::source_address(check_request);
+            match self.rate_limits.check(lines, http, source, self.subs.backend(), now) {
+                Ok(Some(p)) => allowed.response_headers = ratelimit::headers_of(&p.take, &p.name, now).to_vec(),
+                Ok(None) => {}
+                Err(ratelimit::Denied::Limited(answer)) => return (answer, Verdict::Limited),
+                Err(ratelimit::Denied::Malformed) => return (self.deny.clone(), Verdict::Unauthorized),
             }
         }
         (

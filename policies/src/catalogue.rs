@@ -4,6 +4,9 @@
 //! exists and checks the policy's `params` against a small built-in schema, so that a bad document is
 //! rejected at the REST API rather than at the data plane.
 
+pub mod basic_auth;
+pub mod ratelimit;
+
 use serde_json::{Map, Value};
 
 pub mod cors;
@@ -70,6 +73,9 @@ enum Schema {
     Object(&'static [Param]),
     /// The inner schema, then (only when it passed) a check of the whole value.
     Checked(&'static Schema, Extra),
+    /// Checked by code (value, its path, the problems found): rules the table cannot say, such as
+    /// array bounds or Go durations.
+    Custom(fn(&Value, &str, &mut Vec<ParamError>)),
 }
 
 /// Extra constraints on a string value.
@@ -165,6 +171,24 @@ impl Catalogue {
                 version: "v1",
                 params: cors::CORS_V1,
                 extra: Some(cors::extra as Extra),
+            },
+            PolicyDef {
+                name: "basic-auth",
+                version: "v1",
+                params: basic_auth::BASIC_AUTH_V1,
+                extra: None,
+            },
+            PolicyDef {
+                name: "basic-ratelimit",
+                version: "v1",
+                params: ratelimit::BASIC_RATELIMIT_V1,
+                extra: None,
+            },
+            PolicyDef {
+                name: "advanced-ratelimit",
+                version: "v1",
+                params: ratelimit::ADVANCED_RATELIMIT_V1,
+                extra: None,
             },
             PolicyDef {
                 name: "respond",
@@ -304,6 +328,7 @@ fn check(schema: &Schema, value: &Value, path: &str, out: &mut Vec<ParamError>) 
                 extra(value, path, out);
             }
         }
+        Schema::Custom(f) => f(value, path, out),
     }
 }
 

@@ -40,4 +40,8 @@ pub mod ctx {
     pub const SUB_HEADER: &str = "tollgate.sub_header";
     /// The cookie carrying the subscription token, when one is configured.
     pub const SUB_COOKIE: &str = "tollgate.sub_cookie";
+    /// The route's rate-limit quota lines (`catalogue::ratelimit`), when it has such policies.
+    pub const RATE_LIMIT: &str = "tollgate.rl";
+    /// The route's basic-auth line (`catalogue::basic_auth`), when it has that policy.
+    pub const BASIC: &str = "tollgate.basic";
 }

@@ -6,10 +6,12 @@
 //! (that is `tollgate-model`'s job), store or publish anything.
 
 mod access_log;
+mod basic_auth;
 mod cluster;
 mod cors;
 mod listener;
 mod mediation;
+mod ratelimit;
 mod routes;
 mod wire;
 

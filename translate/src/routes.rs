@@ -346,6 +346,8 @@ fn forward_action(
 pub struct AuthzChecks<'a> {
     pub key_auth: Option<&'a serde_json::Value>,
     pub subscription: Option<&'a serde_json::Value>,
+    pub rate_limit: Option<super::ratelimit::RouteLimits>,
+    pub basic_auth: Option<String>,
 }
 
 /// The checks of operation `i`; `None` when it has none (ext_authz stays off on its routes).
@@ -356,8 +358,11 @@ pub fn authz_policies(api: &Api, i: usize) -> Option<AuthzChecks<'_>> {
         // `enabled: false` (at the operation, say) turns an API-level validation off.
         subscription: last("subscription-validation")
             .filter(|p| p.get("enabled").and_then(|v| v.as_bool()) != Some(false)),
+        rate_limit: super::ratelimit::route_limits(api, i),
+        basic_auth: super::basic_auth::route_basic_auth(api, i),
     };
-    (checks.key_auth.is_some() || checks.subscription.is_some()).then_some(checks)
+    let any = checks.rate_limit.is_some() || checks.basic_auth.is_some();
+    (checks.key_auth.is_some() || checks.subscription.is_some() || any).then_some(checks)
 }
 
 impl AuthzChecks<'_> {
@@ -375,6 +380,10 @@ impl AuthzChecks<'_> {
             if subscription_cookie(p).is_some() {
                 out.push("cookie".into());
             }
+        }
+        out.extend(self.rate_limit.iter().flat_map(|r| r.headers.iter().cloned()));
+        if self.basic_auth.is_some() {
+            out.push("authorization".into());
         }
         out
     }
@@ -426,6 +435,12 @@ fn authz_per_route(api: &str, checks: &AuthzChecks<'_>) -> (String, tollgate_pro
         if let Some(cookie) = subscription_cookie(params) {
             ext.push((ctx::SUB_COOKIE, cookie.to_string()));
         }
+    }
+    if let Some(limits) = &checks.rate_limit {
+        ext.push((ctx::RATE_LIMIT, limits.lines.clone()));
+    }
+    if let Some(line) = &checks.basic_auth {
+        ext.push((ctx::BASIC, line.clone()));
     }
     let per_route = ExtAuthzPerRoute {
         r#override: Some(ext_authz_per_route::Override::CheckSettings(CheckSettings {

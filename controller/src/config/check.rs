@@ -108,6 +108,9 @@ impl Config {
         if self.api_keys.per_user_per_api == 0 {
             return invalid("api_keys.per_user_per_api", "must be at least 1");
         }
+        if !(100..=10_000_000).contains(&self.api_keys.rate_limit_max_entries) {
+            return invalid("api_keys.rate_limit_max_entries", "must be from 100 to 10000000");
+        }
         for (key, name) in [
             ("api_keys.subscription_header", &self.api_keys.subscription_header),
             ("api_keys.application_header", &self.api_keys.application_header),

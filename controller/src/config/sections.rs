@@ -169,6 +169,10 @@ pub struct ApiKeys {
     pub subscription_header: String,
     /// The request header naming, upstream, the application of the key or subscription. Same rule.
     pub application_header: String,
+    /// About how many keys the rate-limit policies count in the embedded ext_authz service (WSO2's
+    /// `memory.maxEntries`, here for all policies together): past it, ended and least recently
+    /// used keys are dropped. 100 to 10,000,000.
+    pub rate_limit_max_entries: usize,
 }
 
 /// Log output.
@@ -376,6 +380,7 @@ impl Default for ApiKeys {
             replica_sync_timeout: Duration::from_secs(2),
             subscription_header: tollgate_policies::authz::SUBSCRIPTION_HEADER.into(),
             application_header: tollgate_policies::authz::APPLICATION_HEADER.into(),
+            rate_limit_max_entries: tollgate_policies::authz::ratelimit::DEFAULT_MAX_ENTRIES,
         }
     }
 }

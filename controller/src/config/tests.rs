@@ -386,4 +386,16 @@ fn identity_header_names_stay_in_the_stripped_namespace() {
         assert!(err.contains("api_keys.application_header"), "{bad}: {err}");
     }
 }
+#[test]
+fn rate_limit_entries_are_bounded_like_wso2s_max_entries() {
+    assert_eq!(Config::parse("").unwrap().api_keys.rate_limit_max_entries, 100_000);
+    let ok = Config::parse("[api_keys]\nrate_limit_max_entries = 500\n").unwrap();
+    assert_eq!(ok.api_keys.rate_limit_max_entries, 500);
+    for bad in [0, 99, 10_000_001] {
+        let err = Config::parse(&format!("[api_keys]\nrate_limit_max_entries = {bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_keys.rate_limit_max_entries"), "{bad}: {err}");
+    }
+}
 mod env;

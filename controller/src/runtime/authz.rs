@@ -23,11 +23,13 @@ pub(super) fn authz_decisions(
     index: Arc<SharedIndex>,
     subs: &Arc<SharedSubscriptions>,
 ) -> AuthzService {
-    AuthzService::with_subscriptions(index, subs.clone()).with_header_names(HeaderNames {
-        key_name: tollgate_policies::authz::KEY_NAME_HEADER.into(),
-        application: config.api_keys.application_header.clone(),
-        subscription: config.api_keys.subscription_header.clone(),
-    })
+    AuthzService::with_subscriptions(index, subs.clone())
+        .with_header_names(HeaderNames {
+            key_name: tollgate_policies::authz::KEY_NAME_HEADER.into(),
+            application: config.api_keys.application_header.clone(),
+            subscription: config.api_keys.subscription_header.clone(),
+        })
+        .with_rate_limit_entries(config.api_keys.rate_limit_max_entries)
 }
 
 /// The hot path's subscriptions, with the quota counts stored before a restart put back.

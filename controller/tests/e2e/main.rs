@@ -4,6 +4,7 @@
 
 mod access_log;
 mod admin;
+mod basic_auth;
 mod bypass;
 mod cli;
 mod config_env;
@@ -20,6 +21,7 @@ mod mediation;
 mod metrics;
 mod platform;
 mod platform_subs;
+mod ratelimit;
 mod replica;
 mod replica_subs;
 mod routing;

@@ -111,6 +111,8 @@ pub(super) struct Allowed<'a> {
     pub remove_query: Option<&'a str>,
     /// The quota counted, for the client's rate-limit headers.
     pub quota: Option<Take>,
+    /// More response headers (a rate-limit policy's, when no quota sets them).
+    pub response_headers: Vec<HeaderValueOption>,
 }
 
 /// The OK answer.
@@ -124,7 +126,10 @@ pub(super) fn allow(a: &Allowed<'_>, now: u64) -> CheckResponse {
             .collect(),
         headers_to_remove: a.remove_header.map(str::to_string).into_iter().collect(),
         query_parameters_to_remove: a.remove_query.map(str::to_string).into_iter().collect(),
-        response_headers_to_add: a.quota.map(|t| rate_headers(&t, now).to_vec()).unwrap_or_default(),
+        response_headers_to_add: match a.quota {
+            Some(t) => rate_headers(&t, now).to_vec(),
+            None => a.response_headers.clone(),
+        },
         ..Default::default()
     };
     CheckResponse {

@@ -16,13 +16,16 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// The length of a plan's quota window: fixed UTC calendar windows; each resets at its end.
+/// The length of a quota window: fixed UTC calendar windows; each resets at its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuotaUnit {
     Minute,
     Hour,
     Day,
     Month,
+    /// A fixed window of this many seconds (at least one), aligned to the Unix epoch: the
+    /// rate-limit policies' durations ("1s", "90s", "24h"). Its counters are never snapshotted.
+    Seconds(u32),
 }
 
 /// A plan's limit: `count` requests per `unit`; past it, refused when `stop_on_reach`.
@@ -97,7 +100,7 @@ impl Counter {
     /// Counts one request at `now` under `limit`: one CAS loop, exact under any concurrency.
     pub fn take(&self, limit: &PlanLimit, now: u64) -> Take {
         let (start, end) = window(limit.unit, now);
-        let minute = start / 60;
+        let minute = window_tag(limit.unit, start);
         let cap = limit.count.min(MAX_COUNT);
         let code = unit_code(limit.unit);
         // Written only when it changes, so refused requests under a flood only read shared lines.
@@ -170,12 +173,25 @@ fn unpack(word: u64) -> (u64, u64) {
     (word >> COUNT_BITS, word & MAX_COUNT)
 }
 
+/// What a counter word stores of a window's start: its minute for calendar units (so
+/// [`Counter::load`] can tell the start back); for [`QuotaUnit::Seconds`], whose windows may be
+/// shorter than a minute, the window's number, wrapped to the word's bits (two windows that far
+/// apart are never compared: the counter would have been reset in between).
+fn window_tag(unit: QuotaUnit, start: u64) -> u64 {
+    match unit {
+        QuotaUnit::Seconds(n) => (start / u64::from(n.max(1))) & (u64::MAX >> COUNT_BITS),
+        _ => start / 60,
+    }
+}
+
 fn unit_code(u: QuotaUnit) -> u8 {
     match u {
         QuotaUnit::Minute => 1,
         QuotaUnit::Hour => 2,
         QuotaUnit::Day => 3,
         QuotaUnit::Month => 4,
+        // Not told back by `unit_of_code`: such counters are not snapshotted.
+        QuotaUnit::Seconds(_) => 5,
     }
 }
 
@@ -287,6 +303,7 @@ pub fn window(unit: QuotaUnit, now: u64) -> (u64, u64) {
         QuotaUnit::Minute => fixed(60),
         QuotaUnit::Hour => fixed(3_600),
         QuotaUnit::Day => fixed(86_400),
+        QuotaUnit::Seconds(n) => fixed(u64::from(n.max(1))),
         QuotaUnit::Month => {
             let (y, m, _) = civil_from_days(now / 86_400);
             let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };

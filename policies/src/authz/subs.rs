@@ -131,6 +131,8 @@ pub fn to_wire(
             QuotaUnit::Hour => Wire::Hour,
             QuotaUnit::Day => Wire::Day,
             QuotaUnit::Month => Wire::Month,
+            // Plans have calendar units only; second windows belong to the rate-limit policies.
+            QuotaUnit::Seconds(_) => Wire::Unspecified,
         };
         (l.count, unit, l.stop_on_reach)
     });

@@ -145,6 +145,10 @@ pub struct Facts<'a> {
     pub sub_header: Option<&'a [u8]>,
     /// `tollgate.sub_cookie`.
     pub sub_cookie: Option<&'a [u8]>,
+    /// `tollgate.rl`: the route's rate-limit quota lines.
+    pub rl: Option<&'a [u8]>,
+    /// `tollgate.basic`: the route's basic-auth line.
+    pub basic: Option<&'a [u8]>,
     /// The encoded `HttpRequest`.
     pub http: Option<&'a [u8]>,
 }
@@ -168,6 +172,8 @@ pub fn facts(check_request: &[u8]) -> Option<Facts<'_>> {
                     b"tollgate.sub" => &mut facts.sub,
                     b"tollgate.sub_header" => &mut facts.sub_header,
                     b"tollgate.sub_cookie" => &mut facts.sub_cookie,
+                    b"tollgate.rl" => &mut facts.rl,
+                    b"tollgate.basic" => &mut facts.basic,
                     _ => return,
                 };
                 *slot = Some(v);
@@ -184,6 +190,15 @@ pub fn facts(check_request: &[u8]) -> Option<Facts<'_>> {
         None => None,
     };
     Some(facts)
+}
+
+/// The client's address (`attributes.source.address.socket_address.address`: the peer, or the
+/// address Envoy took from `X-Forwarded-For` where the listener trusts it).
+pub fn source_address(check_request: &[u8]) -> Option<&[u8]> {
+    // CheckRequest.attributes (1) → AttributeContext.source (1) → Peer.address (1) →
+    // Address.socket_address (1) → SocketAddress.address (2).
+    let peer = last(last(check_request, tag::ATTRIBUTES)?, 1)?;
+    last(last(last(peer, 1)?, 1)?, 2).filter(|a| !a.is_empty())
 }
 
 /// `HttpRequest.path` (with the query string).

@@ -36,7 +36,10 @@ fn list_is_sorted_and_complete() {
     assert_eq!(
         Catalogue::builtin().list(),
         vec![
+            ("advanced-ratelimit", "v1"),
             ("api-key-auth", "v1"),
+            ("basic-auth", "v1"),
+            ("basic-ratelimit", "v1"),
             ("cors", "v1"),
             ("host-rewrite", "v1"),
             ("redirect", "v1"),

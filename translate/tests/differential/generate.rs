@@ -229,8 +229,8 @@ fn cors() -> impl Strategy<Value = (&'static str, Value)> {
         })
 }
 
-/// `api-key-auth`, `respond`, `cors` or a mediation policy, with parameters inside and around their
-/// schemas.
+/// `api-key-auth`, `respond`, `cors`, a mediation policy or `advanced-ratelimit`, with parameters
+/// inside and around their schemas.
 fn policy() -> impl Strategy<Value = Policy> {
     let key_auth = (
         "[A-Za-z0-9_-]{1,20}",
@@ -268,7 +268,26 @@ fn policy() -> impl Strategy<Value = Policy> {
             }
             ("respond", p)
         });
-    prop_oneof![key_auth, respond, cors(), crate::mediation::policy()].prop_map(|(name, params)| Policy {
+    // Rate limits: header key names (inside and around the token rule) reach Envoy's
+    // ext_authz `allowed_headers`, durations and bodies its context extensions.
+    let ratelimit = (
+        prop_oneof![
+            "[A-Za-z0-9!#._~-]{1,12}",
+            select(vec!["x y", "é", "a:b", ""]).prop_map(String::from)
+        ],
+        select(vec!["1s", "90s", "1h30m", "500ms", "24h"]),
+        1..5u64,
+        "[ -~]{0,20}",
+    )
+        .prop_map(|(header, duration, limit, body)| {
+            let quota = json!({"limits": [{"limit": limit, "duration": duration}],
+                               "keyExtraction": [{"type": "header", "key": header}, {"type": "ip"}]});
+            (
+                "advanced-ratelimit",
+                json!({"quotas": [quota], "onRateLimitExceeded": {"body": body}}),
+            )
+        });
+    prop_oneof![key_auth, respond, cors(), crate::mediation::policy(), ratelimit].prop_map(|(name, params)| Policy {
         name: Some(name.into()),
         version: Some("v1".into()),
         execution_condition: None,
