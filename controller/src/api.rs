@@ -5,6 +5,7 @@ mod error;
 mod invocation;
 mod plans;
 mod rest_apis;
+mod secrets;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -77,6 +78,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(subscriptions::delete),
         )
         .route("/subscriptions/{id}/regenerate-token", post(subscriptions::regenerate))
+        .route("/secrets", get(secrets::list).post(secrets::create))
+        .route(
+            "/secrets/{id}",
+            get(secrets::get).put(secrets::update).delete(secrets::delete),
+        )
         .route(OPENAPI, get(crate::openapi::serve));
     finish(routes, state)
 }
@@ -110,6 +116,11 @@ pub const OPENAPI: &str = "/openapi.json";
     subscriptions::update,
     subscriptions::delete,
     subscriptions::regenerate,
+    secrets::list,
+    secrets::create,
+    secrets::get,
+    secrets::update,
+    secrets::delete,
     crate::openapi::serve,
 ))]
 pub struct ManagementDoc;
@@ -139,7 +150,7 @@ fn allowed(pattern: &str) -> Option<&'static [Role]> {
         return Some(&[Role::Admin, Role::Consumer]);
     }
     // As in WSO2: plans and subscriptions are the gateway admin's.
-    if rest.starts_with("/subscription-plans") || rest.starts_with("/subscriptions") {
+    if rest.starts_with("/subscription-plans") || rest.starts_with("/subscriptions") || rest.starts_with("/secrets") {
         return Some(&[Role::Admin]);
     }
     if rest == "/rest-apis" || rest.starts_with("/rest-apis/") {

@@ -7,6 +7,7 @@
 pub(crate) mod admin;
 pub(crate) mod consumers;
 pub(crate) mod schemas;
+pub(crate) mod secrets;
 
 use std::collections::btree_map::Entry;
 use std::sync::OnceLock;
@@ -45,6 +46,7 @@ Request bodies may be JSON or YAML.";
         (name = "api-keys", description = "API keys of one API"),
         (name = "subscription-plans", description = "Quota plans (admin)"),
         (name = "subscriptions", description = "Subscriptions and their tokens (admin)"),
+        (name = "secrets", description = "Encrypted secrets that API documents name with {{ secret \"id\" }} (admin)"),
         (name = "meta", description = "This document"),
         (name = "admin", description = "The admin API, on the admin port"),
     ),
