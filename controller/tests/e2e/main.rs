@@ -21,6 +21,7 @@ mod platform_subs;
 mod replica;
 mod replica_subs;
 mod routing;
+mod secrets;
 mod stack;
 mod subscriptions;
 mod survival;
