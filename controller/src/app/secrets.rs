@@ -43,6 +43,22 @@ impl App {
         Ok(meta)
     }
 
+    /// Stores a secret the platform API served for an artifact (already checked by the caller;
+    /// a value over the limit or empty is refused like a request's).
+    pub async fn store_pulled_secret(&self, doc: SecretDoc) -> Result<(), AppError> {
+        let size = doc.value.expose().len();
+        if size == 0 || size > crate::secrets::doc::MAX_VALUE {
+            return Err(AppError::Invalid(vec![tollgate_model::FieldError {
+                field: "spec.value".into(),
+                message: "spec.value is required: 1 byte to 10 KiB".into(),
+            }]));
+        }
+        let store = self.repo.secrets.clone();
+        let _writes = self.secret_writes.lock().await;
+        blocking(move || store.create(&doc)).await?.map_err(from_secrets)?;
+        Ok(())
+    }
+
     /// Replaces a secret and redeploys the deployed APIs that use it; returns their handles.
     pub async fn update_secret(&self, id: &str, body: Value) -> Result<(SecretMeta, Vec<String>), AppError> {
         let doc = SecretDoc::parse(&body, Some(id)).map_err(AppError::Invalid)?;

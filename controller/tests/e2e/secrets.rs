@@ -223,3 +223,47 @@ async fn lost_key_stops_the_start(s: &mut Stack) {
         "{text}"
     );
 }
+
+/// A platform deployment whose artifact names a secret this gateway lacks pulls it from the
+/// platform API (`GET /secrets/{handle}/value`) and serves it; one the platform lacks fails the
+/// deployment, naming the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_artifacts_pull_the_secrets_they_name() {
+    use crate::platform::{TOKEN, WAIT, ack_payload, artifact, link_to};
+    use tollgate_testkit::platform::FakePlatform;
+
+    let echo = Echo::start("backend").await;
+    let fake = FakePlatform::start(TOKEN).await;
+    let s = Stack::with(|c| link_to(&fake, c)).await;
+    fake.wait_connections(1, WAIT).await;
+    let value = format!("pf-{}", uuid::Uuid::now_v7().simple());
+    fake.set_secret("pf-token", &value);
+    let url = format!("http://127.0.0.1:{}", echo.port);
+    let respond = "  policies:\n    - {name: respond, version: v1, params: {statusCode: 200, headers: [{name: x-token, value: '{{ secret \"SECRET\" }}'}]}}\n";
+
+    let d = fake.deploy(
+        "7f0c2a51-2222-4333-8444-555566667777",
+        &artifact("pulled", &url, &respond.replace("SECRET", "pf-token")),
+    );
+    fake.push(&fake.deployed_event(&d));
+    let p = ack_payload(&fake.wait_acks(1, WAIT).await[0]).clone();
+    assert_eq!(p["status"], "success", "{p}");
+    s.wait_status("/pulled/x", None, 200).await;
+    assert_eq!(header(&s, "/pulled/x").await.1, value);
+    let (_, list) = send(s.mgmt(Method::GET, "/secrets")).await;
+    assert_eq!(list["secrets"][0]["metadata"]["name"], "pf-token", "{list}");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/secrets/pf-token/value"))
+    );
+
+    let d = fake.deploy(
+        "7f0c2a51-3333-4333-8444-555566667777",
+        &artifact("unpulled", &url, &respond.replace("SECRET", "pf-none")),
+    );
+    fake.push(&fake.deployed_event(&d));
+    let p = ack_payload(&fake.wait_acks(2, WAIT).await[1]).clone();
+    assert_eq!(p["status"], "failed", "{p}");
+    assert_eq!(s.call(Method::GET, "/unpulled/x", None).await.0, StatusCode::NOT_FOUND);
+}
