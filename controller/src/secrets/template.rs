@@ -115,7 +115,11 @@ impl Template {
             if !text.is_empty() {
                 parts.push(Part::Text(text.to_string()));
             }
-            let mut lexer = Lexer { src: inner, pos: 0 };
+            let mut lexer = Lexer {
+                src: inner,
+                pos: 0,
+                depth: 0,
+            };
             let pipeline = lexer.pipeline()?;
             let (close, trim) = lexer.close()?;
             parts.push(Part::Action(pipeline));
@@ -220,10 +224,15 @@ fn apply(func: Func, args: Vec<Val>, lookup: &dyn Lookup, used: &mut Used) -> Re
     }
 }
 
+/// How deeply `( )` may nest: parsing recurses, and a document is untrusted input.
+const MAX_DEPTH: usize = 8;
+
 /// Reads the inside of one action.
 struct Lexer<'a> {
     src: &'a str,
     pos: usize,
+    /// Open parentheses around the current call.
+    depth: usize,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -273,7 +282,13 @@ impl Lexer<'_> {
                 }
                 Token::Open => {
                     self.next()?;
-                    args.push(Arg::Sub(self.pipeline()?));
+                    if self.depth == MAX_DEPTH {
+                        return Err(TemplateError::Syntax("parentheses nested too deeply"));
+                    }
+                    self.depth += 1;
+                    let sub = self.pipeline()?;
+                    self.depth -= 1;
+                    args.push(Arg::Sub(sub));
                     if self.next()? != Token::Close {
                         return Err(TemplateError::Syntax("unclosed '('"));
                     }

@@ -105,6 +105,20 @@ fn missing_values_and_bad_syntax_are_errors() {
 }
 
 #[test]
+fn nesting_is_bounded() {
+    let nested = |n: usize| {
+        let open = "(default \"y\" ".repeat(n);
+        format!("{{{{ default \"x\" {open}(env \"A\"){} }}}}", ")".repeat(n))
+    };
+    assert_eq!(render_str(&nested(6)).unwrap(), "y");
+    let deep = nested(100_000);
+    assert_eq!(
+        render_str(&deep).unwrap_err(),
+        TemplateError::Syntax("parentheses nested too deeply")
+    );
+}
+
+#[test]
 fn secret_ids_are_listed_and_values_recorded() {
     let t = Template::parse("{{ secret \"token\" }}/{{ default \"x\" (secret \"other\") }}").unwrap();
     assert_eq!(t.secret_ids(), ["token", "other"]);
