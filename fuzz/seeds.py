@@ -2,7 +2,7 @@
 """Writes the seed corpora under fuzz/corpus/<target>/ from the repository's own examples: the
 validator's example documents, a few of the differential test's corpus, the README's walkthrough, the
 ext_authz tests' requests, platform archives built around those documents, and the clock tests'
-timestamps. Run from the repository root; the output is committed, so this only needs running again
+timestamps and the template tests' strings. Run from the repository root; the output is committed, so this only needs running again
 when the examples change."""
 import gzip
 import io
@@ -144,6 +144,15 @@ def main():
         "2026-03-04 10:30:00.12-08:00",
     ]):
         write("timestamp", f"ts-{i}", ts.encode())
+
+    for i, t in enumerate([
+        'http://{{ env "HOST" }}:8080/x',
+        'Bearer {{ secret "token" }}',
+        '{{ default "x" (env "NOPE") }}',
+        '{{ env "NOPE" | default `raw` }}',
+        'a {{- secret "token" -}} b {{ default "q\\"" (secret "gone") }}',
+    ]):
+        write("template", f"t-{i}", t.encode())
 
 
 if __name__ == "__main__":

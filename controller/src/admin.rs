@@ -155,7 +155,10 @@ async fn control_plane(State(s): State<AdminState>) -> Result<Json<Value>, ApiEr
 pending, last NACK; and the APIs an Envoy refused.",
     responses((status = 200, description = "The sync status", body = crate::openapi::admin::XdsSyncStatus)))]
 async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {
-    let nodes: Vec<Value> = s.status.snapshot().iter().map(node).collect();
+    // Envoy's NACK messages may quote rendered configuration: secret values are redacted.
+    let secrets = s.app.secret_store().values();
+    let redact = |m: &str| crate::secrets::render::redact(m, &secrets);
+    let nodes: Vec<Value> = s.status.snapshot().iter().map(|n| node(n, &redact)).collect();
     // APIs an Envoy rejected: quarantined, serving what was accepted before (or nothing).
     let failed: Vec<Value> = s
         .app
@@ -172,7 +175,7 @@ async fn xds_sync_status(State(s): State<AdminState>) -> Json<Value> {
     }))
 }
 
-fn node(n: &NodeStatus) -> Value {
+fn node(n: &NodeStatus, redact: &dyn Fn(&str) -> String) -> Value {
     let types: serde_json::Map<String, Value> = TypeKind::ALL
         .iter()
         .map(|k| {
@@ -180,7 +183,7 @@ fn node(n: &NodeStatus) -> Value {
             let nack = t
                 .last_nack
                 .as_ref()
-                .map(|x| json!({"version": x.version, "message": x.message, "at": crate::clock::rfc3339_millis(x.at)}));
+                .map(|x| json!({"version": x.version, "message": redact(&x.message), "at": crate::clock::rfc3339_millis(x.at)}));
             let v = json!({
                 "active": t.active,
                 "ackedVersion": t.acked_version,

@@ -6,6 +6,7 @@ mod invocation;
 mod plans;
 pub mod policies;
 mod rest_apis;
+mod secrets;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -79,6 +80,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(subscriptions::delete),
         )
         .route("/subscriptions/{id}/regenerate-token", post(subscriptions::regenerate))
+        .route("/secrets", get(secrets::list).post(secrets::create))
+        .route(
+            "/secrets/{id}",
+            get(secrets::get).put(secrets::update).delete(secrets::delete),
+        )
         .route(OPENAPI, get(crate::openapi::serve));
     finish(routes, state)
 }
@@ -113,6 +119,11 @@ pub const OPENAPI: &str = "/openapi.json";
     subscriptions::update,
     subscriptions::delete,
     subscriptions::regenerate,
+    secrets::list,
+    secrets::create,
+    secrets::get,
+    secrets::update,
+    secrets::delete,
     crate::openapi::serve,
 ))]
 pub struct ManagementDoc;
@@ -142,7 +153,7 @@ fn allowed(pattern: &str) -> Option<&'static [Role]> {
         return Some(&[Role::Admin, Role::Consumer]);
     }
     // As in WSO2: plans and subscriptions are the gateway admin's.
-    if rest.starts_with("/subscription-plans") || rest.starts_with("/subscriptions") {
+    if rest.starts_with("/subscription-plans") || rest.starts_with("/subscriptions") || rest.starts_with("/secrets") {
         return Some(&[Role::Admin]);
     }
     // The catalogue is for whoever writes RestApi documents.

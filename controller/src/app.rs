@@ -11,6 +11,7 @@ mod error;
 mod keys;
 mod pushed_subs;
 pub mod repo;
+mod secrets;
 mod serving;
 mod subscriptions;
 
@@ -39,6 +40,8 @@ pub struct App {
     keys: Arc<Keys>,
     subs: Arc<Subs>,
     db: Arc<Db>,
+    /// One secret write at a time (a write may redeploy the APIs that use the secret).
+    secret_writes: tokio::sync::Mutex<()>,
 }
 
 /// Whether an API is served (`deployed`) or stored but not served (`undeployed`).
@@ -74,7 +77,13 @@ impl DeploymentState {
 impl App {
     /// The application over a loaded repository, key store, subscription index and database.
     pub fn new(repo: ApiRepo, keys: Arc<Keys>, subs: Arc<Subs>, db: Arc<Db>) -> App {
-        App { repo, keys, subs, db }
+        App {
+            repo,
+            keys,
+            subs,
+            db,
+            secret_writes: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The policy catalogue.

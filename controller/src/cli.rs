@@ -7,6 +7,7 @@ mod logging;
 mod password;
 pub mod probe;
 mod replica;
+mod rotate;
 mod serve;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE] [--set SECTION.KEY=VALUE ...]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE] [--set SECTION.KEY=VALUE ...]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate secrets rotate [--config FILE] [--set SECTION.KEY=VALUE ...]   (re-encrypt stored secrets with the current key)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -37,6 +38,11 @@ pub enum Command {
     },
     /// `hash-password`: an argon2id hash of the line on standard input.
     HashPassword,
+    /// `secrets rotate`: re-encrypts the stored secrets with the current key.
+    RotateSecrets {
+        config: Option<PathBuf>,
+        sets: Vec<crate::config::FlagValue>,
+    },
     /// `probe URL`: a GET that exits 0 on a 2xx (container health checks).
     Probe(String),
     /// `authz-replica`: an ext_authz service fed by a controller over xDS.
@@ -104,6 +110,14 @@ impl Command {
                 _ => Err(CliError::Usage),
             };
         }
+        let mut command = command;
+        if command == "secrets" {
+            // `secrets rotate` takes the same --config/--set flags as `serve`.
+            match args.next().as_deref() {
+                Some("rotate") => command = "secrets rotate".into(),
+                _ => return Err(CliError::Usage),
+            }
+        }
         let (mut config, mut sets) = (None, Vec::new());
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {
@@ -121,6 +135,7 @@ impl Command {
         }
         match command.as_str() {
             "hash-password" => Ok(Command::HashPassword),
+            "secrets rotate" => Ok(Command::RotateSecrets { config, sets }),
             "serve" | "run" => Ok(Command::Serve {
                 config,
                 envoy: command == "run",
@@ -135,6 +150,7 @@ impl Command {
         match self {
             Command::Serve { config, envoy, sets } => serve::run(config.as_deref(), envoy, &sets),
             Command::HashPassword => password::run(),
+            Command::RotateSecrets { config, sets } => rotate::run(config.as_deref(), &sets),
             Command::AuthzReplica(args) => replica::run(*args),
             Command::Probe(url) => probe::run(&url),
             Command::Client(args) => client::run(*args),

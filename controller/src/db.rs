@@ -7,6 +7,7 @@ mod apis;
 mod cp_objects;
 mod keys;
 mod plans;
+mod secrets;
 mod subscriptions;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ pub use apis::{ApiFailure, ApiRow};
 pub use cp_objects::{CpKind, CpObject};
 pub use keys::KeyRow;
 pub use plans::PlanRow;
+pub use secrets::SecretRow;
 pub use subscriptions::{QuotaWindow, SubscriptionFilter, SubscriptionRow};
 
 /// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
@@ -126,6 +128,16 @@ const MIGRATIONS: &[&str] = &[
         window_start INTEGER NOT NULL,
         count INTEGER NOT NULL
     );",
+    // 7: secrets that API documents reference (`{{ secret "id" }}`), each value AES-256-GCM
+    // sealed; the ciphertext names the key version that sealed it.
+    "CREATE TABLE secrets (
+        id TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL,
+        description TEXT,
+        ciphertext TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );",
 ];
 
 /// How SQLite syncs the WAL at a commit (`PRAGMA synchronous`).
@@ -185,6 +197,9 @@ pub enum Conflict {
     /// Another plan has this name (compared without case).
     #[error("Subscription plan already exists")]
     Plan(String),
+    /// Another secret has this id.
+    #[error("secret with id '{0}' already exists")]
+    Secret(String),
     /// The API already has a subscription with this token.
     #[error("Application already subscribed to this API")]
     Subscription,

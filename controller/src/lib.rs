@@ -17,6 +17,8 @@
 //! - [`runtime`]: wiring of it all, and shutdown.
 //! - [`cli`]: the `tollgate` command line, its commands and exit codes.
 //! - [`secret`]: random secrets and owner-only files (admin password, replica token).
+//! - [`secrets`]: the secrets API documents reference (`{{ secret "id" }}`), sealed at rest, and
+//!   the templates that render them into documents at deploy time.
 
 pub mod admin;
 pub mod api;
@@ -37,4 +39,5 @@ pub mod replica;
 pub mod request_log;
 pub mod runtime;
 pub mod secret;
+pub mod secrets;
 pub mod subs;

@@ -7,6 +7,7 @@
 pub(crate) mod admin;
 pub(crate) mod consumers;
 pub(crate) mod schemas;
+pub(crate) mod secrets;
 
 use std::collections::btree_map::Entry;
 use std::sync::OnceLock;
@@ -46,6 +47,7 @@ Request bodies may be JSON or YAML.";
         (name = "policies", description = "The policy catalogue and its parameter schemas"),
         (name = "subscription-plans", description = "Quota plans (admin)"),
         (name = "subscriptions", description = "Subscriptions and their tokens (admin)"),
+        (name = "secrets", description = "Encrypted secrets that API documents name with {{ secret \"id\" }} (admin)"),
         (name = "meta", description = "This document"),
         (name = "admin", description = "The admin API, on the admin port"),
     ),

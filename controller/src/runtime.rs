@@ -27,6 +27,7 @@ use crate::managed_envoy::EnvoySpec;
 use crate::metrics;
 use crate::platform::{Link, LinkStatus};
 use crate::replica::{Publishing, SubSetPublisher};
+use crate::secrets::{KeySource, Keyring, Secrets};
 use tollgate_translate::{AuthzTarget, RouteDefaults, Settings, TlsMaterial, Translator};
 
 mod apis;
@@ -198,6 +199,7 @@ async fn load_app(
     (shared_subs, sub_sets): (&Arc<SharedSubscriptions>, Option<SubSetPublisher>),
 ) -> anyhow::Result<Arc<App>> {
     let translator = Translator::new(settings(config, authz_port)?);
+    let secrets = load_secrets(config, db).await?;
     let repo = ApiRepo::load(RepoParts {
         db: db.clone(),
         xds: xds.0.clone(),
@@ -206,6 +208,7 @@ async fn load_app(
         catalogue: Catalogue::builtin(),
         vhosts: config.vhost_defaults(),
         translator,
+        secrets,
     })
     .await?;
     let subs = {
@@ -213,6 +216,26 @@ async fn load_app(
         Arc::new(blocking(move || Subs::load_publishing(db, feed, sub_sets)).await??)
     };
     Ok(Arc::new(App::new(repo, keys.clone(), subs, db.clone())))
+}
+
+/// The secret keys (generated on first start) and every stored secret, decrypted: a key that is
+/// missing or does not open a stored value stops the start with a message saying so.
+async fn load_secrets(config: &Config, db: &Arc<Db>) -> anyhow::Result<Arc<Secrets>> {
+    let (db, data) = (db.clone(), config.server.data_dir.clone());
+    let secrets = blocking(move || {
+        let stored = db.count_secrets()?;
+        let (keyring, source) = Keyring::load(&data, &|var| std::env::var(var).ok(), stored)?;
+        match &source {
+            KeySource::Generated(file) => info!(file = %file.display(), "created the secret encryption key"),
+            KeySource::Env | KeySource::Files => {
+                info!(source = ?source, versions = ?keyring.versions(), "secret encryption keys loaded")
+            }
+        }
+        anyhow::Ok(Secrets::load(db, keyring)?)
+    })
+    .await?
+    .context("loading secrets")?;
+    Ok(Arc::new(secrets))
 }
 
 /// The management API's users; a bootstrapped admin password is shown once, on the terminal.

@@ -156,6 +156,8 @@ pub(crate) struct State {
     pub(crate) key_listing: KeyListing,
     pub(crate) subscriptions: Vec<Value>,
     pub(crate) plans: Vec<Value>,
+    /// Secret handle → plaintext, for `GET /secrets/{handle}/value` (§3.8).
+    pub(crate) secrets: BTreeMap<String, String>,
     pub(crate) rest_status: Option<u16>,
     pub(crate) rest_redirect: Option<String>,
     pub(crate) refusal: Refusal,
@@ -278,6 +280,7 @@ impl FakePlatform {
                 keys: Vec::new(),
                 subscriptions: Vec::new(),
                 plans: Vec::new(),
+                secrets: BTreeMap::new(),
                 rest_status: None,
                 rest_redirect: None,
                 key_listing: KeyListing::Whole,
@@ -516,6 +519,11 @@ impl FakePlatform {
     /// Removes the subscription with this `id`.
     pub fn remove_subscription(&self, id: &str) {
         self.state().subscriptions.retain(|s| str_field(s, "id") != Some(id));
+    }
+
+    /// Serves `value` as secret `handle` (`GET /secrets/{handle}/value`).
+    pub fn set_secret(&self, handle: &str, value: &str) {
+        self.state().secrets.insert(handle.into(), value.into());
     }
 
     /// How `GET /apis/api-keys` answers from now on.

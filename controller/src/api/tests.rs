@@ -59,6 +59,9 @@ pub(crate) async fn parts() -> Parts {
         catalogue: Catalogue::builtin(),
         vhosts: config.vhost_defaults(),
         translator: Translator::new(settings),
+        secrets: Arc::new(
+            crate::secrets::Secrets::load(db.clone(), crate::secrets::Keyring::random("t1").unwrap()).unwrap(),
+        ),
     })
     .await
     .unwrap();

@@ -54,6 +54,9 @@ pub enum AppError {
     /// An Envoy of the gateway group rejected the change (its message); nothing was stored.
     #[error("Envoy rejected the configuration: {0}")]
     Rejected(String),
+    /// A secret could not be sealed or opened.
+    #[error(transparent)]
+    Secrets(crate::secrets::CryptoError),
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed")]
     Task,

@@ -16,6 +16,7 @@ use super::{AppError, DeploymentState, blocking};
 use crate::clock;
 use crate::db::{ApiFailure, ApiRow, Conflict, Db};
 use crate::origin::Origin;
+use crate::secrets::Secrets;
 use tollgate_model::{Api, RestApiDoc, VhostDefaults};
 use tollgate_translate::Translator;
 
@@ -37,6 +38,8 @@ pub struct ApiRepo {
     /// Rejections of responses built at or before this generation have been dealt with.
     pub(super) handled_nack: AtomicU64,
     pub(super) writer: tokio::sync::Mutex<Translator>,
+    /// What `{{ secret "id" }}` reads; also the values redacted from messages.
+    pub(super) secrets: Arc<Secrets>,
 }
 
 /// What [`ApiRepo::load`] starts from.
@@ -49,6 +52,7 @@ pub struct RepoParts {
     pub catalogue: Catalogue,
     pub vhosts: VhostDefaults,
     pub translator: Translator,
+    pub secrets: Arc<Secrets>,
 }
 
 /// One stored API: its row (with the source document as stored: JSON text) and its resolved model.
@@ -115,6 +119,7 @@ impl ApiRepo {
             catalogue,
             vhosts,
             mut translator,
+            secrets,
         } = parts;
         let (rows, mut failures) = {
             let db = db.clone();
@@ -122,11 +127,11 @@ impl ApiRepo {
         };
         let mut apis = BTreeMap::new();
         for row in rows {
-            let Some(api) = restore(&row.handle, &row.document, &vhosts, &catalogue) else {
+            let Some(api) = restore(&row.handle, &row.document, (&vhosts, &catalogue), &secrets) else {
                 continue;
             };
             let serving = match failures.remove(&row.handle) {
-                Some(f) => failed_serving(&row, f, &vhosts, &catalogue),
+                Some(f) => failed_serving(&row, f, (&vhosts, &catalogue), &secrets),
                 None => Serving::Current,
             };
             let entry = Arc::new(ApiEntry { row, api, serving });
@@ -149,6 +154,7 @@ impl ApiRepo {
             pending: Mutex::new(BTreeSet::new()),
             handled_nack: AtomicU64::new(0),
             writer: tokio::sync::Mutex::new(translator),
+            secrets,
         })
     }
 
@@ -177,11 +183,19 @@ impl ApiRepo {
         self.read().values().cloned().collect()
     }
 
-    /// Validates and resolves a document as it would be stored (vhosts filled in).
+    /// Validates and resolves a document as it would be stored (vhosts filled in): the source
+    /// is kept, its rendering (templates resolved) is what gets resolved and served.
     fn prepare(&self, mut doc: RestApiDoc) -> Result<(RestApiDoc, Api), AppError> {
         tollgate_model::validate::fill_vhosts(&mut doc, &self.vhosts);
-        let api = tollgate_model::resolve(&doc, &self.vhosts, &self.catalogue).map_err(AppError::Invalid)?;
+        let api = crate::secrets::render::resolve(&doc, (&self.vhosts, &self.catalogue), &*self.secrets)
+            .map_err(AppError::Invalid)?;
         Ok((doc, api))
+    }
+
+    /// `text` with every secret value replaced by `[redacted]` (Envoy's messages may quote the
+    /// rendered configuration).
+    pub(super) fn redact(&self, text: &str) -> String {
+        crate::secrets::render::redact(text, &self.secrets.values())
     }
 
     /// Creates an API.
@@ -316,6 +330,7 @@ impl ApiRepo {
             Settled::Rejected { message, node_id, .. } => {
                 let reverted = self.restore(translator, &row.handle, served_of(previous.as_ref()).as_deref())?;
                 self.handled_nack.fetch_max(reverted, Ordering::SeqCst);
+                let message = self.redact(&message);
                 warn!(handle = %row.handle, node = %node_id, %message, "Envoy rejected the change; refused");
                 return Err(AppError::Rejected(message));
             }
@@ -410,7 +425,12 @@ fn served_of(entry: Option<&Arc<ApiEntry>>) -> Option<Arc<ApiEntry>> {
 }
 
 /// The resolved model of a stored document; `None` (logged) when it no longer parses or validates.
-fn restore(handle: &str, document: &str, vhosts: &VhostDefaults, catalogue: &Catalogue) -> Option<Api> {
+fn restore(
+    handle: &str,
+    document: &str,
+    (vhosts, catalogue): (&VhostDefaults, &Catalogue),
+    secrets: &Secrets,
+) -> Option<Api> {
     let doc: RestApiDoc = match serde_json::from_str(document) {
         Ok(d) => d,
         Err(e) => {
@@ -418,7 +438,7 @@ fn restore(handle: &str, document: &str, vhosts: &VhostDefaults, catalogue: &Cat
             return None;
         }
     };
-    match tollgate_model::resolve(&doc, vhosts, catalogue) {
+    match crate::secrets::render::resolve(&doc, (vhosts, catalogue), secrets) {
         Ok(api) => Some(api),
         Err(errors) => {
             warn!(%handle, ?errors, "stored API no longer validates; skipped");
@@ -428,9 +448,9 @@ fn restore(handle: &str, document: &str, vhosts: &VhostDefaults, catalogue: &Cat
 }
 
 /// The serving state of a stored failure: what it served in place of the rejected content.
-fn failed_serving(row: &ApiRow, f: ApiFailure, vhosts: &VhostDefaults, catalogue: &Catalogue) -> Serving {
+fn failed_serving(row: &ApiRow, f: ApiFailure, model: (&VhostDefaults, &Catalogue), secrets: &Secrets) -> Serving {
     let fallback = f.served_document.and_then(|document| {
-        let api = restore(&row.handle, &document, vhosts, catalogue)?;
+        let api = restore(&row.handle, &document, model, secrets)?;
         let row = ApiRow {
             document,
             ..row.clone()

@@ -183,6 +183,7 @@ impl ApiRepo {
                 suspects = self.list().into_iter().filter(|e| e.api.deployed).collect();
                 suspects.retain(|e| matches!(e.serving, Serving::Current));
             }
+            let message = self.redact(&message);
             warn!(suspects = suspects.len(), %message, "an Envoy rejected a change; isolating the cause");
             self.isolate(&mut translator, suspects).await?;
             self.set_handled_nack(self.xds.generation());
@@ -289,6 +290,7 @@ impl ApiRepo {
     /// before stays served.
     async fn quarantine(&self, e: &Arc<ApiEntry>, message: String) -> Result<(), AppError> {
         let fallback = e.prior();
+        let message = self.redact(&message);
         warn!(handle = %e.row.handle, %message, "API rejected by Envoy; quarantined");
         let failure = ApiFailure {
             message: message.clone(),

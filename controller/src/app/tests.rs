@@ -38,6 +38,9 @@ async fn fixture() -> Fixture {
         catalogue: Catalogue::builtin(),
         vhosts,
         translator,
+        secrets: Arc::new(
+            crate::secrets::Secrets::load(db.clone(), crate::secrets::Keyring::random("t1").unwrap()).unwrap(),
+        ),
     })
     .await
     .unwrap();

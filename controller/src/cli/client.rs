@@ -104,7 +104,7 @@ pub enum Output {
 pub enum ClientCommand {
     /// Create or update APIs from RestApi documents (YAML or JSON; `---` separates documents).
     Apply(ApplyArgs),
-    /// List or show APIs, keys, subscriptions and subscription plans.
+    /// List or show APIs, keys, subscriptions, subscription plans and secrets.
     #[command(subcommand)]
     Get(GetWhat),
     /// Delete an API (its keys go with it).
@@ -163,6 +163,8 @@ pub enum GetWhat {
     /// Subscription plans.
     #[command(alias = "subscription-plans")]
     Plans,
+    /// Secrets (metadata only: values are never listed).
+    Secrets,
 }
 
 /// What `delete` removes.

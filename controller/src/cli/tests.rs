@@ -226,3 +226,17 @@ fn probe_takes_one_http_url() {
         assert_eq!(parse(bad).unwrap_err().exit_code(), 64, "{bad}");
     }
 }
+
+#[test]
+fn secrets_rotate_takes_the_serve_flags() {
+    assert_eq!(
+        parse("secrets rotate -c t.toml").unwrap(),
+        Command::RotateSecrets {
+            config: Some(PathBuf::from("t.toml")),
+            sets: Vec::new(),
+        }
+    );
+    assert!(matches!(parse("secrets"), Err(CliError::Usage)));
+    assert!(matches!(parse("secrets list"), Err(CliError::Usage)));
+    assert!(matches!(parse("secrets rotate --bogus"), Err(CliError::Usage)));
+}

@@ -140,6 +140,8 @@ const OTHERS: &[&str] = &[
     CONFIG,
     "TOLLGATE_ADMIN_PASSWORD",
     "TOLLGATE_REPLICA_TOKEN",
+    // The secret encryption keys (`crate::secrets::crypto::KEYS_VAR`).
+    "TOLLGATE_SECRET_KEYS",
     // The command-line client's.
     "TOLLGATE_URL",
     "TOLLGATE_ADMIN_URL",

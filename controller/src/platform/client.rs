@@ -195,6 +195,21 @@ impl PlatformClient {
             .collect())
     }
 
+    /// `GET /secrets/{handle}/value`: a secret an artifact names; `None` when the platform API
+    /// has no such secret for this gateway (404).
+    pub async fn secret_value(&self, handle: &str) -> Result<Option<crate::secret::Secret<String>>, RestError> {
+        #[derive(Deserialize)]
+        struct Value {
+            value: String,
+        }
+        let path = format!("/secrets/{handle}/value");
+        match self.json::<Value>(self.get(&path), &path).await {
+            Ok(v) => Ok(Some(crate::secret::Secret::new(v.value))),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET /subscription-plans`.
     pub async fn plans(&self) -> Result<Vec<Value>, RestError> {
         self.json(self.get("/subscription-plans"), "/subscription-plans").await

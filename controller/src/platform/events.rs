@@ -7,6 +7,7 @@
 
 mod deployments;
 mod pushed;
+mod secrets;
 
 use std::sync::Arc;
 

@@ -25,6 +25,7 @@ mod ratelimit;
 mod replica;
 mod replica_subs;
 mod routing;
+mod secrets;
 mod stack;
 mod subscriptions;
 mod survival;

@@ -361,7 +361,10 @@ fn rest_api(
         ["subscription-plans"] => json_response(StatusCode::OK, &Value::Array(shared.state().plans.clone())),
         ["gateways", _, "manifest"] => manifest(shared, body),
         ["secrets"] => secrets(query),
-        ["secrets", _, "value"] => internal_error(404, "Secret not found"),
+        ["secrets", h, "value"] => match shared.state().secrets.get(*h) {
+            Some(v) => json_response(StatusCode::OK, &json!({"value": v})),
+            None => internal_error(404, "Secret not found"),
+        },
         _ => mux_not_found(),
     }
 }
@@ -573,7 +576,7 @@ fn manifest(shared: &Shared, body: &Bytes) -> Response {
     }
 }
 
-/// §3.8: no secrets.
+/// §3.8: the list is empty (the values are served one by one, `GET /secrets/{handle}/value`).
 fn secrets(query: Option<&str>) -> Response {
     let updated_after = query_param(query, "updatedAfter");
     if !updated_after.is_empty() && wire::parse_rfc3339(&updated_after).is_none() {

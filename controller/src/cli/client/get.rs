@@ -1,4 +1,4 @@
-//! `tollgate get apis|api NAME|keys API|subscriptions|plans` and `tollgate delete api NAME`: the
+//! `tollgate get apis|api NAME|keys API|subscriptions|plans|secrets` and `tollgate delete api NAME`: the
 //! management API's list and read answers as tables, or as they came (`-o json|yaml`).
 
 use std::process::ExitCode;
@@ -62,6 +62,13 @@ pub(super) async fn run(c: &Client, what: GetWhat, out: Output) -> Result<ExitCo
             }
             plans_table(items(&answer, "subscriptionPlans")).render()
         }
+        GetWhat::Secrets => {
+            let answer = c.send(Method::GET, c.url(Api::Management, &["secrets"]), None).await?;
+            if structured(&answer, out)? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            secrets_table(items(&answer, "secrets")).render()
+        }
     };
     emit(&table);
     Ok(ExitCode::SUCCESS)
@@ -92,6 +99,19 @@ pub fn apis_table(apis: &[Value]) -> Table {
             cell(&a["status"]["state"]),
             cell(&a["status"]["origin"]),
             cell(&a["status"]["updatedAt"]),
+        ]);
+    }
+    t
+}
+
+/// Secrets as listed (no values).
+pub fn secrets_table(secrets: &[Value]) -> Table {
+    let mut t = Table::new(&["ID", "DISPLAY NAME", "UPDATED"]);
+    for s in secrets {
+        t.row(vec![
+            cell(&s["metadata"]["name"]),
+            cell(&s["spec"]["displayName"]),
+            cell(&s["status"]["updatedAt"]),
         ]);
     }
     t

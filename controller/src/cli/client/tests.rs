@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::json;
 
 use super::apply::split;
-use super::get::{apis_table, plans_table, subscriptions_table};
+use super::get::{apis_table, plans_table, secrets_table, subscriptions_table};
 use super::status::{report, summarize};
 use super::*;
 
@@ -254,6 +254,13 @@ fn tables_align_columns_and_show_dashes_for_nothing() {
             .render()
             .contains("s1   a1    -             -      ACTIVE")
     );
+    let secrets = [
+        json!({"metadata": {"name": "tok"}, "spec": {"displayName": "Token", "value": "never"},
+                          "status": {"updatedAt": "2026-01-01T00:00:00Z"}}),
+    ];
+    let text = secrets_table(&secrets).render();
+    assert!(text.contains("tok   Token          2026-01-01T00:00:00Z"), "{text}");
+    assert!(!text.contains("never"));
 }
 
 #[test]

@@ -115,6 +115,7 @@ impl Dispatcher {
         let doc = tokio::task::spawn_blocking(move || artifact_document(&yaml))
             .await
             .map_err(|_| EventError::Task)??;
+        self.pull_secrets(&doc).await?;
         self.app.deploy_artifact(doc, d).await?;
         Ok(())
     }
