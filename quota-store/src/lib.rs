@@ -58,8 +58,7 @@ pub enum FailureMode {
 /// Where the shared counts live and how they are synced.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// `redis://host:port/db` (or `rediss://`, `unix://`); a password here works but belongs in
-    /// [`password`](Self::password), which comes from the environment.
+    /// `redis://host:port/db` (or `unix://`); without a password ([`StoreConfig::check`]).
     pub url: String,
     /// The store's password (`AUTH`), overriding one in the URL. Never shown by `Debug`.
     pub password: Option<String>,
@@ -74,6 +73,9 @@ pub enum StoreError {
     /// The store URL was refused (it is not repeated: it may hold a password).
     #[error("quota store URL refused: {0}")]
     Url(#[source] redis::RedisError),
+    /// The URL carries a password (it belongs in the password setting, from the environment).
+    #[error("the quota store URL must not carry a password: set it in the environment instead")]
+    PasswordInUrl,
     /// A failure mode other than `open` or `closed`.
     #[error("quota failure mode must be `open` or `closed`")]
     FailureMode,
@@ -150,8 +152,14 @@ impl StoreConfig {
         }
     }
 
-    /// Whether the URL is one the client accepts (nothing is contacted).
+    /// Whether the URL is one the client accepts, without a password (that belongs in
+    /// [`password`](Self::password): URLs are logged and shown in process lists). Nothing is
+    /// contacted.
     pub fn check(&self) -> Result<(), StoreError> {
+        let info = self.url.as_str().into_connection_info().map_err(StoreError::Url)?;
+        if info.redis_settings().password().is_some() {
+            return Err(StoreError::PasswordInUrl);
+        }
         self.client().map(|_| ())
     }
 

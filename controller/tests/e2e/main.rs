@@ -18,6 +18,7 @@ mod management;
 mod metrics;
 mod platform;
 mod platform_subs;
+mod quota_shared;
 mod replica;
 mod replica_subs;
 mod routing;
