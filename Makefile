@@ -1,17 +1,22 @@
 # Tollgate developer tasks. Envoy is installed project-locally into .tools/envoy/
-# (git-ignored) from the version pinned in envoy/VERSION.
+# (git-ignored) from the version pinned in envoy/VERSION; redis-server (for the shared quota store's
+# tests) into .tools/redis/ from redis/VERSION.
 
 ENVOY_BIN := $(CURDIR)/.tools/envoy/bin/envoy
+REDIS_BIN := $(CURDIR)/.tools/redis/bin/redis-server
 
 # Optional: make run CONFIG=path/to/tollgate.toml
 CONFIG ?=
 
-.PHONY: all envoy build run test lint bench fake-platform fuzz fuzz-tools
+.PHONY: all envoy redis build run test lint bench fake-platform fuzz fuzz-tools
 
 all: build
 
 envoy:
 	bash envoy/install.sh
+
+redis:
+	bash redis/install.sh
 
 build:
 	cargo build --release --bin tollgate
@@ -19,8 +24,8 @@ build:
 run: envoy build
 	TOLLGATE_ENVOY_BIN="$(ENVOY_BIN)" ./target/release/tollgate run$(if $(CONFIG), --config "$(CONFIG)")
 
-test: envoy
-	TOLLGATE_ENVOY_BIN="$(ENVOY_BIN)" cargo test --workspace --all-targets
+test: envoy redis
+	TOLLGATE_ENVOY_BIN="$(ENVOY_BIN)" TOLLGATE_REDIS_BIN="$(REDIS_BIN)" cargo test --workspace --all-targets
 
 # A fake WSO2 platform API (control plane) to try the control-plane link by hand.
 fake-platform:

@@ -19,7 +19,7 @@ pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE] [--set SECTION.KEY=VALUE ...]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate secrets rotate [--config FILE] [--set SECTION.KEY=VALUE ...]   (re-encrypt stored secrets with the current key)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE] [--set SECTION.KEY=VALUE ...]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate secrets rotate [--config FILE] [--set SECTION.KEY=VALUE ...]   (re-encrypt stored secrets with the current key)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--quota-store URL [--quota-failure-mode open|closed] [--quota-sync-interval DURATION]]   (shared quotas)\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -76,6 +76,15 @@ pub enum CliError {
     /// `--max-staleness` is not a duration.
     #[error("--max-staleness {0:?} is not a duration like 5m or 30s (0: no limit)")]
     Staleness(String),
+    /// `--quota-store` is not a store URL (not repeated: it may hold a password).
+    #[error("--quota-store: {0}")]
+    QuotaStore(String),
+    /// `--quota-failure-mode` is neither `open` nor `closed`.
+    #[error("--quota-failure-mode {0:?} must be open or closed")]
+    QuotaFailureMode(String),
+    /// `--quota-sync-interval` is not a duration between 1ms and 1s.
+    #[error("--quota-sync-interval {0:?} must be a duration between 1ms and 1s, like 5ms")]
+    QuotaSyncInterval(String),
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -171,6 +180,9 @@ impl CliError {
             | CliError::NoToken
             | CliError::Listen(_)
             | CliError::Staleness(_)
+            | CliError::QuotaStore(_)
+            | CliError::QuotaFailureMode(_)
+            | CliError::QuotaSyncInterval(_)
             | CliError::Config(_)
             | CliError::Client(_) => EXIT_USAGE,
         }

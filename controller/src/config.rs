@@ -7,6 +7,7 @@ mod check;
 mod duration;
 pub mod env;
 mod load;
+mod quota;
 mod sections;
 mod tls;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_model::{UpstreamGuard, VhostDefaults};
 
 pub use load::{FlagValue, Origins, Source};
+pub use quota::{Quota, QuotaFailureMode};
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
 pub use tls::{PortTls, XdsTls};
 
@@ -34,6 +36,7 @@ pub struct Config {
     pub control_plane: ControlPlane,
     pub xds_tls: XdsTls,
     pub authz_tls: PortTls,
+    pub quota: Quota,
 }
 
 /// A configuration problem, naming the key at fault.

@@ -4,7 +4,8 @@
 //! and `tollgate.subs.v1.SubscriptionSet` resources (published when
 //! `api_keys.publish_to_replicas` is on), keeps the same layered indexes the controller keeps,
 //! and answers `Check` as the embedded service does. Subscription quotas are counted by each
-//! replica on its own (no count is shared between replicas). Run one next to
+//! replica on its own unless a shared store is given (`--quota-store`, [`Replica::start_with`]):
+//! then one count per subscription is kept for the fleet (`tollgate_quota_store`). Run one next to
 //! each Envoy (or a pool behind a DNS name) and point the controller's `server.authz_advertise` /
 //! `authz_port` at them with `server.authz_embedded = false`.
 //!
@@ -168,6 +169,9 @@ pub enum ReplicaError {
     /// The key-set type could not be registered with xDS.
     #[error(transparent)]
     Xds(#[from] tollgate_xds::Error),
+    /// The shared quota store's settings were refused.
+    #[error(transparent)]
+    QuotaStore(#[from] tollgate_quota_store::StoreError),
 }
 
 /// A running replica.
@@ -183,11 +187,25 @@ pub struct Replica {
 // === impl Replica ===
 
 impl Replica {
-    /// Binds the ext_authz port and starts following the controller.
+    /// Binds the ext_authz port and starts following the controller; quotas are counted here,
+    /// per replica.
     pub async fn start(config: ReplicaConfig) -> Result<Replica, ReplicaError> {
+        Replica::start_with(config, None).await
+    }
+
+    /// [`Replica::start`], counting quotas in the shared store `quota` when one is given.
+    pub async fn start_with(
+        config: ReplicaConfig,
+        quota: Option<tollgate_quota_store::StoreConfig>,
+    ) -> Result<Replica, ReplicaError> {
         let index = Arc::new(SharedIndex::default());
-        // Quotas are counted here, per replica: nothing shares counts between replicas.
-        let subs = Arc::new(SharedSubscriptions::default());
+        let subs = Arc::new(match quota {
+            Some(store) => {
+                info!(failure_mode = %store.failure_mode, "quotas are counted in the shared store");
+                SharedSubscriptions::with_backend(tollgate_quota_store::SharedQuotas::start(&store)?)
+            }
+            None => SharedSubscriptions::default(),
+        });
         let bind_error = |source| ReplicaError::Bind {
             addr: config.listen,
             source,

@@ -80,7 +80,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let publisher = publishing.as_ref().map(|p| p.publisher.clone());
         Arc::new(blocking(move || Keys::load(db, index, quota, publisher)).await??)
     };
-    let subs = shared_subscriptions(&db).await?;
+    let subs = shared_subscriptions(config, &db).await?;
     let authz_counters = Arc::new(metrics::AuthzCounters::default());
     let decisions = authz_decisions(config, index, &subs).with_observer(authz_counters.clone());
     let authz = authz_service(config, decisions)?;

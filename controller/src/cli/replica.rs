@@ -1,6 +1,8 @@
 //! `tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]
-//! [--max-staleness DURATION]`: an ext_authz service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
-//! may come from `TOLLGATE_REPLICA_TOKEN` instead of `--token-file`.
+//! [--max-staleness DURATION] [--quota-store URL [--quota-failure-mode open|closed]
+//! [--quota-sync-interval DURATION]]`: an ext_authz service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
+//! may come from `TOLLGATE_REPLICA_TOKEN` instead of `--token-file`; the quota store's password
+//! from `TOLLGATE_QUOTA_STORE_PASSWORD` (the controller's variable for the same key).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -9,9 +11,12 @@ use std::time::Duration;
 use super::CliError;
 use crate::replica::{DEFAULT_MAX_STALENESS, Replica, ReplicaConfig, ReplicaTls, ServeTls};
 use crate::secret::Secret;
+use tollgate_quota_store::StoreConfig;
 
 /// The variable that may carry the replica token.
 pub const REPLICA_TOKEN_VAR: &str = "TOLLGATE_REPLICA_TOKEN";
+/// The variable that carries the shared quota store's password.
+pub const QUOTA_PASSWORD_VAR: &str = "TOLLGATE_QUOTA_STORE_PASSWORD";
 
 /// The arguments of `authz-replica`, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub struct ReplicaArgs {
     pub tls: Option<ReplicaTls>,
     /// TLS on the ext_authz port (with `--listen-cert`).
     pub serve_tls: Option<ServeTls>,
+    /// The shared quota store (`--quota-store`); `None`: quotas per replica.
+    pub quota: Option<StoreConfig>,
 }
 
 // === impl ReplicaArgs ===
@@ -45,6 +52,7 @@ impl ReplicaArgs {
         let mut listen = "127.0.0.1:18001".to_string();
         let mut node_id = format!("authz-replica-{}", std::process::id());
         let mut staleness = None;
+        let mut quota = QuotaFlags::default();
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {
                 ("--xds", Some(v)) => xds = Some(v),
@@ -59,6 +67,9 @@ impl ReplicaArgs {
                 ("--listen-key", Some(v)) => tls.listen_key = Some(v),
                 ("--listen-client-ca", Some(v)) => tls.listen_client_ca = Some(v),
                 ("--max-staleness", Some(v)) => staleness = Some(v),
+                ("--quota-store", Some(v)) => quota.store = Some(v),
+                ("--quota-failure-mode", Some(v)) => quota.failure_mode = Some(v),
+                ("--quota-sync-interval", Some(v)) => quota.sync_interval = Some(v),
                 _ => return Err(CliError::Usage),
             }
         }
@@ -84,7 +95,9 @@ impl ReplicaArgs {
                 _ => return Err(CliError::Staleness(v)),
             },
         };
+        let quota = quota.load(env)?;
         Ok(ReplicaArgs {
+            quota,
             xds,
             listen,
             node_id,
@@ -93,6 +106,42 @@ impl ReplicaArgs {
             serve_tls,
             max_staleness,
         })
+    }
+}
+
+/// The quota store flags as given.
+#[derive(Default)]
+struct QuotaFlags {
+    store: Option<String>,
+    failure_mode: Option<String>,
+    sync_interval: Option<String>,
+}
+
+impl QuotaFlags {
+    /// The store's settings, its password from the environment; `None` without a URL (the
+    /// other flags then make no sense).
+    fn load(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<StoreConfig>, CliError> {
+        let store = self.store.filter(|s| !s.trim().is_empty());
+        let Some(url) = store else {
+            return match (self.failure_mode, self.sync_interval) {
+                (None, None) => Ok(None),
+                _ => Err(CliError::Usage),
+            };
+        };
+        let mut config = StoreConfig::new(url.trim());
+        config.password = env(QUOTA_PASSWORD_VAR).filter(|p| !p.is_empty());
+        if let Some(mode) = self.failure_mode {
+            config.failure_mode = mode.parse().map_err(|_| CliError::QuotaFailureMode(mode))?;
+        }
+        if let Some(v) = self.sync_interval {
+            config.sync_interval = match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(1) => d,
+                _ => return Err(CliError::QuotaSyncInterval(v)),
+            };
+        }
+        // The URL is not repeated in the error: it may hold a password.
+        config.check().map_err(|e| CliError::QuotaStore(e.to_string()))?;
+        Ok(Some(config))
     }
 }
 
@@ -173,8 +222,9 @@ pub(super) fn run(args: ReplicaArgs) -> ExitCode {
         serve_tls: args.serve_tls,
         max_staleness: args.max_staleness,
     };
+    let quota = args.quota;
     runtime.block_on(async move {
-        let replica = match Replica::start(config).await {
+        let replica = match Replica::start_with(config, quota).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("tollgate: {e:#}");

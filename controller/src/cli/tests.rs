@@ -155,6 +155,49 @@ fn the_replica_staleness_defaults_to_five_minutes_and_zero_means_no_limit() {
     assert_eq!(err.exit_code(), 64);
 }
 
+/// Issue #14: `--quota-store` shares quotas; its password comes from the environment only.
+#[test]
+fn the_replica_quota_store_flags_are_checked_and_the_password_comes_from_the_environment() {
+    let env = |var: &str| match var {
+        "TOLLGATE_QUOTA_STORE_PASSWORD" => Some("pw".to_string()),
+        _ => Some("t".to_string()),
+    };
+    let quota = |extra: &str| {
+        let line = format!("authz-replica --xds http://c:18000 {extra}");
+        match Command::parse(args(&line), &env) {
+            Ok(Command::AuthzReplica(a)) => Ok(a.quota),
+            Ok(_) => panic!("not a replica"),
+            Err(e) => Err(e),
+        }
+    };
+    assert_eq!(quota("").unwrap(), None, "per replica unless told");
+    let q = quota("--quota-store redis://r:6379/0 --quota-failure-mode closed --quota-sync-interval 20ms")
+        .unwrap()
+        .unwrap();
+    assert_eq!(q.url, "redis://r:6379/0");
+    assert_eq!(q.password.as_deref(), Some("pw"));
+    assert_eq!(q.failure_mode, tollgate_quota_store::FailureMode::Closed);
+    assert_eq!(q.sync_interval, Duration::from_millis(20));
+    assert!(!format!("{q:?}").contains("pw"), "the password is never shown");
+    for (bad, want) in [
+        ("--quota-failure-mode closed", "usage"),
+        ("--quota-store redis://r --quota-failure-mode maybe", "mode"),
+        ("--quota-store redis://r --quota-sync-interval 5s", "interval"),
+        ("--quota-store http://r", "store"),
+    ] {
+        let err = quota(bad).unwrap_err();
+        let kind = match err {
+            CliError::Usage => "usage",
+            CliError::QuotaFailureMode(_) => "mode",
+            CliError::QuotaSyncInterval(_) => "interval",
+            CliError::QuotaStore(_) => "store",
+            _ => "other",
+        };
+        assert_eq!(kind, want, "{bad}: {err}");
+        assert_eq!(err.exit_code(), 64);
+    }
+}
+
 #[test]
 fn a_bad_listen_address_exits_64_after_the_token_check() {
     let env = |_: &str| Some("t".to_string());

@@ -28,7 +28,8 @@ impl Config {
         self.check_auth_and_keys()?;
         self.check_control_plane()?;
         self.xds_tls.check(super::tls::Section::Xds)?;
-        self.authz_tls.check(super::tls::Section::Authz)
+        self.authz_tls.check(super::tls::Section::Authz)?;
+        self.quota.check()
     }
 
     fn check_server_and_router(&self) -> Result<(), ConfigError> {

@@ -399,3 +399,32 @@ fn rate_limit_entries_are_bounded_like_wso2s_max_entries() {
     }
 }
 mod env;
+
+/// Issue #14: `[quota]` names a shared store; the password comes from the environment and is
+/// redacted; a bad URL or interval is named.
+#[test]
+fn the_quota_store_is_read_checked_and_its_password_redacted() {
+    let env = env_of(&[
+        ("TOLLGATE_QUOTA_STORE", "redis://127.0.0.1:6379/0"),
+        ("TOLLGATE_QUOTA_STORE_PASSWORD", "hunter2"),
+        ("TOLLGATE_QUOTA_FAILURE_MODE", "closed"),
+    ]);
+    let c = Config::load_with(None, &env).unwrap();
+    let store = c.quota.store_config().unwrap();
+    assert_eq!(store.url, "redis://127.0.0.1:6379/0");
+    assert_eq!(store.password.as_deref(), Some("hunter2"));
+    assert_eq!(store.failure_mode, tollgate_quota_store::FailureMode::Closed);
+    assert!(!c.redacted().to_string().contains("hunter2"));
+    assert!(
+        Config::default().quota.store_config().is_none(),
+        "per replica by default"
+    );
+    for (text, key) in [
+        ("[quota]\nstore = \"http://x\"", "quota.store"),
+        ("[quota]\nsync_interval = \"5s\"", "quota.sync_interval"),
+        ("[quota]\nstore = \"redis://:pw@x:6379\"", "quota.store"),
+    ] {
+        let err = Config::parse(text).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{text}: {err}");
+    }
+}

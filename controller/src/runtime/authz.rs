@@ -32,8 +32,15 @@ pub(super) fn authz_decisions(
         .with_rate_limit_entries(config.api_keys.rate_limit_max_entries)
 }
 
-/// The hot path's subscriptions, with the quota counts stored before a restart put back.
-pub(super) async fn shared_subscriptions(db: &Arc<Db>) -> anyhow::Result<Arc<SharedSubscriptions>> {
+/// The hot path's subscriptions, with the quota counts stored before a restart put back; or, with
+/// a shared quota store (`[quota] store`), counting there (the store holds the counts, so none is
+/// restored: the local counters count only what this process admits, on top of the store's).
+pub(super) async fn shared_subscriptions(config: &Config, db: &Arc<Db>) -> anyhow::Result<Arc<SharedSubscriptions>> {
+    if let Some(store) = config.quota.store_config() {
+        info!(failure_mode = %store.failure_mode, "quotas are counted in the shared store");
+        let backend = tollgate_quota_store::SharedQuotas::start(&store).context("quota.store")?;
+        return Ok(Arc::new(SharedSubscriptions::with_backend(backend)));
+    }
     let subs = Arc::new(SharedSubscriptions::default());
     let (db, shared) = (db.clone(), subs.clone());
     blocking(move || persist::restore(&db, &shared)).await??;

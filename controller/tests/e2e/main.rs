@@ -21,6 +21,7 @@ mod mediation;
 mod metrics;
 mod platform;
 mod platform_subs;
+mod quota_shared;
 mod ratelimit;
 mod replica;
 mod replica_subs;
