@@ -4,7 +4,13 @@
 //! exists and checks the policy's `params` against a small built-in schema, so that a bad document is
 //! rejected at the REST API rather than at the data plane.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
+
+mod jwt;
+
+pub use jwt::JWT_AUTH;
 
 /// Why [`Catalogue::lookup`] found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +37,20 @@ pub struct PolicyDef {
     name: &'static str,
     version: &'static str,
     params: &'static [Param],
+    /// Checks beyond the schema, run once the schema holds (e.g. names that must be configured).
+    extra: Option<ExtraCheck>,
+    facts: Arc<GatewayFacts>,
+}
+
+/// A check of schema-valid `params` against what the gateway is configured with.
+type ExtraCheck = fn(&Value, &GatewayFacts, &mut Vec<ParamError>);
+
+/// What the gateway's configuration file tells the catalogue (policies whose parameters name
+/// configured things, such as `jwt-auth`'s `issuers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayFacts {
+    /// The names of the configured JWT key managers (`jwt.key_managers`).
+    pub key_managers: Vec<String>,
 }
 
 /// The catalogue of provided policies.
@@ -53,8 +73,13 @@ struct Param {
 enum Schema {
     Str(StrRule),
     Bool,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Array(&'static Schema),
+    /// An object with any keys, each value of this shape (JSON Schema's `additionalProperties`).
+    Map(&'static Schema),
     Object(&'static [Param]),
 }
 
@@ -127,24 +152,27 @@ const RESPOND_V1: &[Param] = &[
 // === impl Catalogue ===
 
 impl Catalogue {
-    /// The policies Tollgate ships: `api-key-auth` v1, `respond` v1 and `subscription-validation` v1.
+    /// The policies Tollgate ships: `api-key-auth` v1, `jwt-auth` v1, `respond` v1 and
+    /// `subscription-validation` v1, for a gateway with nothing configured for them (no key managers).
     pub fn builtin() -> Catalogue {
+        Catalogue::for_gateway(GatewayFacts::default())
+    }
+
+    /// The built-in policies, checked against what this gateway is configured with.
+    pub fn for_gateway(facts: GatewayFacts) -> Catalogue {
+        let facts = Arc::new(facts);
+        let def = |name, params, extra| PolicyDef {
+            name,
+            version: "v1",
+            params,
+            extra,
+            facts: facts.clone(),
+        };
         let mut defs = vec![
-            PolicyDef {
-                name: "api-key-auth",
-                version: "v1",
-                params: API_KEY_AUTH_V1,
-            },
-            PolicyDef {
-                name: "respond",
-                version: "v1",
-                params: RESPOND_V1,
-            },
-            PolicyDef {
-                name: "subscription-validation",
-                version: "v1",
-                params: SUBSCRIPTION_VALIDATION_V1,
-            },
+            def("api-key-auth", API_KEY_AUTH_V1, None),
+            def(JWT_AUTH, jwt::PARAMS_V1, Some(jwt::check as ExtraCheck)),
+            def("respond", RESPOND_V1, None),
+            def("subscription-validation", SUBSCRIPTION_VALIDATION_V1, None),
         ];
         defs.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
         Catalogue { defs }
@@ -187,6 +215,9 @@ impl PolicyDef {
         };
         let mut out = Vec::new();
         check_object(self.params, value, "", &mut out);
+        if let (true, Some(extra)) = (out.is_empty(), self.extra) {
+            extra(value, &self.facts, &mut out);
+        }
         out
     }
 }
@@ -223,6 +254,14 @@ fn check(schema: &Schema, value: &Value, path: &str, out: &mut Vec<ParamError>) 
                 }
             }
             None => out.push(wrong_type("array", value, path)),
+        },
+        Schema::Map(item) => match value.as_object() {
+            Some(map) => {
+                for (k, v) in map {
+                    check(item, v, &join(path, k), out);
+                }
+            }
+            None => out.push(wrong_type("object", value, path)),
         },
         Schema::Object(params) => check_object(params, value, path, out),
     }

@@ -37,6 +37,7 @@ fn list_is_sorted_and_complete() {
         Catalogue::builtin().list(),
         vec![
             ("api-key-auth", "v1"),
+            ("jwt-auth", "v1"),
             ("respond", "v1"),
             ("subscription-validation", "v1")
         ]
