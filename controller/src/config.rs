@@ -6,6 +6,7 @@
 mod check;
 mod duration;
 pub mod env;
+mod jwt;
 mod load;
 mod sections;
 mod tls;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use tollgate_model::{UpstreamGuard, VhostDefaults};
 
+pub use jwt::{JwksSource, Jwt, KeyManager, LocalJwks, RemoteJwks};
 pub use load::{FlagValue, Origins, Source};
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
 pub use tls::{PortTls, XdsTls};
@@ -34,6 +36,8 @@ pub struct Config {
     pub control_plane: ControlPlane,
     pub xds_tls: XdsTls,
     pub authz_tls: PortTls,
+    /// `jwt-auth`'s key managers and settings.
+    pub jwt: Jwt,
 }
 
 /// A configuration problem, naming the key at fault.

@@ -7,6 +7,7 @@
 
 mod access_log;
 mod cluster;
+mod jwt;
 mod listener;
 mod routes;
 mod wire;
@@ -22,6 +23,7 @@ use tollgate_xds::{Dep, Resource, TypeKind, Update};
 
 pub use access_log::AccessLog;
 pub use cluster::ClusterSpec;
+pub use jwt::{ErrorFormat, Jwks, JwksEndpoint, JwtSettings, KeyManager};
 pub use routes::RouteDefaults;
 pub use tollgate_model::path::full_path;
 
@@ -93,6 +95,8 @@ pub struct Settings {
     pub authz: Option<AuthzTarget>,
     /// Where the listeners log requests.
     pub access_log: AccessLog,
+    /// `jwt-auth`: key managers and how tokens are taken and refused.
+    pub jwt: JwtSettings,
 }
 
 /// The configuration file's defaults: listeners on all addresses at 8080 (HTTP) and 8443 (HTTPS,
@@ -115,6 +119,7 @@ impl Default for Settings {
             vhosts: VhostDefaults::default(),
             authz: None,
             access_log: AccessLog::Stdout,
+            jwt: JwtSettings::default(),
         }
     }
 }
@@ -167,6 +172,9 @@ impl Translator {
         let mut u = Update::new();
         if let Some(a) = &self.settings.authz {
             u.upsert(listener::authz_cluster(a)?);
+        }
+        for c in self.settings.jwt.clusters(&self.settings.trusted_ca)? {
+            u.upsert(c);
         }
         self.listeners_into(&mut u)?;
         u.upsert(self.route_config()?);

@@ -168,9 +168,10 @@ fn listener(
             route_config_name: ROUTE_CONFIG.into(),
         })),
         http_filters: settings
-            .authz
-            .iter()
-            .map(|a| ext_authz_filter(a, key_headers))
+            .jwt
+            .filters()
+            .into_iter()
+            .chain(settings.authz.iter().map(|a| ext_authz_filter(a, key_headers)))
             .chain(std::iter::once(HttpFilter {
                 name: "envoy.filters.http.router".into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
@@ -192,6 +193,7 @@ fn listener(
         stream_idle_timeout: Some(duration(std::time::Duration::from_secs(300))),
         server_name: "tollgate".into(),
         access_log: super::access_log::access_logs(&settings.access_log),
+        local_reply_config: settings.jwt.local_reply(),
         ..Default::default()
     };
     let transport_socket = tls.map(downstream_tls);
@@ -220,6 +222,7 @@ fn listener(
         .authz
         .iter()
         .map(|_| Dep::new(TypeKind::Cluster, AUTHZ_CLUSTER))
+        .chain(settings.jwt.deps())
         .collect();
     Ok(Resource::new(name, &l, deps)?)
 }

@@ -75,6 +75,7 @@ pub fn operation_route(
             .map(|checks| authz_per_route(&api.handle, &checks))
             .into_iter()
             .collect();
+    let jwt = super::jwt::route_jwt(api, i);
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
     path_plans(&api.context, op, base_path)
         .into_iter()
@@ -86,7 +87,7 @@ pub fn operation_route(
                     vec![],
                 ),
             };
-            let route = Route {
+            let mut route = Route {
                 name: name.clone(),
                 r#match: Some(RouteMatch {
                     path_specifier: Some(plan.specifier),
@@ -100,6 +101,7 @@ pub fn operation_route(
                 metadata: Some(super::access_log::route_metadata(&api.handle)),
                 ..Default::default()
             };
+            super::jwt::apply(&mut route, jwt.as_ref());
             let rank = Rank {
                 matcher: plan.rank,
                 template: template.clone(),

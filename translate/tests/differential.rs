@@ -12,6 +12,8 @@
 mod generate;
 #[path = "differential/judge.rs"]
 mod judge;
+#[path = "differential/jwt.rs"]
+mod jwt;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -69,8 +69,10 @@ pub(super) fn check(params: &Value, facts: &GatewayFacts, out: &mut Vec<ParamErr
             ));
         }
     }
-    check_claim_names(params.get("requiredClaims"), "requiredClaims", out);
-    check_claim_names(params.get("claimMappings"), "claimMappings", out);
+    check_claim_names(params.get("requiredClaims"), "requiredClaims", &[], out);
+    // A mapped claim is read by Envoy's `%DYNAMIC_METADATA(ns:key)%` formatter, where `:`, `(`,
+    // `)` and `%` are syntax.
+    check_claim_names(params.get("claimMappings"), "claimMappings", &[':', '%', '(', ')'], out);
     if let Some(Value::Object(map)) = params.get("claimMappings") {
         for (claim, header) in map {
             let header = header.as_str().unwrap_or_default().to_ascii_lowercase();
@@ -82,17 +84,18 @@ pub(super) fn check(params: &Value, facts: &GatewayFacts, out: &mut Vec<ParamErr
     }
 }
 
-/// Claim names become keys of Envoy's metadata paths and of `%DYNAMIC_METADATA(…)%` formatters,
-/// where `:`, `%`, `(` and `)` are syntax.
-fn check_claim_names(map: Option<&Value>, name: &str, out: &mut Vec<ParamError>) {
+/// Claim names are keys of Envoy's metadata paths: non-empty, no control characters, none of
+/// `forbidden`.
+fn check_claim_names(map: Option<&Value>, name: &str, forbidden: &[char], out: &mut Vec<ParamError>) {
     let Some(Value::Object(map)) = map else { return };
     for claim in map.keys() {
-        if claim.is_empty() || claim.contains([':', '%', '(', ')']) || claim.chars().any(char::is_control) {
+        if claim.is_empty() || claim.contains(forbidden) || claim.chars().any(char::is_control) {
+            let also: String = forbidden.iter().map(|c| format!("'{c}', ")).collect();
             let msg = format!(
-                "Invalid claim name '{}' (must be non-empty, without ':', '%', '(', ')' or control characters)",
+                "Invalid claim name '{}' (must be non-empty, without {also}or control characters)",
                 claim.escape_debug()
             );
-            out.push(error(&format!("{name}.{}", claim), msg));
+            out.push(error(&format!("{name}.{claim}"), msg));
         }
     }
 }
@@ -149,8 +152,8 @@ mod tests {
             json!({
                 "requiredScopes": ["a b", ""],
                 "audiences": [""],
-                "requiredClaims": {"a:b": "x", "": "y"},
-                "claimMappings": {"sub": "host", "iss": "x-envoy-original-path", "email": "x-tollgate-app"},
+                "requiredClaims": {"https://example.com/role": "x", "": "y"},
+                "claimMappings": {"sub": "host", "iss": "x-envoy-original-path", "email": "x-tollgate-app", "a:b": "x-ab"},
             }),
         );
         let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
@@ -161,7 +164,7 @@ mod tests {
                 "requiredScopes[0]",
                 "requiredScopes[1]",
                 "requiredClaims.",
-                "requiredClaims.a:b",
+                "claimMappings.a:b",
                 "claimMappings.email",
                 "claimMappings.iss",
                 "claimMappings.sub",
