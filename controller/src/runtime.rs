@@ -206,6 +206,7 @@ async fn load_app(
         ack_timeout: config.server.ack_timeout,
         catalogue: Catalogue::for_gateway(GatewayFacts {
             key_managers: config.jwt.names(),
+            auth_header_scheme: config.jwt.auth_header_scheme.clone(),
         }),
         vhosts: config.vhost_defaults(),
         translator,

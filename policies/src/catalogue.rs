@@ -51,6 +51,8 @@ type ExtraCheck = fn(&Value, &GatewayFacts, &mut Vec<ParamError>);
 pub struct GatewayFacts {
     /// The names of the configured JWT key managers (`jwt.key_managers`).
     pub key_managers: Vec<String>,
+    /// The scheme before a JWT in its header (`jwt.auth_header_scheme`).
+    pub auth_header_scheme: String,
 }
 
 /// The catalogue of provided policies.

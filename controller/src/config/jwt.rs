@@ -202,8 +202,8 @@ impl KeyManager {
             return Err(bad(".issuer: must not be empty (leave it out instead)".into()));
         }
         let jwks = match (&self.jwks.remote, &self.jwks.local) {
-            (Some(r), None) => Jwks::Remote(r.endpoint().map_err(|m| bad(format!(".jwks.remote.{m}")))?),
-            (None, Some(l)) => l.jwks().map_err(|m| bad(format!(".jwks.local.{m}")))?,
+            (Some(r), None) => Jwks::Remote(r.endpoint().map_err(|m| bad(format!(".jwks.remote{m}")))?),
+            (None, Some(l)) => l.jwks().map_err(|m| bad(format!(".jwks.local{m}")))?,
             _ => return Err(bad(".jwks: exactly one of remote and local is required".into())),
         };
         Ok(KeyManagerOut {
@@ -216,16 +216,16 @@ impl KeyManager {
 
 impl RemoteJwks {
     fn endpoint(&self) -> Result<JwksEndpoint, String> {
-        let uri: http::Uri = self.uri.parse().map_err(|e| format!("uri: {e}"))?;
+        let uri: http::Uri = self.uri.parse().map_err(|e| format!(".uri: {e}"))?;
         let tls = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => return Err("uri: must start with http:// or https://".into()),
+            _ => return Err(".uri: must start with http:// or https://".into()),
         };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or("uri: has no host")?;
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or(".uri: has no host")?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let ca_path = match &self.certificate_path {
-            Some(p) => Some(envoy_file(p).map_err(|e| format!("certificate_path: {e}"))?),
+            Some(p) => Some(envoy_file(p).map_err(|e| format!(".certificate_path: {e}"))?),
             None => None,
         };
         Ok(JwksEndpoint {
@@ -244,18 +244,26 @@ impl LocalJwks {
         let text = match (&self.inline, &self.certificate_path) {
             (Some(t), None) => t.clone(),
             (None, Some(p)) => {
-                std::fs::read_to_string(p).map_err(|e| format!("certificate_path: {}: {e}", p.display()))?
+                std::fs::read_to_string(p).map_err(|e| format!(".certificate_path: {}: {e}", p.display()))?
             }
-            _ => return Err("exactly one of inline and certificate_path is required".into()),
+            _ => return Err(": exactly one of inline and certificate_path is required".into()),
         };
         // Envoy reads a JWKS (a PEM key would be refused by Envoy at run time, silently failing
         // every token): check the shape here.
-        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|_| "must be a JWKS (JSON with keys)")?;
+        let field = if self.inline.is_some() {
+            "inline"
+        } else {
+            "certificate_path"
+        };
+        let not_jwks = || format!(".{field}: must be a JWKS (JSON with keys), not PEM");
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|_| not_jwks())?;
         if !doc.get("keys").is_some_and(serde_json::Value::is_array) {
-            return Err("must be a JWKS (JSON with keys)".into());
+            return Err(not_jwks());
         }
         match &self.certificate_path {
-            Some(p) => Ok(Jwks::File(envoy_file(p).map_err(|e| format!("certificate_path: {e}"))?)),
+            Some(p) => Ok(Jwks::File(
+                envoy_file(p).map_err(|e| format!(".certificate_path: {e}"))?,
+            )),
             None => Ok(Jwks::Inline(text)),
         }
     }
@@ -275,3 +283,6 @@ fn is_token(s: &str) -> bool {
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
+
+#[cfg(test)]
+mod tests;

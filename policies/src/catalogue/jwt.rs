@@ -56,6 +56,17 @@ pub(super) fn check(params: &Value, facts: &GatewayFacts, out: &mut Vec<ParamErr
             ));
         }
     }
+    // The token's header and scheme are read by every route's `jwt_authn` alike (the listener's
+    // configuration): a route cannot take another scheme without changing every listener.
+    if let Some(prefix) = params.get("authHeaderPrefix").and_then(Value::as_str)
+        && prefix != facts.auth_header_scheme
+    {
+        let msg = format!(
+            "authHeaderPrefix '{prefix}' differs from this gateway's scheme '{}' (jwt.auth_header_scheme)",
+            facts.auth_header_scheme
+        );
+        out.push(error("authHeaderPrefix", msg));
+    }
     for (at, aud) in strings("audiences") {
         if aud.is_empty() {
             out.push(error(&at, "Value must not be empty".to_string()));
@@ -109,6 +120,7 @@ mod tests {
     fn errors(km: &[&str], params: serde_json::Value) -> Vec<(String, String)> {
         let facts = GatewayFacts {
             key_managers: km.iter().map(|s| s.to_string()).collect(),
+            auth_header_scheme: "Bearer".into(),
         };
         let cat = Catalogue::for_gateway(facts);
         let def = cat.lookup("jwt-auth", "v1").expect("jwt-auth v1");
@@ -181,6 +193,8 @@ mod tests {
         );
         let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["requiredClaims", "claimMappings.sub"], "{e:?}");
+        let e = errors(&["idp"], json!({"authHeaderPrefix": "JWT"}));
+        assert_eq!(e[0].0, "authHeaderPrefix", "{e:?}");
         let e = errors(&["idp"], json!({"issuer": "idp"}));
         assert_eq!(e[0].1, "Unknown parameter 'issuer'");
     }

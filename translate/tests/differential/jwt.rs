@@ -97,6 +97,7 @@ fn envoy_accepts_every_jwt_auth_the_catalogue_accepts() {
     let judge = Judge::new("jwt");
     let facts = GatewayFacts {
         key_managers: ["idp", "internal", "insecure", "local"].map(String::from).to_vec(),
+        auth_header_scheme: "Bearer".into(),
     };
     let doc = parse::document(DOC.as_bytes(), Syntax::Yaml).unwrap();
     let api = tollgate_model::resolve(&doc, &judge::defaults(), &Catalogue::for_gateway(facts)).unwrap();
