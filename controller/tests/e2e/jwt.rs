@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
-use tollgate::config::{JwksSource, KeyManager, RemoteJwks};
+use tollgate::config::{JwksSource, KeyManager, LocalJwks, RemoteJwks};
 use tollgate_testkit::Echo;
 
 use crate::api_yaml;
@@ -60,6 +60,14 @@ fn claims(scope: &str) -> Value {
            "iat": now(), "exp": now() + 3600})
 }
 
+/// Claims with the `admin` scope in an `scp` array, from `iss`.
+fn admin_claims(iss: &str) -> Value {
+    let mut c = claims("");
+    c["scp"] = json!(["admin"]);
+    c["iss"] = json!(iss);
+    c
+}
+
 /// Serves the JWKS of whichever keys `keys` holds at `/jwks.json`; returns its port.
 async fn jwks_server(keys: Arc<Mutex<Value>>) -> u16 {
     let app = axum::Router::new().route(
@@ -80,16 +88,16 @@ async fn jwks_server(keys: Arc<Mutex<Value>>) -> u16 {
     port
 }
 
-/// An API under `/orders`: `GET /items` takes the API's policy, `GET /admin` its own (which
+/// An API under `/<name>`: `GET /items` takes the API's policy, `GET /admin` its own (which
 /// needs the `admin` scope, in `scp`).
-fn orders(url: &str, issuer: &str) -> String {
+fn orders(name: &str, url: &str, issuer: &str) -> String {
     let policy = format!(
         "  policies:\n    - name: jwt-auth\n      version: v1\n      params:\n        issuers: [{issuer}]\n        \
          audiences: [orders]\n        requiredScopes: [orders:read]\n        claimMappings: {{sub: X-User-Id}}\n"
     );
     let ops = "    - {method: GET, path: /items}\n    - method: GET\n      path: /admin\n      policies:\n        \
                - {name: jwt-auth, version: v1, params: {requiredScopes: [admin]}}\n";
-    api_yaml("orders", "/orders", url, ops).replace("  operations:", &format!("{policy}  operations:"))
+    api_yaml(name, &format!("/{name}"), url, ops).replace("  operations:", &format!("{policy}  operations:"))
 }
 
 async fn get(s: &Stack, path: &str, token: Option<&str>) -> (StatusCode, Value, String) {
@@ -111,6 +119,7 @@ async fn get(s: &Stack, path: &str, token: Option<&str>) -> (StatusCode, Value, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_verified_checked_mapped_and_rotated() {
     let (old, new, stranger) = (Signer::new("k1"), Signer::new("k2"), Signer::new("k-unknown"));
+    let partner = Signer::new("p1");
     let keys = Arc::new(Mutex::new(json!({"keys": [old.jwk()]})));
     let jwks_port = jwks_server(keys.clone()).await;
     let echo = Echo::start("backend").await;
@@ -127,22 +136,32 @@ async fn tokens_are_verified_checked_mapped_and_rotated() {
                 local: None,
             },
         }];
+        // A second key manager with a local JWKS, for the issuers check.
+        c.jwt.key_managers.push(KeyManager {
+            name: "partners".into(),
+            issuer: Some("partners".into()),
+            jwks: JwksSource {
+                remote: None,
+                local: Some(LocalJwks {
+                    inline: Some(json!({"keys": [partner.jwk()]}).to_string()),
+                    certificate_path: None,
+                }),
+            },
+        });
         c.jwt.jwks_cache_ttl = Duration::from_secs(2);
     })
     .await;
     let url = format!("http://127.0.0.1:{}", echo.port);
 
     // An issuer that names no configured key manager is refused with its field.
-    let (st, body) = s
-        .deploy(&orders(&url, "nope").replace("name: orders", "name: refused"))
-        .await;
+    let (st, body) = s.deploy(&orders("refused", &url, "nope")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body.to_string().contains("spec.policies[0].params.issuers[0]"),
         "{body}"
     );
 
-    let (st, body) = s.deploy(&orders(&url, "idp")).await;
+    let (st, body) = s.deploy(&orders("orders", &url, "idp")).await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
     let good = old.token(claims("orders:read profile"));
     // Envoy fetches the JWKS off the request path: poll until the token passes.
@@ -169,6 +188,23 @@ async fn tokens_are_verified_checked_mapped_and_rotated() {
         assert_eq!(ctype, "application/json", "{what}");
     }
 
+    // A token the other key manager (local JWKS) verifies: good on an API that lists it (and on
+    // an operation whose policy lists no issuers), 403 on one that lists only `idp`.
+    let mut from_partner = claims("orders:read");
+    from_partner["iss"] = json!("partners");
+    let from_partner = partner.token(from_partner);
+    let (st, body) = s.deploy(&orders("partners", &url, "partners")).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    crate::stack::eventually(|| async { get(&s, "/partners/items", Some(&from_partner)).await.0 == StatusCode::OK })
+        .await;
+    assert_eq!(get(&s, "/partners/items", Some(&good)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&s, "/orders/items", Some(&from_partner)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let partner_admin = partner.token(admin_claims("partners"));
+    assert_eq!(get(&s, "/orders/admin", Some(&partner_admin)).await.0, StatusCode::OK);
+
     // Verified, but not for this route: 403.
     let wrong_aud = old.token(
         json!({"iss": ISSUER, "sub": "a", "aud": "billing", "scope": "orders:read",
@@ -186,12 +222,8 @@ async fn tokens_are_verified_checked_mapped_and_rotated() {
 
     // The operation's policy replaces the API's: `admin` (here in an `scp` array) is what counts.
     assert_eq!(get(&s, "/orders/admin", Some(&good)).await.0, StatusCode::FORBIDDEN);
-    let mut admin = claims("");
-    admin["scp"] = json!(["admin"]);
-    assert_eq!(
-        get(&s, "/orders/admin", Some(&old.token(admin.clone()))).await.0,
-        StatusCode::OK
-    );
+    let admin = old.token(admin_claims(ISSUER));
+    assert_eq!(get(&s, "/orders/admin", Some(&admin)).await.0, StatusCode::OK);
 
     // Rotation: the key manager now publishes only the new key. Once Envoy's cache (2 s) expires,
     // tokens from the new key pass and tokens from the old one no longer do.
