@@ -1,5 +1,6 @@
 //! `jwt-auth` end to end (issue 15): key managers from the configuration, tokens signed here
-//! (ES256 with ring), their JWKS served by a small server this test runs, verified by the real
+//! (ES256 with ring), their JWKS served over HTTPS (Envoy trusts the key manager's own CA) by a
+//! small server this test runs, verified by the real
 //! Envoy's `jwt_authn` and checked per route by its RBAC filter; then a key rotation at the JWKS
 //! server, picked up once Envoy's cache expires.
 
@@ -68,8 +69,9 @@ fn admin_claims(iss: &str) -> Value {
     c
 }
 
-/// Serves the JWKS of whichever keys `keys` holds at `/jwks.json`; returns its port.
-async fn jwks_server(keys: Arc<Mutex<Value>>) -> u16 {
+/// Serves the JWKS of whichever keys `keys` holds at `/jwks.json`, over HTTPS with a fresh
+/// self-signed certificate for 127.0.0.1; returns its port and that certificate (PEM), Envoy's CA.
+async fn jwks_server(keys: Arc<Mutex<Value>>) -> (u16, String) {
     let app = axum::Router::new().route(
         "/jwks.json",
         axum::routing::get(move || {
@@ -80,12 +82,14 @@ async fn jwks_server(keys: Arc<Mutex<Value>>) -> u16 {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (cert, key) = tollgate_testkit::tls::self_signed(&["127.0.0.1"]);
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let listener = tollgate::https::TlsListener::new(tcp, tollgate_testkit::tls::acceptor(&cert, &key)).unwrap();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    port
+    (port, cert)
 }
 
 /// An API under `/<name>`: `GET /items` takes the API's policy, `GET /admin` its own (which
@@ -121,7 +125,12 @@ async fn tokens_are_verified_checked_mapped_and_rotated() {
     let (old, new, stranger) = (Signer::new("k1"), Signer::new("k2"), Signer::new("k-unknown"));
     let partner = Signer::new("p1");
     let keys = Arc::new(Mutex::new(json!({"keys": [old.jwk()]})));
-    let jwks_port = jwks_server(keys.clone()).await;
+    let (jwks_port, jwks_cert) = jwks_server(keys.clone()).await;
+    let ca =
+        tollgate_testkit::envoy::TempDir(std::env::temp_dir().join(format!("tollgate-jwks-{}", std::process::id())));
+    std::fs::create_dir_all(&ca.0).unwrap();
+    let ca_path = ca.0.join("jwks-ca.pem");
+    std::fs::write(&ca_path, jwks_cert).unwrap();
     let echo = Echo::start("backend").await;
     let s = Stack::with(|c| {
         c.jwt.key_managers = vec![KeyManager {
@@ -129,8 +138,8 @@ async fn tokens_are_verified_checked_mapped_and_rotated() {
             issuer: Some(ISSUER.into()),
             jwks: JwksSource {
                 remote: Some(RemoteJwks {
-                    uri: format!("http://127.0.0.1:{jwks_port}/jwks.json"),
-                    certificate_path: None,
+                    uri: format!("https://127.0.0.1:{jwks_port}/jwks.json"),
+                    certificate_path: Some(ca_path.clone()),
                     skip_tls_verify: false,
                 }),
                 local: None,
