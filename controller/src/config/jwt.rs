@@ -10,6 +10,8 @@ use tollgate_translate::{ErrorFormat, Jwks, JwksEndpoint, JwtSettings, KeyManage
 
 use super::{ConfigError, duration};
 
+mod pem;
+
 /// `jwt-auth`'s gateway-wide settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -75,7 +77,8 @@ pub struct RemoteJwks {
     pub skip_tls_verify: bool,
 }
 
-/// Keys given locally, as a JWKS: exactly one of `inline` and `certificate_path`.
+/// Keys given locally, as a JWKS or PEM (certificates or public keys): exactly one of `inline`
+/// and `certificate_path`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalJwks {
@@ -248,14 +251,20 @@ impl LocalJwks {
             }
             _ => return Err(": exactly one of inline and certificate_path is required".into()),
         };
-        // Envoy reads a JWKS (a PEM key would be refused by Envoy at run time, silently failing
-        // every token): check the shape here.
         let field = if self.inline.is_some() {
             "inline"
         } else {
             "certificate_path"
         };
-        let not_jwks = || format!(".{field}: must be a JWKS (JSON with keys), not PEM");
+        // Envoy reads only a JWKS: PEM certificates and keys are converted here (and then travel
+        // inline), and a JWKS is checked for its shape (Envoy would refuse a bad one only at run
+        // time, failing every token).
+        if pem::is_pem(&text) {
+            return pem::to_jwks(&text)
+                .map(Jwks::Inline)
+                .map_err(|e| format!(".{field}: {e}"));
+        }
+        let not_jwks = || format!(".{field}: must be a JWKS (JSON with keys) or PEM");
         let doc: serde_json::Value = serde_json::from_str(&text).map_err(|_| not_jwks())?;
         if !doc.get("keys").is_some_and(serde_json::Value::is_array) {
             return Err(not_jwks());

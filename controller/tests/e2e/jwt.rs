@@ -42,6 +42,18 @@ impl Signer {
                "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])})
     }
 
+    /// The public key as PEM (SubjectPublicKeyInfo: the fixed P-256 prefix, then the point).
+    fn pem(&self) -> String {
+        const P256_SPKI: &str = "3059301306072a8648ce3d020106082a8648ce3d030107034200";
+        let mut der: Vec<u8> = (0..P256_SPKI.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&P256_SPKI[i..i + 2], 16).unwrap())
+            .collect();
+        der.extend_from_slice(self.key.public_key().as_ref());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+    }
+
     /// A compact JWS over `claims`.
     fn token(&self, claims: Value) -> String {
         let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
@@ -145,14 +157,15 @@ async fn tokens_are_verified_checked_mapped_and_rotated() {
                 local: None,
             },
         }];
-        // A second key manager with a local JWKS, for the issuers check.
+        // A second key manager with a local key, as PEM (the controller turns it into a JWKS),
+        // for the issuers check.
         c.jwt.key_managers.push(KeyManager {
             name: "partners".into(),
             issuer: Some("partners".into()),
             jwks: JwksSource {
                 remote: None,
                 local: Some(LocalJwks {
-                    inline: Some(json!({"keys": [partner.jwk()]}).to_string()),
+                    inline: Some(partner.pem()),
                     certificate_path: None,
                 }),
             },
@@ -197,7 +210,7 @@ async fn tokens_are_verified_checked_mapped_and_rotated() {
         assert_eq!(ctype, "application/json", "{what}");
     }
 
-    // A token the other key manager (local JWKS) verifies: good on an API that lists it (and on
+    // A token the other key manager (local PEM key) verifies: good on an API that lists it (and on
     // an operation whose policy lists no issuers), 403 on one that lists only `idp`.
     let mut from_partner = claims("orders:read");
     from_partner["iss"] = json!("partners");

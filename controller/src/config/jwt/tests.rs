@@ -67,9 +67,23 @@ fn bad_values_name_their_key() {
     assert!(e.contains("[0].jwks: exactly one"), "{e}");
     let e = bad(&|j| j.key_managers[0].jwks.remote.as_mut().unwrap().uri = "ftp://x/jwks".into());
     assert!(e.contains("[0].jwks.remote.uri"), "{e}");
-    let e = bad(&|j| j.key_managers[1].jwks.local.as_mut().unwrap().inline = Some("-----BEGIN".into()));
+    let e = bad(&|j| j.key_managers[1].jwks.local.as_mut().unwrap().inline = Some("{}".into()));
     assert!(e.contains("[1].jwks.local.inline: must be a JWKS"), "{e}");
+    let e = bad(&|j| j.key_managers[1].jwks.local.as_mut().unwrap().inline = Some("-----BEGIN X".into()));
+    assert!(e.contains("[1].jwks.local.inline: "), "{e}");
     let e =
         bad(&|j| j.key_managers[0].jwks.remote.as_mut().unwrap().certificate_path = Some("/nonexistent/ca.pem".into()));
     assert!(e.contains("[0].jwks.remote.certificate_path: "), "{e}");
+}
+
+#[test]
+fn a_local_pem_becomes_an_inline_jwks() {
+    let (cert, _) = tollgate_testkit::tls::self_signed(&["idp.example"]);
+    let mut j = Config::parse(TOML).unwrap().jwt;
+    j.key_managers[1].jwks.local.as_mut().unwrap().inline = Some(cert);
+    let s = j.settings().unwrap();
+    let Jwks::Inline(text) = &s.key_managers[1].jwks else {
+        panic!("inline expected")
+    };
+    assert!(text.starts_with(r#"{"keys":[{"crv":"P-256""#), "{text}");
 }
