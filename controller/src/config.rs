@@ -6,6 +6,7 @@
 mod check;
 mod duration;
 pub mod env;
+mod jwt;
 mod load;
 mod quota;
 mod sections;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use tollgate_model::{UpstreamGuard, VhostDefaults};
 
+pub use jwt::{JwksSource, Jwt, KeyManager, LocalJwks, RemoteJwks};
 pub use load::{FlagValue, Origins, Source};
 pub use quota::{Quota, QuotaFailureMode};
 pub use sections::{ApiKeys, Auth, ControlPlane, Envoy, LogFormat, Logging, Role, Router, Server, User, Vhosts};
@@ -37,6 +39,8 @@ pub struct Config {
     pub xds_tls: XdsTls,
     pub authz_tls: PortTls,
     pub quota: Quota,
+    /// `jwt-auth`'s key managers and settings.
+    pub jwt: Jwt,
 }
 
 /// A configuration problem, naming the key at fault.

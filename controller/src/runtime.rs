@@ -13,6 +13,7 @@ use tollgate_policies::authz::{SharedIndex, SharedSubscriptions};
 
 use crate::subs::{Feed, Subs, persist};
 use tollgate_policies::Catalogue;
+use tollgate_policies::catalogue::GatewayFacts;
 use tollgate_xds::{ServerHandle, StatusRegistry, Store, XdsServer};
 use tracing::{info, warn};
 
@@ -205,7 +206,10 @@ async fn load_app(
         xds: xds.0.clone(),
         status: xds.1.clone(),
         ack_timeout: config.server.ack_timeout,
-        catalogue: Catalogue::builtin(),
+        catalogue: Catalogue::for_gateway(GatewayFacts {
+            key_managers: config.jwt.names(),
+            auth_header_scheme: config.jwt.auth_header_scheme.clone(),
+        }),
         vhosts: config.vhost_defaults(),
         translator,
         secrets,
@@ -379,6 +383,7 @@ fn settings(config: &Config, authz_port: u16) -> anyhow::Result<Settings> {
             tls: envoy_authz_tls(&config.authz_tls)?,
         }),
         access_log: r.access_log_sink(),
+        jwt: config.jwt.settings()?,
     })
 }
 

@@ -7,11 +7,16 @@
 pub mod basic_auth;
 pub mod ratelimit;
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 pub mod cors;
 mod json_schema;
+mod jwt;
 pub mod mediation;
+
+pub use jwt::JWT_AUTH;
 
 /// Why [`Catalogue::lookup`] found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +45,23 @@ pub struct PolicyDef {
     params: &'static [Param],
     /// Checks across parameters (WSO2's `anyOf`, `if`/`then`) once every parameter has its shape.
     extra: Option<Extra>,
+    /// Checks against the gateway's configuration, run once the schema holds (e.g. names that must
+    /// be configured).
+    gateway: Option<ExtraCheck>,
+    facts: Arc<GatewayFacts>,
+}
+
+/// A check of schema-valid `params` against what the gateway is configured with.
+type ExtraCheck = fn(&Value, &GatewayFacts, &mut Vec<ParamError>);
+
+/// What the gateway's configuration file tells the catalogue (policies whose parameters name
+/// configured things, such as `jwt-auth`'s `issuers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayFacts {
+    /// The names of the configured JWT key managers (`jwt.key_managers`).
+    pub key_managers: Vec<String>,
+    /// The scheme before a JWT in its header (`jwt.auth_header_scheme`).
+    pub auth_header_scheme: String,
 }
 
 /// A check of a whole value at a path, run after its schema passed (cross-field rules).
@@ -70,6 +92,8 @@ enum Schema {
         max: i64,
     },
     Array(&'static Schema),
+    /// An object with any keys, each value of this shape (JSON Schema's `additionalProperties`).
+    Map(&'static Schema),
     Object(&'static [Param]),
     /// The inner schema, then (only when it passed) a check of the whole value.
     Checked(&'static Schema, Extra),
@@ -156,54 +180,34 @@ const RESPOND_V1: &[Param] = &[
 // === impl Catalogue ===
 
 impl Catalogue {
-    /// The policies Tollgate ships: `api-key-auth` v1, `cors` v1, `respond` v1 and
-    /// `subscription-validation` v1.
+    /// The policies Tollgate ships, for a gateway with nothing configured for them (no key
+    /// managers, so `jwt-auth` is refused).
     pub fn builtin() -> Catalogue {
+        Catalogue::for_gateway(GatewayFacts::default())
+    }
+
+    /// The built-in policies, checked against what this gateway is configured with.
+    pub fn for_gateway(facts: GatewayFacts) -> Catalogue {
+        let facts = Arc::new(facts);
+        let def = |name, params, extra, gateway| PolicyDef {
+            name,
+            version: "v1",
+            params,
+            extra,
+            gateway,
+            facts: facts.clone(),
+        };
         let mut defs = vec![
-            PolicyDef {
-                name: "api-key-auth",
-                version: "v1",
-                params: API_KEY_AUTH_V1,
-                extra: None,
-            },
-            PolicyDef {
-                name: "cors",
-                version: "v1",
-                params: cors::CORS_V1,
-                extra: Some(cors::extra as Extra),
-            },
-            PolicyDef {
-                name: "basic-auth",
-                version: "v1",
-                params: basic_auth::BASIC_AUTH_V1,
-                extra: None,
-            },
-            PolicyDef {
-                name: "basic-ratelimit",
-                version: "v1",
-                params: ratelimit::BASIC_RATELIMIT_V1,
-                extra: None,
-            },
-            PolicyDef {
-                name: "advanced-ratelimit",
-                version: "v1",
-                params: ratelimit::ADVANCED_RATELIMIT_V1,
-                extra: None,
-            },
-            PolicyDef {
-                name: "respond",
-                version: "v1",
-                params: RESPOND_V1,
-                extra: None,
-            },
-            PolicyDef {
-                name: "subscription-validation",
-                version: "v1",
-                params: SUBSCRIPTION_VALIDATION_V1,
-                extra: None,
-            },
+            def("api-key-auth", API_KEY_AUTH_V1, None, None),
+            def("cors", cors::CORS_V1, Some(cors::extra as Extra), None),
+            def("basic-auth", basic_auth::BASIC_AUTH_V1, None, None),
+            def("basic-ratelimit", ratelimit::BASIC_RATELIMIT_V1, None, None),
+            def("advanced-ratelimit", ratelimit::ADVANCED_RATELIMIT_V1, None, None),
+            def(JWT_AUTH, jwt::PARAMS_V1, None, Some(jwt::check as ExtraCheck)),
+            def("respond", RESPOND_V1, None, None),
+            def("subscription-validation", SUBSCRIPTION_VALIDATION_V1, None, None),
         ];
-        defs.extend(mediation::defs());
+        defs.extend(mediation::defs(&facts));
         defs.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
         Catalogue { defs }
     }
@@ -252,6 +256,9 @@ impl PolicyDef {
         check_object(self.params, value, "", &mut out);
         if let Some(extra) = self.extra.filter(|_| out.is_empty()) {
             extra(value, "", &mut out);
+        }
+        if let (true, Some(check)) = (out.is_empty(), self.gateway) {
+            check(value, &self.facts, &mut out);
         }
         out
     }
@@ -319,6 +326,14 @@ fn check(schema: &Schema, value: &Value, path: &str, out: &mut Vec<ParamError>) 
                 }
             }
             None => out.push(wrong_type("array", value, path)),
+        },
+        Schema::Map(item) => match value.as_object() {
+            Some(map) => {
+                for (k, v) in map {
+                    check(item, v, &join(path, k), out);
+                }
+            }
+            None => out.push(wrong_type("object", value, path)),
         },
         Schema::Object(params) => check_object(params, value, path, out),
         Schema::Checked(inner, extra) => {

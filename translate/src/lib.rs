@@ -9,6 +9,7 @@ mod access_log;
 mod basic_auth;
 mod cluster;
 mod cors;
+mod jwt;
 mod listener;
 mod mediation;
 mod ratelimit;
@@ -26,6 +27,7 @@ use tollgate_xds::{Dep, Resource, TypeKind, Update};
 
 pub use access_log::AccessLog;
 pub use cluster::ClusterSpec;
+pub use jwt::{ErrorFormat, Jwks, JwksEndpoint, JwtSettings, KeyManager};
 pub use routes::RouteDefaults;
 pub use tollgate_model::path::full_path;
 
@@ -97,6 +99,8 @@ pub struct Settings {
     pub authz: Option<AuthzTarget>,
     /// Where the listeners log requests.
     pub access_log: AccessLog,
+    /// `jwt-auth`: key managers and how tokens are taken and refused.
+    pub jwt: JwtSettings,
 }
 
 /// The configuration file's defaults: listeners on all addresses at 8080 (HTTP) and 8443 (HTTPS,
@@ -119,6 +123,7 @@ impl Default for Settings {
             vhosts: VhostDefaults::default(),
             authz: None,
             access_log: AccessLog::Stdout,
+            jwt: JwtSettings::default(),
         }
     }
 }
@@ -171,6 +176,9 @@ impl Translator {
         let mut u = Update::new();
         if let Some(a) = &self.settings.authz {
             u.upsert(listener::authz_cluster(a)?);
+        }
+        for c in self.settings.jwt.clusters(&self.settings.trusted_ca)? {
+            u.upsert(c);
         }
         self.listeners_into(&mut u)?;
         u.upsert(self.route_config()?);

@@ -167,9 +167,10 @@ fn listener(
             }),
             route_config_name: ROUTE_CONFIG.into(),
         })),
-        // Order: CORS (inert without a route policy), auth, query mutation (off unless a route turns
-        // it on), router. See README "Policy order".
+        // Order: CORS (inert without a route policy), JWT (only with key managers configured), auth,
+        // query mutation (off unless a route turns it on), router. See README "Policy order".
         http_filters: std::iter::once(super::cors::http_filter())
+            .chain(settings.jwt.filters())
             .chain(settings.authz.iter().map(|a| ext_authz_filter(a, key_headers)))
             .chain(std::iter::once(super::mediation::header_mutation_filter()))
             .chain(std::iter::once(HttpFilter {
@@ -193,6 +194,7 @@ fn listener(
         stream_idle_timeout: Some(duration(std::time::Duration::from_secs(300))),
         server_name: "tollgate".into(),
         access_log: super::access_log::access_logs(&settings.access_log),
+        local_reply_config: settings.jwt.local_reply(),
         ..Default::default()
     };
     let transport_socket = tls.map(downstream_tls);
@@ -221,6 +223,7 @@ fn listener(
         .authz
         .iter()
         .map(|_| Dep::new(TypeKind::Cluster, AUTHZ_CLUSTER))
+        .chain(settings.jwt.deps())
         .collect();
     Ok(Resource::new(name, &l, deps)?)
 }

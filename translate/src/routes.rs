@@ -75,6 +75,7 @@ pub fn operation_route(
             .map(|checks| authz_per_route(&api.handle, &checks))
             .into_iter()
             .collect();
+    let jwt = super::jwt::route_jwt(api, i);
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
     let cors = super::cors::Cors::of(api, i);
     let mediation = super::mediation::Mediation::of(api, i);
@@ -93,7 +94,7 @@ pub fn operation_route(
                     vec![],
                 ),
             };
-            let route = Route {
+            let mut route = Route {
                 name: name.clone(),
                 r#match: Some(RouteMatch {
                     path_specifier: Some(plan.specifier),
@@ -107,6 +108,7 @@ pub fn operation_route(
                 metadata: Some(super::access_log::route_metadata(&api.handle)),
                 ..Default::default()
             };
+            super::jwt::apply(&mut route, jwt.as_ref());
             let (template, matcher, cors) = (&template, plan.rank, cors.as_ref());
             // Mediation first (it may add a conditional twin of the route), then CORS on each; the
             // preflight routes come from the unconditional route only (they match the path alone).

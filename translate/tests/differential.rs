@@ -12,6 +12,8 @@
 mod generate;
 #[path = "differential/judge.rs"]
 mod judge;
+#[path = "differential/jwt.rs"]
+mod jwt;
 #[path = "differential/mediation.rs"]
 mod mediation;
 

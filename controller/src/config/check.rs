@@ -190,6 +190,7 @@ impl Config {
         {
             certificates("control_plane.ca_cert_path", ca)?;
         }
+        self.jwt.settings()?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod grpc_tls;
 mod hostile;
 mod https;
 mod isolation;
+mod jwt;
 mod keys;
 mod managed_envoy;
 mod management;

@@ -57,6 +57,7 @@ fn schema(s: &Schema) -> Value {
         Schema::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
         Schema::Array(item) => json!({"type": "array", "items": schema(item)}),
         Schema::Object(params) => object(params),
+        Schema::Map(item) => json!({"type": "object", "additionalProperties": schema(item)}),
         Schema::Custom(_) => json!({"description": "Checked on deploy by rules of the policy's own."}),
         Schema::Checked(inner, _) => {
             let mut out = schema(inner);

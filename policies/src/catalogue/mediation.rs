@@ -127,12 +127,14 @@ const REDIRECT_V1: &[Param] = &[
 ];
 
 /// The mediation policies, for [`super::Catalogue::builtin`].
-pub(super) fn defs() -> [PolicyDef; 5] {
+pub(super) fn defs(facts: &std::sync::Arc<super::GatewayFacts>) -> [PolicyDef; 5] {
     let def = |name, params, extra| PolicyDef {
         name,
         version: "v1",
         params,
         extra,
+        gateway: None,
+        facts: facts.clone(),
     };
     [
         def("set-headers", SET_HEADERS_V1, Some(headers_any_of as Extra)),

@@ -42,6 +42,7 @@ fn list_is_sorted_and_complete() {
             ("basic-ratelimit", "v1"),
             ("cors", "v1"),
             ("host-rewrite", "v1"),
+            ("jwt-auth", "v1"),
             ("redirect", "v1"),
             ("remove-headers", "v1"),
             ("request-rewrite", "v1"),

@@ -92,7 +92,12 @@ impl Judge {
 
     /// Whether Envoy accepts the translation of `apis` together; Envoy's message when it does not.
     pub fn verdict(&self, apis: &[Api]) -> Result<(), String> {
-        let boot = bootstrap(self.settings(), apis);
+        self.verdict_with(self.settings(), apis)
+    }
+
+    /// [`Judge::verdict`] with other gateway settings.
+    pub fn verdict_with(&self, settings: Settings, apis: &[Api]) -> Result<(), String> {
+        let boot = bootstrap(settings, apis);
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let file = self.dir.join(format!("bootstrap-{n}.pb"));
         std::fs::write(&file, boot.encode_to_vec()).unwrap();
