@@ -124,6 +124,45 @@ pub async fn load(
     Ok((all, rps, errors))
 }
 
+/// One load case through an Envoy: latencies, throughput and where the CPU went.
+#[derive(Debug)]
+pub struct Measured {
+    /// p50 of the 200 answers.
+    pub p50: Duration,
+    /// p99 of the 200 answers.
+    pub p99: Duration,
+    pub requests_per_s: f64,
+    /// CPU time per request of the serving Envoy (process `envoy_pid`).
+    pub envoy_cpu: Duration,
+    /// CPU time per request of this process's ext_authz threads (`authz*`).
+    pub authz_cpu: Duration,
+}
+
+/// A one-second warm-up, then [`load`] for `secs` with `conc` in flight, measuring the CPU time the
+/// Envoy `envoy_pid` and this process's `authz*` threads spend meanwhile; fails on any non-200.
+pub async fn measure(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &Headers,
+    (secs, conc): (u64, usize),
+    envoy_pid: u32,
+) -> anyhow::Result<Measured> {
+    load(http, url, headers, 1, conc).await?;
+    let me = std::process::id();
+    let (envoy_cpu, authz_cpu) = (cpu_time(envoy_pid, None), cpu_time(me, Some("authz")));
+    let (mut lat, requests_per_s, errors) = load(http, url, headers, secs, conc).await?;
+    anyhow::ensure!(errors == 0, "{url}: {errors} non-200 responses");
+    let n = u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX);
+    lat.sort_unstable();
+    Ok(Measured {
+        p50: percentile(&lat, 50.0),
+        p99: percentile(&lat, 99.0),
+        requests_per_s,
+        envoy_cpu: cpu_time(envoy_pid, None).saturating_sub(envoy_cpu) / n,
+        authz_cpu: cpu_time(me, Some("authz")).saturating_sub(authz_cpu) / n,
+    })
+}
+
 fn with_headers(mut r: reqwest::RequestBuilder, headers: &Headers) -> reqwest::RequestBuilder {
     for (k, v) in headers {
         r = r.header(k, v);

@@ -9,11 +9,9 @@
 //! Usage: `cargo run --release -p tollgate-bench --bin authz-envoy [-- SECONDS CONCURRENCY]`
 //! (defaults 10 and 16). Needs Envoy (`make envoy`).
 
-use std::time::Duration;
-
 use tollgate::config::Config;
 use tollgate::runtime;
-use tollgate_bench::{cpu_time, deploy_yaml, load, micros, percentile, wait_200};
+use tollgate_bench::{deploy_yaml, measure, micros, wait_200};
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -135,27 +133,21 @@ admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}
     println!("| case | requests/s | p50 | p99 | p50 vs native | Envoy CPU per request | ext_authz CPU per request |");
     println!("|---|---|---|---|---|---|---|");
     let mut native_p50 = None;
-    let me = std::process::id();
     for (label, url, headers, pid) in &cases {
-        load(&http, url, headers, 1, conc).await?; // warm-up
-        let (envoy_cpu, authz_cpu) = (cpu_time(*pid, None), cpu_time(me, Some("authz")));
-        let (mut lat, rps, errors) = load(&http, url, headers, secs, conc).await?;
-        let per_request = |d: Duration| micros(d / u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX));
-        let envoy_cpu = per_request(cpu_time(*pid, None).saturating_sub(envoy_cpu));
-        let authz_cpu = per_request(cpu_time(me, Some("authz")).saturating_sub(authz_cpu));
-        anyhow::ensure!(errors == 0, "{label}: {errors} non-200 responses");
-        lat.sort_unstable();
-        let p50 = percentile(&lat, 50.0);
+        let m = measure(&http, url, headers, (secs, conc), *pid).await?;
         if label.contains("native") {
-            native_p50 = Some(p50);
+            native_p50 = Some(m.p50);
         }
         let vs = native_p50
-            .map(|n| format!("{:+.1} µs", (p50.as_secs_f64() - n.as_secs_f64()) * 1e6))
+            .map(|n| format!("{:+.1} µs", (m.p50.as_secs_f64() - n.as_secs_f64()) * 1e6))
             .unwrap_or("-".into());
         println!(
-            "| {label} | {rps:.0} | {} | {} | {vs} | {envoy_cpu} | {authz_cpu} |",
-            micros(p50),
-            micros(percentile(&lat, 99.0))
+            "| {label} | {:.0} | {} | {} | {vs} | {} | {} |",
+            m.requests_per_s,
+            micros(m.p50),
+            micros(m.p99),
+            micros(m.envoy_cpu),
+            micros(m.authz_cpu)
         );
     }
     running.shutdown().await;

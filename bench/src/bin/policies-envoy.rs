@@ -19,7 +19,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::json;
 use tollgate::config::{Config, JwksSource, KeyManager, LocalJwks};
 use tollgate::runtime;
-use tollgate_bench::{Headers, cpu_time, deploy_yaml, load, micros, percentile, wait_200};
+use tollgate_bench::{Headers, deploy_yaml, measure, micros, wait_200};
 use tollgate_testkit::{Echo, Envoy, envoy::TempDir, free_port};
 
 const ORIGIN: &str = "https://app.example.com";
@@ -93,25 +93,19 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|");
     let mut base_p50 = None;
-    let me = std::process::id();
     for (label, url, headers) in &cases {
-        load(&http, url, headers, 1, conc).await?; // warm-up
-        let (envoy_cpu, authz_cpu) = (cpu_time(pid, None), cpu_time(me, Some("authz")));
-        let (mut lat, rps, errors) = load(&http, url, headers, secs, conc).await?;
-        let per_request = |d: Duration| micros(d / u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX));
-        let envoy_cpu = per_request(cpu_time(pid, None).saturating_sub(envoy_cpu));
-        let authz_cpu = per_request(cpu_time(me, Some("authz")).saturating_sub(authz_cpu));
-        anyhow::ensure!(errors == 0, "{label}: {errors} non-200 responses");
-        lat.sort_unstable();
-        let p50 = percentile(&lat, 50.0);
+        let m = measure(&http, url, headers, (secs, conc), pid).await?;
         let vs = base_p50
-            .map(|b: Duration| format!("{:+.1} µs", (p50.as_secs_f64() - b.as_secs_f64()) * 1e6))
+            .map(|b: Duration| format!("{:+.1} µs", (m.p50.as_secs_f64() - b.as_secs_f64()) * 1e6))
             .unwrap_or("-".into());
-        base_p50.get_or_insert(p50);
+        base_p50.get_or_insert(m.p50);
         println!(
-            "| {label} | {conc} | {rps:.0} | {} | {} | {vs} | {envoy_cpu} | {authz_cpu} |",
-            micros(p50),
-            micros(percentile(&lat, 99.0))
+            "| {label} | {conc} | {:.0} | {} | {} | {vs} | {} | {} |",
+            m.requests_per_s,
+            micros(m.p50),
+            micros(m.p99),
+            micros(m.envoy_cpu),
+            micros(m.authz_cpu)
         );
     }
     running.shutdown().await;
