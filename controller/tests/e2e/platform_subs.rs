@@ -36,6 +36,8 @@ async fn subscription_validation_feature_with_the_platform_link() {
     let token = "mock-subscription-token-for-it-test";
     let sub = json!({"id": "sub-it-1", "apiId": api_id, "subscriptionToken": token,
                      "subscriptionPlanId": plan["id"], "status": "ACTIVE"});
+    // The four counted requests below must fall in one minute of the 3-a-minute plan.
+    crate::stack::fresh_minute().await;
     fake.push(&fake.subscription_event("subscription.created", &sub));
     eventually(|| async { call(&s, "/sv-api/health", Some(token), None).await.0 == 200 }).await;
     assert_eq!(call(&s, "/sv-api/health", Some(token), None).await.0, 200);

@@ -158,6 +158,18 @@ where
     wait_for("condition", LIMIT, cond).await;
 }
 
+/// Returns once at least 10 s remain in the current UTC minute (sleeping at most 10 s), so a test
+/// that counts a few requests against a per-minute quota cannot see the window reset midway.
+pub async fn fresh_minute() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into = now.as_secs_f64() % 60.0;
+    if into > 50.0 {
+        tokio::time::sleep(Duration::from_secs_f64(60.0 - into + 0.05)).await;
+    }
+}
+
 /// Everything the controller logs (at debug) in this test process, for tests that search it.
 pub fn logs() -> String {
     let buf = log_buffer();

@@ -213,7 +213,8 @@ async fn subscriptions_open_their_api_and_stop_at_the_quota() {
     .await;
     assert_eq!(st, StatusCode::CONFLICT, "same API, same token");
 
-    // 3 a minute: the fourth is 429 with the rate-limit headers.
+    // 3 a minute: the fourth is 429 with the rate-limit headers (all four in one minute).
+    crate::stack::fresh_minute().await;
     for i in 0..3 {
         let (st, h, body) = call(&s, "/shop/x", Some(&token), None).await;
         assert_eq!(st, 200, "request {i}: {body}");
