@@ -11,6 +11,7 @@ pub mod basic;
 pub mod index;
 pub mod quota;
 pub mod ratelimit;
+pub mod rewrite;
 pub mod server;
 pub mod subs;
 pub mod wire;
@@ -91,6 +92,8 @@ pub struct AuthzService {
     basic: basic::BasicAuth,
     /// The rate-limit policies' counters.
     rate_limits: ratelimit::RateLimits,
+    /// The compiled method and query rewrites.
+    rewrites: rewrite::Rewrites,
     /// The encoded refusals, shared: sending one clones a reference count, nothing else.
     deny: Bytes,
     missing: Bytes,
@@ -117,6 +120,7 @@ impl AuthzService {
             observer: None,
             basic: basic::BasicAuth::default(),
             rate_limits: ratelimit::RateLimits::default(),
+            rewrites: rewrite::Rewrites::default(),
             deny: encode(answer::unauthorized()),
             missing: encode(answer::forbidden(MISSING_BODY)),
             invalid: encode(answer::forbidden(INVALID_BODY)),
@@ -186,7 +190,7 @@ impl AuthzService {
             return (self.deny.clone(), Verdict::Unauthorized);
         };
         let validate = facts.sub == Some(b"true");
-        let limited = facts.rl.is_some() || facts.basic.is_some();
+        let limited = facts.rl.is_some() || facts.basic.is_some() || facts.rw.is_some();
         let keys = self.index.load();
         let key = match facts.key_name {
             Some(name) => match key_check(&keys, api, name, &facts, http, now) {
@@ -236,22 +240,43 @@ impl AuthzService {
             }
         }
         // Rate limits after authentication (WSO2's order): a refused key never spends a count.
-        if let Some(lines) = facts.rl {
-            let Ok(lines) = std::str::from_utf8(lines) else {
-                return (self.deny.clone(), Verdict::Unauthorized);
-            };
-            let source = wire::source_address(check_request);
-            match self.rate_limits.check(lines, http, source, self.subs.backend(), now) {
-                Ok(Some(p)) => allowed.response_headers = ratelimit::headers_of(&p.take, &p.name, now).to_vec(),
-                Ok(None) => {}
-                Err(ratelimit::Denied::Limited(answer)) => return (answer, Verdict::Limited),
-                Err(ratelimit::Denied::Malformed) => return (self.deny.clone(), Verdict::Unauthorized),
+        if let Err(refused) = self.rate_limit(&facts, check_request, http, now, &mut allowed) {
+            return refused;
+        }
+        if let Some(line) = facts.rw {
+            match self.rewrites.headers(line, http) {
+                Ok(set) => allowed.rewrite = set,
+                Err(rewrite::Malformed) => return (self.deny.clone(), Verdict::Unauthorized),
             }
         }
         (
             Bytes::from(answer::allow(&allowed, now).encode_to_vec()),
             Verdict::Allowed,
         )
+    }
+
+    /// The route's rate-limit policies, if any: the headers of the most restrictive into
+    /// `allowed`, or the refusal.
+    fn rate_limit(
+        &self,
+        facts: &wire::Facts<'_>,
+        check_request: &[u8],
+        http: &[u8],
+        now: u64,
+        allowed: &mut answer::Allowed<'_>,
+    ) -> Result<(), (Bytes, Verdict)> {
+        let Some(lines) = facts.rl else { return Ok(()) };
+        let Ok(lines) = std::str::from_utf8(lines) else {
+            return Err((self.deny.clone(), Verdict::Unauthorized));
+        };
+        let source = wire::source_address(check_request);
+        match self.rate_limits.check(lines, http, source, self.subs.backend(), now) {
+            Ok(Some(p)) => allowed.response_headers = ratelimit::headers_of(&p.take, &p.name, now).to_vec(),
+            Ok(None) => {}
+            Err(ratelimit::Denied::Limited(answer)) => return Err((answer, Verdict::Limited)),
+            Err(ratelimit::Denied::Malformed) => return Err((self.deny.clone(), Verdict::Unauthorized)),
+        }
+        Ok(())
     }
 }
 

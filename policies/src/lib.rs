@@ -44,4 +44,6 @@ pub mod ctx {
     pub const RATE_LIMIT: &str = "tollgate.rl";
     /// The route's basic-auth line (`catalogue::basic_auth`), when it has that policy.
     pub const BASIC: &str = "tollgate.basic";
+    /// The route's method and in-place query rewrites (`catalogue::mediation::service`).
+    pub const REWRITE: &str = "tollgate.rw";
 }

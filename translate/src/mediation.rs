@@ -7,7 +7,7 @@
 //! last of [`Api::policies_of`] wins).
 
 use serde_json::Value;
-use tollgate_policies::catalogue::mediation::split_url;
+use tollgate_policies::catalogue::mediation::{service, split_url};
 use tollgate_proto::envoy_types::util::pack_any;
 use tollgate_proto::pb::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, KeyValueAppend, KeyValueMutation, KeyValuePair, header_value_option,
@@ -24,6 +24,7 @@ use tollgate_proto::pb::envoy::extensions::filters::network::http_connection_man
 use tollgate_proto::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
 };
+use tollgate_proto::pb::google::protobuf::Any;
 
 use tollgate_model::Api;
 
@@ -52,6 +53,9 @@ pub struct Mediation<'a> {
     host: Option<&'a str>,
     rewrite: Option<&'a Value>,
     redirect: Option<&'a Value>,
+    /// The ext_authz per-route config (filter name, config) that makes the service do the
+    /// rewrite's method and in-place query edits, when it has some ([`Mediation::service_line`]).
+    service: Option<(String, Any)>,
 }
 
 /// Where a route's path comes from, for the path rewrites.
@@ -75,7 +79,20 @@ impl<'a> Mediation<'a> {
             host: last("host-rewrite").and_then(|p| p.get("host")).and_then(Value::as_str),
             rewrite: last("request-rewrite"),
             redirect: last("redirect"),
+            service: None,
         }
+    }
+
+    /// The `tollgate.rw` line for the ext_authz service, when `request-rewrite` asks for what
+    /// Envoy cannot do alone (a method, a query value edited in place).
+    pub fn service_line(&self) -> Option<String> {
+        self.rewrite.and_then(service::line)
+    }
+
+    /// Sets the ext_authz per-route config carrying [`Mediation::service_line`].
+    pub fn with_service(mut self, per_route: Option<(String, Any)>) -> Self {
+        self.service = per_route;
+        self
     }
 
     /// Applies the policies to `route` (one of the operation's routes). Returns the routes to install
@@ -103,7 +120,12 @@ impl<'a> Mediation<'a> {
             let matched = route.r#match.as_ref().and_then(|m| m.path_specifier.as_ref());
             rewrite_path(a, p, matched, facts);
         }
-        if let Some(rules) = rw.pointer("/queryRewrite/rules").and_then(Value::as_array) {
+        if let Some((filter, cfg)) = &self.service {
+            route.typed_per_filter_config.insert(filter.clone(), cfg.clone());
+        }
+        if let Some(rules) = rw.pointer("/queryRewrite/rules").and_then(Value::as_array)
+            && !service::query_needs_service(rw)
+        {
             let per_route = HeaderMutationPerRoute {
                 mutations: Some(Mutations {
                     query_parameter_mutations: rules.iter().filter_map(query_mutation).collect(),

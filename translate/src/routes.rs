@@ -83,7 +83,7 @@ pub fn operation_route(
     let jwt = super::jwt::route_jwt(api, i);
     let exact_headers = op.headers.iter().filter(|h| !h.regex).count();
     let cors = super::cors::Cors::of(api, i);
-    let mediation = super::mediation::Mediation::of(api, i);
+    let mediation = mediation_of(api, i, defaults);
     let facts = super::mediation::PathFacts {
         context: if api.context == "/" { "" } else { &api.context },
         op_path: &op.path,
@@ -132,6 +132,19 @@ pub fn operation_route(
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The mediation policies of operation `i`, with the ext_authz config that makes the service do
+/// what of `request-rewrite` Envoy cannot (the operation's checks are in the same call).
+fn mediation_of(api: &Api, i: usize, defaults: RouteDefaults) -> super::mediation::Mediation<'_> {
+    let mediation = super::mediation::Mediation::of(api, i);
+    match mediation.service_line().filter(|_| defaults.authz) {
+        Some(line) => {
+            let checks = authz_policies(api, i).unwrap_or_default();
+            mediation.with_service(Some(authz::authz_per_route_with(&api.handle, &checks, Some(&line))))
+        }
+        None => mediation,
+    }
 }
 
 /// The operation route `route`, after the `cors` preflight routes beside it when `cors` applies

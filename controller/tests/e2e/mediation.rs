@@ -102,9 +102,25 @@ async fn mediation_policies_through_envoy() {
     rewrites_and_redirects(&s, echo.port).await;
 }
 
+/// The method, path and query the upstream saw for GET `path` (with `X-Mode: mode`).
+async fn seen(s: &Stack, path: &str, mode: Option<&str>) -> (String, String, String) {
+    let mut r = s.gw(Method::GET, path, None);
+    if let Some(m) = mode {
+        r = r.header("x-mode", m);
+    }
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    let b: Value = r.json().await.unwrap();
+    let field = |k: &str| b[k].as_str().unwrap().to_string();
+    (field("method"), field("path"), field("query"))
+}
+
+/// An operation's `policies` with one `request-rewrite` of `params` (YAML flow style).
+fn rewrite(params: &str) -> String {
+    format!("      policies:\n        - {{name: request-rewrite, version: v1, params: {params}}}\n")
+}
+
 async fn rewrites_and_redirects(s: &Stack, port: u16) {
-    let rewrite =
-        |params: &str| format!("      policies:\n        - {{name: request-rewrite, version: v1, params: {params}}}\n");
     let ops = [
         format!(
             "    - method: GET\n      path: /items/*\n{}",
@@ -130,15 +146,8 @@ async fn rewrites_and_redirects(s: &Stack, port: u16) {
     s.wait_status("/rw/full", None, 200).await;
 
     let upstream = |path: &'static str, mode: Option<&'static str>| async move {
-        let mut r = s.gw(Method::GET, path, None);
-        if let Some(m) = mode {
-            r = r.header("x-mode", m);
-        }
-        let b: Value = r.send().await.unwrap().json().await.unwrap();
-        (
-            b["path"].as_str().unwrap().to_string(),
-            b["query"].as_str().unwrap().to_string(),
-        )
+        let (_, path, query) = seen(s, path, mode).await;
+        (path, query)
     };
     let (path, query) = upstream("/rw/items/7?page=3&debug=1&keep=y", Some("v2")).await;
     assert_eq!(path, "/v2/things/7");
@@ -170,20 +179,57 @@ async fn rewrites_and_redirects(s: &Stack, port: u16) {
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(location, format!("http://127.0.0.1:{}/rw/new", s.port));
 
-    // A method rewrite cannot be done by Envoy natively: refused, with the field.
-    let doc = api_yaml(
-        "rw-method",
-        "/rwm",
+    service_rewrites(s, port).await;
+}
+
+/// `methodRewrite` and the in-place query actions, which our ext_authz service does for Envoy,
+/// composed with a native path rewrite and a `match`.
+async fn service_rewrites(s: &Stack, port: u16) {
+    let ops = [
+        format!(
+            "    - method: GET\n      path: /m\n{}",
+            rewrite(
+                "{methodRewrite: POST, pathRewrite: {type: ReplaceFullPath, replaceFullPath: /svc/place}, queryRewrite: {rules: [{action: Append, name: tags, value: new, separator: \",\"}, {action: ReplaceRegexMatch, name: id, pattern: \"^user-([0-9]+)$\", substitution: \"u\\\\1\"}, {action: Remove, name: debug}]}}"
+            )
+        ),
+        format!(
+            "    - method: GET\n      path: /gated\n{}",
+            rewrite("{match: {headers: [{name: X-Mode, type: Exact, value: v2}]}, methodRewrite: PUT}")
+        ),
+    ];
+    let doc = api_yaml("rw-svc", "/rws", &format!("http://127.0.0.1:{port}"), &ops.concat());
+    let (status, body) = s.deploy(&doc).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    s.wait_status("/rws/gated", None, 200).await;
+    assert_eq!(
+        seen(s, "/rws/m?tags=a&id=user-42&debug=1&keep=y", None).await,
+        ("POST".into(), "/svc/place".into(), "tags=a%2Cnew&id=u42&keep=y".into())
+    );
+    // Append adds an absent parameter; the regex leaves an absent one absent.
+    assert_eq!(seen(s, "/rws/m", None).await.2, "tags=new");
+    assert_eq!(seen(s, "/rws/gated", Some("v2")).await.0, "PUT");
+    assert_eq!(
+        seen(s, "/rws/gated", Some("v1")).await.0,
+        "GET",
+        "match not met: no rewrite"
+    );
+
+    // A query pattern RE2 refuses is a 400 naming the field; nothing is deployed.
+    let bad = api_yaml(
+        "rw-bad",
+        "/rwb",
         &format!("http://127.0.0.1:{port}"),
         &format!(
             "    - method: GET\n      path: /x\n{}",
-            rewrite("{methodRewrite: POST}")
+            rewrite(
+                "{queryRewrite: {rules: [{action: ReplaceRegexMatch, name: q, pattern: \"a(\", substitution: b}]}}"
+            )
         ),
     );
-    let (status, body) = s.deploy(&doc).await;
+    let (status, body) = s.deploy(&bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(
-        body["errors"][0]["field"], "spec.operations[0].policies[0].params.methodRewrite",
+        body["errors"][0]["field"], "spec.operations[0].policies[0].params.queryRewrite.rules[0].pattern",
         "{body}"
     );
 }

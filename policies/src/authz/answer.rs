@@ -113,6 +113,8 @@ pub(super) struct Allowed<'a> {
     pub quota: Option<Take>,
     /// More response headers (a rate-limit policy's, when no quota sets them).
     pub response_headers: Vec<HeaderValueOption>,
+    /// Request headers a rewrite sets (`:method`, `:path`).
+    pub rewrite: Vec<HeaderValueOption>,
 }
 
 /// The OK answer.
@@ -123,6 +125,7 @@ pub(super) fn allow(a: &Allowed<'_>, now: u64) -> CheckResponse {
             .flatten()
             .filter(|(k, _)| !k.is_empty())
             .map(|(k, v)| header(k, v))
+            .chain(a.rewrite.iter().cloned())
             .collect(),
         headers_to_remove: a.remove_header.map(str::to_string).into_iter().collect(),
         query_parameters_to_remove: a.remove_query.map(str::to_string).into_iter().collect(),

@@ -149,6 +149,8 @@ pub struct Facts<'a> {
     pub rl: Option<&'a [u8]>,
     /// `tollgate.basic`: the route's basic-auth line.
     pub basic: Option<&'a [u8]>,
+    /// `tollgate.rw`: the route's method and in-place query rewrites.
+    pub rw: Option<&'a [u8]>,
     /// The encoded `HttpRequest`.
     pub http: Option<&'a [u8]>,
 }
@@ -174,6 +176,7 @@ pub fn facts(check_request: &[u8]) -> Option<Facts<'_>> {
                     b"tollgate.sub_cookie" => &mut facts.sub_cookie,
                     b"tollgate.rl" => &mut facts.rl,
                     b"tollgate.basic" => &mut facts.basic,
+                    b"tollgate.rw" => &mut facts.rw,
                     _ => return,
                 };
                 *slot = Some(v);

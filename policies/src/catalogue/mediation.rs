@@ -1,7 +1,8 @@
 //! The mediation policies: `set-headers`, `remove-headers`, `host-rewrite`, `request-rewrite` and
 //! `redirect`. Names, types and limits are WSO2's (`policies/<name>/policy-definition.yaml` in
-//! `wso2/gateway-controllers`); on top of them we refuse what Envoy's route configuration would refuse,
-//! and what Envoy cannot do natively (the translator lowers these to route configuration only).
+//! `wso2/gateway-controllers`); on top of them we refuse what Envoy's route configuration would refuse.
+//! The translator lowers them to route configuration, except what Envoy cannot do natively (a new
+//! request method, a query value edited in place), which the ext_authz service does ([`service`]).
 
 use serde_json::Value;
 
@@ -107,10 +108,7 @@ const REQUEST_REWRITE_V1: &[Param] = &[
     optional("match", MATCH),
     optional("pathRewrite", PATH_REWRITE),
     optional("queryRewrite", QUERY_REWRITE),
-    optional(
-        "methodRewrite",
-        Schema::Checked(&Schema::Str(StrRule::OneOf(METHODS)), no_method_rewrite),
-    ),
+    optional("methodRewrite", Schema::Str(StrRule::OneOf(METHODS))),
 ];
 
 /// The redirect statuses Envoy's route redirect can answer.
@@ -457,7 +455,8 @@ fn path_rewrite(value: &Value, path: &str, out: &mut Vec<ParamError>) {
 fn query_rule(value: &Value, path: &str, out: &mut Vec<ParamError>) {
     let action = value.get("action").and_then(Value::as_str).unwrap_or_default();
     let needs: &[&str] = match action {
-        "Replace" | "Add" => &["value"],
+        "Replace" | "Add" | "Append" => &["value"],
+        "ReplaceRegexMatch" => &["pattern", "substitution"],
         _ => &[],
     };
     for key in needs {
@@ -465,16 +464,6 @@ fn query_rule(value: &Value, path: &str, out: &mut Vec<ParamError>) {
             out.push(error(&at(path, key), format!("Required parameter '{key}' is missing")));
         }
     }
-    if matches!(action, "Append" | "ReplaceRegexMatch") {
-        let msg =
-            format!("Query action '{action}' is not supported: Envoy cannot rewrite a query value in place natively");
-        out.push(error(&at(path, "action"), msg));
-    }
-}
-
-fn no_method_rewrite(_value: &Value, path: &str, out: &mut Vec<ParamError>) {
-    let msg = "methodRewrite is not supported: Envoy cannot change the request method natively";
-    out.push(error(path, msg.to_string()));
 }
 
 fn redirect_code(value: &Value, path: &str, out: &mut Vec<ParamError>) {
@@ -487,6 +476,8 @@ fn redirect_code(value: &Value, path: &str, out: &mut Vec<ParamError>) {
         ));
     }
 }
+
+pub mod service;
 
 #[cfg(test)]
 mod tests;

@@ -250,3 +250,44 @@ fn redirect_replaces_forwarding() {
     );
     assert!(r.strip_query);
 }
+
+#[test]
+fn the_service_does_the_method_and_in_place_query_edits() {
+    use prost::Message;
+    use tollgate_proto::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthzPerRoute, ext_authz_per_route};
+    let params = json!({"methodRewrite": "POST",
+                        "queryRewrite": {"rules": [{"action": "Append", "name": "q", "value": "x", "separator": ","}]},
+                        "match": {"headers": [{"name": "x-a", "type": "Present"}]}});
+    let a = api(vec![], vec![policy("request-rewrite", params.clone())]);
+    let defaults = crate::routes::RouteDefaults {
+        timeout: std::time::Duration::from_secs(15),
+        idle_timeout: std::time::Duration::from_secs(300),
+        authz: true,
+    };
+    let routes: Vec<Route> = crate::routes::operation_route(&a, 0, "*", "c", "/base", false, defaults)
+        .iter()
+        .map(|r| Route::decode(r.encoded.clone()).unwrap())
+        .collect();
+    assert_eq!(routes.len(), 2, "the gated route and the plain one");
+    let (gated, plain) = (&routes[0], &routes[1]);
+    assert!(gated.r#match.as_ref().unwrap().headers.iter().any(|h| h.name == "x-a"));
+    let authz = gated
+        .typed_per_filter_config
+        .get(crate::EXT_AUTHZ_FILTER)
+        .expect("ext_authz on");
+    let per_route = ExtAuthzPerRoute::decode(authz.value.as_slice()).unwrap();
+    let Some(ext_authz_per_route::Override::CheckSettings(settings)) = per_route.r#override else {
+        panic!("check settings expected")
+    };
+    let line = &settings.context_extensions[tollgate_policies::ctx::REWRITE];
+    assert_eq!(
+        serde_json::from_str::<Value>(line).unwrap()["query"],
+        params["queryRewrite"]["rules"]
+    );
+    assert_eq!(settings.context_extensions[tollgate_policies::ctx::API], "m");
+    assert!(
+        !gated.typed_per_filter_config.contains_key(HEADER_MUTATION_FILTER),
+        "the service edits the query, so Envoy must not edit it as well"
+    );
+    assert!(plain.typed_per_filter_config.is_empty(), "no rewrite without the match");
+}

@@ -5,7 +5,7 @@ use tollgate_model::Api;
 /// What the ext_authz service checks on one operation: the `api-key-auth` and the enabled
 /// `subscription-validation` policy that apply (each the operation's own if it has one, else the
 /// API's, as the last of [`Api::policies_of`] wins).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct AuthzChecks<'a> {
     pub key_auth: Option<&'a serde_json::Value>,
     pub subscription: Option<&'a serde_json::Value>,
@@ -73,6 +73,16 @@ pub(super) fn authz_per_route(
     api: &str,
     checks: &AuthzChecks<'_>,
 ) -> (String, tollgate_proto::pb::google::protobuf::Any) {
+    authz_per_route_with(api, checks, None)
+}
+
+/// [`authz_per_route`], also asking the service for `request-rewrite`'s method and in-place query
+/// edits (`rewrite`, the [`ctx::REWRITE`](tollgate_policies::ctx::REWRITE) line).
+pub(super) fn authz_per_route_with(
+    api: &str,
+    checks: &AuthzChecks<'_>,
+    rewrite: Option<&str>,
+) -> (String, tollgate_proto::pb::google::protobuf::Any) {
     use tollgate_policies::ctx;
     use tollgate_proto::pb::envoy::extensions::filters::http::ext_authz::v3::{
         CheckSettings, ExtAuthzPerRoute, ext_authz_per_route,
@@ -107,6 +117,9 @@ pub(super) fn authz_per_route(
     }
     if let Some(line) = &checks.basic_auth {
         ext.push((ctx::BASIC, line.clone()));
+    }
+    if let Some(line) = rewrite {
+        ext.push((ctx::REWRITE, line.to_string()));
     }
     let per_route = ExtAuthzPerRoute {
         r#override: Some(ext_authz_per_route::Override::CheckSettings(CheckSettings {

@@ -81,14 +81,20 @@ fn path_rewrite() -> impl Strategy<Value = Value> {
 }
 
 fn rewrite() -> impl Strategy<Value = (&'static str, Value)> {
-    let rule = (select(vec!["Replace", "Remove", "Add"]), name(), value())
-        .prop_map(|(a, n, v)| json!({"action": a, "name": n, "value": v}));
+    let rule = prop_oneof![
+        (select(vec!["Replace", "Remove", "Add", "Append"]), name(), value())
+            .prop_map(|(a, n, v)| json!({"action": a, "name": n, "value": v, "separator": ","})),
+        (name(), super::generate::regex()).prop_map(
+            |(n, re)| json!({"action": "ReplaceRegexMatch", "name": n, "pattern": re, "substitution": "\\1"})
+        ),
+    ];
     (
         proptest::option::of(vec(condition(), 1..3)),
         proptest::option::of(path_rewrite()),
         proptest::option::of(vec(rule, 1..3)),
+        proptest::option::of(select(vec!["POST", "PUT", "OPTIONS"])),
     )
-        .prop_map(|(m, p, q)| {
+        .prop_map(|(m, p, q, method)| {
             let mut out = json!({});
             if let Some(m) = m {
                 out["match"] = json!({"headers": m.clone(), "queryParams": m});
@@ -98,6 +104,9 @@ fn rewrite() -> impl Strategy<Value = (&'static str, Value)> {
             }
             if let Some(q) = q {
                 out["queryRewrite"] = json!({"rules": q});
+            }
+            if let Some(method) = method {
+                out["methodRewrite"] = json!(method);
             }
             ("request-rewrite", out)
         })
