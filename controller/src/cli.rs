@@ -19,7 +19,7 @@ pub use logging::{capped, log_filter};
 pub use replica::ReplicaArgs;
 
 /// What `tollgate` prints for arguments it does not understand.
-pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE] [--set SECTION.KEY=VALUE ...]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate secrets rotate [--config FILE] [--set SECTION.KEY=VALUE ...]   (re-encrypt stored secrets with the current key)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--quota-store URL [--quota-failure-mode open|closed] [--quota-sync-interval DURATION]]   (shared quotas)\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
+pub const USAGE: &str = "usage: tollgate <serve|run|hash-password> [--config FILE] [--set SECTION.KEY=VALUE ...]\n       tollgate <apply|get|delete|keys|status|completion> ...   (a client of the management API; tollgate --help)\n       tollgate secrets rotate [--config FILE] [--set SECTION.KEY=VALUE ...]   (re-encrypt stored secrets with the current key)\n       tollgate probe URL   (GET; exit 0 on a 2xx: container health checks)\n       tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID] [--max-staleness DURATION]\n         [--quota-store URL [--quota-failure-mode open|closed] [--quota-sync-interval DURATION]]   (shared quotas)\n         [--application-header NAME] [--subscription-header NAME]   (the controller's api_keys names, when not the defaults)\n         [--xds-ca FILE --xds-server-name NAME [--tls-cert FILE --tls-key FILE]]   (TLS to an https:// xDS URL)\n         [--listen-cert FILE --listen-key FILE [--listen-client-ca FILE]]   (TLS on the ext_authz port)\n       (or the token in TOLLGATE_REPLICA_TOKEN instead of --token-file)";
 
 /// Usage or configuration error (sysexits `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -85,6 +85,9 @@ pub enum CliError {
     /// `--quota-sync-interval` is not a duration between 1ms and 1s.
     #[error("--quota-sync-interval {0:?} must be a duration between 1ms and 1s, like 5ms")]
     QuotaSyncInterval(String),
+    /// `--application-header` or `--subscription-header` is outside the `x-tollgate-` namespace.
+    #[error("{flag} {name:?} must be x-tollgate- followed by letters, digits or '-' (clients' copies are removed)")]
+    HeaderName { flag: &'static str, name: String },
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -183,6 +186,7 @@ impl CliError {
             | CliError::QuotaStore(_)
             | CliError::QuotaFailureMode(_)
             | CliError::QuotaSyncInterval(_)
+            | CliError::HeaderName { .. }
             | CliError::Config(_)
             | CliError::Client(_) => EXIT_USAGE,
         }

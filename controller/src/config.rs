@@ -4,6 +4,7 @@
 //! (and where its value came from); `main` exits 64 on it.
 
 mod check;
+pub(crate) use check::identity_header_ok;
 mod duration;
 pub mod env;
 mod jwt;

@@ -37,7 +37,7 @@ use std::sync::atomic::AtomicU64;
 
 use tokio::sync::watch;
 use tollgate_policies::AuthzServer;
-use tollgate_policies::authz::{AuthzService, SharedIndex, SharedSubscriptions};
+use tollgate_policies::authz::{AuthzService, HeaderNames, SharedIndex, SharedSubscriptions};
 use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
@@ -69,6 +69,9 @@ pub struct ReplicaConfig {
     /// TLS on the replica's own ext_authz port (with a client CA: mutual TLS, only Envoys with a
     /// certificate it signed may ask).
     pub serve_tls: Option<ServeTls>,
+    /// The names of the upstream identity headers: the controller's (`api_keys.application_header`,
+    /// `api_keys.subscription_header`), so an upstream sees the same names whoever checked.
+    pub header_names: HeaderNames,
 }
 
 /// The certificate a replica serves ext_authz with, and the CA its clients' certificates need.
@@ -221,7 +224,8 @@ impl Replica {
             builder = builder.tls_config(tls.server_config()).map_err(ReplicaError::Tls)?;
         }
         let server = tokio::spawn({
-            let service = AuthzService::with_subscriptions(index.clone(), subs.clone());
+            let service = AuthzService::with_subscriptions(index.clone(), subs.clone())
+                .with_header_names(config.header_names.clone());
             let checks = InterceptedService::new(AuthzServer::from_service(service), fresh::StaleGate(fresh.clone()));
             async move {
                 let served = builder

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         tls: None,
         serve_tls: None,
         max_staleness: None,
+        header_names: Default::default(),
     })
     .await?;
     let mut authz = AuthorizationClient::connect(format!("http://127.0.0.1:{replica_port}")).await?;

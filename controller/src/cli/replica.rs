@@ -1,6 +1,6 @@
 //! `tollgate authz-replica --xds URL --token-file FILE [--listen ADDR] [--node ID]
 //! [--max-staleness DURATION] [--quota-store URL [--quota-failure-mode open|closed]
-//! [--quota-sync-interval DURATION]]`: an ext_authz service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
+//! [--quota-sync-interval DURATION]] [--application-header NAME] [--subscription-header NAME]`: an ext_authz service fed by a controller over xDS. The token (the controller's `<data_dir>/replica-token`)
 //! may come from `TOLLGATE_REPLICA_TOKEN` instead of `--token-file`; the quota store's password
 //! from `TOLLGATE_QUOTA_STORE_PASSWORD` (the controller's variable for the same key).
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::CliError;
 use crate::replica::{DEFAULT_MAX_STALENESS, Replica, ReplicaConfig, ReplicaTls, ServeTls};
 use crate::secret::Secret;
+use tollgate_policies::authz::HeaderNames;
 use tollgate_quota_store::StoreConfig;
 
 /// The variable that may carry the replica token.
@@ -34,6 +35,9 @@ pub struct ReplicaArgs {
     pub serve_tls: Option<ServeTls>,
     /// The shared quota store (`--quota-store`); `None`: quotas per replica.
     pub quota: Option<StoreConfig>,
+    /// The upstream identity headers (`--application-header`, `--subscription-header`): the
+    /// controller's `api_keys.application_header` and `api_keys.subscription_header`.
+    pub header_names: HeaderNames,
 }
 
 // === impl ReplicaArgs ===
@@ -53,6 +57,7 @@ impl ReplicaArgs {
         let mut node_id = format!("authz-replica-{}", std::process::id());
         let mut staleness = None;
         let mut quota = QuotaFlags::default();
+        let mut header_names = HeaderNames::default();
         while let Some(a) = args.next() {
             match (a.as_str(), args.next()) {
                 ("--xds", Some(v)) => xds = Some(v),
@@ -70,6 +75,8 @@ impl ReplicaArgs {
                 ("--quota-store", Some(v)) => quota.store = Some(v),
                 ("--quota-failure-mode", Some(v)) => quota.failure_mode = Some(v),
                 ("--quota-sync-interval", Some(v)) => quota.sync_interval = Some(v),
+                ("--application-header", Some(v)) => header_names.application = header("--application-header", v)?,
+                ("--subscription-header", Some(v)) => header_names.subscription = header("--subscription-header", v)?,
                 _ => return Err(CliError::Usage),
             }
         }
@@ -98,6 +105,7 @@ impl ReplicaArgs {
         let quota = quota.load(env)?;
         Ok(ReplicaArgs {
             quota,
+            header_names,
             xds,
             listen,
             node_id,
@@ -199,6 +207,15 @@ impl TlsFlags {
     }
 }
 
+/// An identity header name a flag gives, checked as the controller checks its own.
+fn header(flag: &'static str, name: String) -> Result<String, CliError> {
+    if crate::config::identity_header_ok(&name) {
+        Ok(name)
+    } else {
+        Err(CliError::HeaderName { flag, name })
+    }
+}
+
 /// The bytes of a file a flag names.
 fn read(flag: &'static str, path: String) -> Result<Vec<u8>, CliError> {
     std::fs::read(&path).map_err(|source| CliError::InputFile { flag, path, source })
@@ -221,6 +238,7 @@ pub(super) fn run(args: ReplicaArgs) -> ExitCode {
         tls: args.tls,
         serve_tls: args.serve_tls,
         max_staleness: args.max_staleness,
+        header_names: args.header_names,
     };
     let quota = args.quota;
     runtime.block_on(async move {

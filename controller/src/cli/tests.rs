@@ -139,14 +139,7 @@ fn the_replica_token_comes_from_the_file_or_the_environment() {
 #[test]
 fn the_replica_staleness_defaults_to_five_minutes_and_zero_means_no_limit() {
     let env = |_: &str| Some("t".to_string());
-    let staleness = |extra: &str| {
-        let line = format!("authz-replica --xds http://c:18000 {extra}");
-        match Command::parse(args(&line), &env) {
-            Ok(Command::AuthzReplica(a)) => Ok(a.max_staleness),
-            Ok(_) => panic!("not a replica"),
-            Err(e) => Err(e),
-        }
-    };
+    let staleness = |extra: &str| replica(extra, &env).map(|a| a.max_staleness);
     assert_eq!(staleness("").unwrap(), Some(Duration::from_secs(300)));
     assert_eq!(staleness("--max-staleness 30s").unwrap(), Some(Duration::from_secs(30)));
     assert_eq!(staleness("--max-staleness 0").unwrap(), None);
@@ -162,14 +155,7 @@ fn the_replica_quota_store_flags_are_checked_and_the_password_comes_from_the_env
         "TOLLGATE_QUOTA_STORE_PASSWORD" => Some("pw".to_string()),
         _ => Some("t".to_string()),
     };
-    let quota = |extra: &str| {
-        let line = format!("authz-replica --xds http://c:18000 {extra}");
-        match Command::parse(args(&line), &env) {
-            Ok(Command::AuthzReplica(a)) => Ok(a.quota),
-            Ok(_) => panic!("not a replica"),
-            Err(e) => Err(e),
-        }
-    };
+    let quota = |extra: &str| replica(extra, &env).map(|a| a.quota);
     assert_eq!(quota("").unwrap(), None, "per replica unless told");
     let q = quota("--quota-store redis://r:6379/0 --quota-failure-mode closed --quota-sync-interval 20ms")
         .unwrap()
@@ -282,4 +268,39 @@ fn secrets_rotate_takes_the_serve_flags() {
     assert!(matches!(parse("secrets"), Err(CliError::Usage)));
     assert!(matches!(parse("secrets list"), Err(CliError::Usage)));
     assert!(matches!(parse("secrets rotate --bogus"), Err(CliError::Usage)));
+}
+
+/// Issue #14, item 4: a replica names the upstream identity headers as the controller does.
+#[test]
+fn the_replica_takes_the_controllers_identity_header_names() {
+    let env = |_: &str| Some("t".to_string());
+    let names = |extra: &str| replica(extra, &env).map(|a| a.header_names);
+    let default = names("").unwrap();
+    assert_eq!(default, tollgate_policies::authz::HeaderNames::default());
+    let custom = names("--application-header X-Tollgate-App --subscription-header x-tollgate-sub-id").unwrap();
+    assert_eq!(
+        (custom.application.as_str(), custom.subscription.as_str()),
+        ("X-Tollgate-App", "x-tollgate-sub-id")
+    );
+    assert_eq!(custom.key_name, default.key_name);
+    for bad in [
+        "--subscription-header x-sub",
+        "--application-header x-tollgate-",
+        "--application-header",
+    ] {
+        let err = names(bad).unwrap_err();
+        assert!(
+            matches!(err, CliError::HeaderName { .. } | CliError::Usage),
+            "{bad}: {err}"
+        );
+        assert_eq!(err.exit_code(), 64);
+    }
+}
+
+/// `authz-replica --xds http://c:18000 EXTRA` parsed with `env`.
+fn replica(extra: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<super::replica::ReplicaArgs, CliError> {
+    match Command::parse(args(&format!("authz-replica --xds http://c:18000 {extra}")), env)? {
+        Command::AuthzReplica(a) => Ok(*a),
+        _ => panic!("not a replica"),
+    }
 }

@@ -116,11 +116,7 @@ impl Config {
             ("api_keys.subscription_header", &self.api_keys.subscription_header),
             ("api_keys.application_header", &self.api_keys.application_header),
         ] {
-            let suffix = name.to_ascii_lowercase();
-            let ok = suffix
-                .strip_prefix(tollgate_policies::IDENTITY_HEADER_PREFIX)
-                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-            if !ok {
+            if !identity_header_ok(name) {
                 return invalid(
                     key,
                     format!(
@@ -242,4 +238,12 @@ pub(super) fn semver_below(version: &str, min: (u64, u64)) -> bool {
         (Some(a), Some(b)) => (a, b) < min,
         _ => true,
     }
+}
+
+/// Whether `name` can carry an identity upstream: `x-tollgate-` and letters, digits or `-` (the
+/// listeners remove clients' copies of that namespace, so no client can forge it).
+pub(crate) fn identity_header_ok(name: &str) -> bool {
+    name.to_ascii_lowercase()
+        .strip_prefix(tollgate_policies::IDENTITY_HEADER_PREFIX)
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }

@@ -109,6 +109,7 @@ async fn debug_of_every_type_holding_a_secret_hides_it() {
         node_id: "n".into(),
         token: S.into(),
         max_staleness: None,
+        header_names: Default::default(),
         tls: Some(crate::replica::ReplicaTls {
             ca_pem: b"ca".to_vec(),
             server_name: "x".into(),

@@ -117,6 +117,7 @@ async fn mutual_tls_on_xds_serves_envoys_and_replicas_with_certificates_only() {
         }),
         serve_tls: None,
         max_staleness: None,
+        header_names: Default::default(),
     })
     .await
     .unwrap();

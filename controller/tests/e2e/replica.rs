@@ -26,6 +26,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         tls: None,
         serve_tls: None,
         max_staleness: None,
+        header_names: Default::default(),
     }
 }
 

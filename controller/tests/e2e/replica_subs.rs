@@ -16,6 +16,9 @@ use tollgate_testkit::{Echo, free_port};
 use crate::stack::{Stack, eventually, send};
 use crate::subscriptions::{call, plan, post, subscribe, subscribed};
 
+/// The subscription header name the operator chose (`api_keys.subscription_header`).
+const SUBSCRIPTION_HEADER: &str = "x-tollgate-sub-id";
+
 fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
     ReplicaConfig {
         xds: format!("http://{}", s.running().xds),
@@ -25,6 +28,7 @@ fn replica_config(s: &Stack, port: u16) -> ReplicaConfig {
         tls: None,
         serve_tls: None,
         max_staleness: None,
+        header_names: Default::default(),
     }
 }
 
@@ -51,6 +55,7 @@ async fn a_remote_replica_enforces_subscriptions_it_gets_over_xds() {
         c.server.authz_embedded = false;
         c.server.authz_port = authz_port;
         c.api_keys.publish_to_replicas = true;
+        c.api_keys.subscription_header = SUBSCRIPTION_HEADER.into();
     })
     .await;
     let url = format!("http://127.0.0.1:{}", echo.port);
@@ -67,12 +72,20 @@ async fn a_remote_replica_enforces_subscriptions_it_gets_over_xds() {
     let free = plan(&s, json!({"planName": "Free"})).await;
     // Made before any replica runs: the replica must get it in its first sync.
     let (_, limited) = subscribe(&s, "shop", Some(&business)).await;
-    let replica = Replica::start(replica_config(&s, authz_port)).await.unwrap();
+    let mut config = replica_config(&s, authz_port);
+    config.header_names.subscription = SUBSCRIPTION_HEADER.into();
+    let replica = Replica::start(config).await.unwrap();
 
     // The first 200 is the first of the three the replica counts.
     until(&s, &limited, 200).await;
     for i in 1..3 {
-        assert_eq!(call(&s, "/shop/x", Some(&limited), None).await.0, 200, "request {i}");
+        let (status, _, body) = call(&s, "/shop/x", Some(&limited), None).await;
+        assert_eq!(status, 200, "request {i}");
+        // The upstream gets the subscription under the name the operator chose, as from the
+        // controller's own service.
+        let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(seen["headers"][SUBSCRIPTION_HEADER].is_string(), "{body}");
+        assert!(seen["headers"].get("x-tollgate-subscription").is_none(), "{body}");
     }
     let (st, h, body) = call(&s, "/shop/x", Some(&limited), None).await;
     assert_eq!(st, 429, "{body}");
